@@ -1,0 +1,94 @@
+"""Linkhub auth v2.0: request signing and a thread-safe token cache per (CorpNum, service)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Callable
+
+from ledger.secret import Secret
+
+API_VERSION = "2.0"
+# x-lh-date as Linkhub writes it: UTC, second precision, literal Z.
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_stamp(moment: dt.datetime | None = None) -> str:
+    moment = moment or dt.datetime.now(dt.UTC)
+    return moment.astimezone(dt.UTC).strftime(DATE_FORMAT)
+
+
+def body_digest(body: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
+def signing_message(body: bytes, date: str, forwarded: str | None, path: str) -> str:
+    lines = ["POST", body_digest(body), date]
+    if forwarded is not None:
+        lines.append(forwarded)
+    lines += [API_VERSION, path]
+    return "\n".join(lines)
+
+
+def sign(secret_key: Secret, message: str) -> str:
+    key = base64.b64decode(secret_key.reveal())
+    return base64.b64encode(hmac.new(key, message.encode(), hashlib.sha256).digest()).decode()
+
+
+def token_request_body(corp_num: str, scopes: list[str]) -> bytes:
+    return json.dumps({"access_id": corp_num, "scope": scopes}).encode()
+
+
+def parse_expiration(value: str) -> dt.datetime:
+    """'2026-11-25T20:51:30.000Z' (Linkhub) to an aware UTC datetime."""
+    text = value.strip().replace("Z", "+00:00")
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    session_token: Secret
+    service_id: str
+    corp_num: str
+    expires_at: dt.datetime
+    issued_at: dt.datetime
+    scope: tuple[str, ...] = ()
+
+    def needs_renewal(self, now: dt.datetime) -> bool:
+        # Renew a little before expiry: a minute, or a tenth of a short test lifetime.
+        margin = min(dt.timedelta(seconds=60), (self.expires_at - self.issued_at) / 10)
+        return now >= self.expires_at - margin
+
+
+class TokenCache:
+    """Tokens per (CorpNum, ServiceID). `fetch` issues a new token; calls for one member are
+    serialised so that concurrent threads share one renewal instead of racing."""
+
+    def __init__(self, fetch: Callable[[str], Token]) -> None:
+        self._fetch = fetch
+        self._tokens: dict[str, Token] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock_for(self, corp_num: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(corp_num, threading.Lock())
+
+    def get(self, corp_num: str) -> Token:
+        with self._lock_for(corp_num):
+            token = self._tokens.get(corp_num)
+            if token is None or token.needs_renewal(dt.datetime.now(dt.UTC)):
+                token = self._fetch(corp_num)
+                self._tokens[corp_num] = token
+            return token
+
+    def invalidate(self, corp_num: str, token: Token) -> None:
+        """Drop `token` unless another thread already replaced it."""
+        with self._lock_for(corp_num):
+            if self._tokens.get(corp_num) is token:
+                del self._tokens[corp_num]

@@ -1,0 +1,246 @@
+"""PopbillClient: the sixteen point-management calls, validated, typed and retried.
+
+Parameters follow the seed (popbill-point-api.txt) in snake_case, with its defaults.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from urllib.parse import quote, urlencode
+
+from ledger.popbill import validation as check
+from ledger.popbill.models import (
+    ChargeInfo,
+    Page,
+    PaymentForm,
+    PaymentHistory,
+    PaymentResponse,
+    RefundForm,
+    RefundHistory,
+    RefundResponse,
+    UseHistory,
+    to_decimal,
+)
+from ledger.popbill.paging import iter_pages
+from ledger.popbill.requestor import Requestor
+from ledger.settings import Settings
+
+DateLike = str | dt.date
+
+
+def _query(path: str, params: dict[str, object]) -> str:
+    present = {k: v for k, v in params.items() if v is not None}
+    return f"{path}?{urlencode(present)}" if present else path
+
+
+class PopbillClient:
+    """Thread-safe: one instance may serve every Celery thread."""
+
+    def __init__(self, settings: Settings | None = None, *, requestor: Requestor | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.requestor = requestor or Requestor(self.settings)
+
+    @property
+    def stats(self):
+        return self.requestor.stats
+
+    def close(self) -> None:
+        self.requestor.close()
+
+    def __enter__(self) -> PopbillClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PopbillClient(link_id={self.settings.link_id!r}, api={self.requestor.api_url!r})"
+
+    # -- Linkhub auth host -------------------------------------------------------------
+
+    def get_balance(self, corp_num: str) -> Decimal:
+        """GetBalance: the member's remaining points."""
+        corp = check.corp_num(corp_num, "GetBalance")
+        answer = self.requestor.call("GetBalance", "GET", "/Point", corp, host="auth")
+        return to_decimal(answer["remainPoint"])
+
+    def get_partner_balance(self, corp_num: str) -> Decimal:
+        """GetPartnerBalance: the partner's remaining points."""
+        corp = check.corp_num(corp_num, "GetPartnerBalance")
+        answer = self.requestor.call("GetPartnerBalance", "GET", "/PartnerPoint", corp, host="auth")
+        return to_decimal(answer["remainPoint"])
+
+    def get_partner_url(self, corp_num: str, togo: str = "CHRG") -> str:
+        """GetPartnerURL: the partner's point-charge popup (valid 30 s)."""
+        corp = check.corp_num(corp_num, "GetPartnerURL")
+        check.togo(togo, "GetPartnerURL")
+        return str(self.requestor.call("GetPartnerURL", "GET", f"/URL?TG={togo}", corp, host="auth")["url"])
+
+    # -- Popbill API host --------------------------------------------------------------
+
+    def get_unit_cost(self, corp_num: str, user_id: str | None = None, service_type: str | None = None) -> Decimal:
+        """GetUnitCost: points charged per account-holder check (ServiceType 성명 or 실명)."""
+        call = "GetUnitCost"
+        corp = check.corp_num(corp_num, call)
+        st = check.service_type(service_type, required=True, call=call)
+        uid = check.user_id(user_id, call)
+        answer = self.requestor.call(
+            call, "GET", f"/EasyFin/AccountCheck/UnitCost?serviceType={quote(st)}", corp, user_id=uid
+        )
+        return to_decimal(answer["unitCost"])
+
+    def get_charge_info(self, corp_num: str, user_id: str | None = None, service_type: str | None = None) -> ChargeInfo:
+        """GetChargeInfo: unit cost, charge method and rate system of the account-check service."""
+        call = "GetChargeInfo"
+        corp = check.corp_num(corp_num, call)
+        st = check.service_type(service_type, required=False, call=call)
+        uid = check.user_id(user_id, call)
+        path = "/EasyFin/AccountCheck/ChargeInfo" + (f"?serviceType={quote(st)}" if st else "")
+        return ChargeInfo.from_wire(self.requestor.call(call, "GET", path, corp, user_id=uid))
+
+    def _member_url(self, call: str, corp_num: str, user_id: str | None, target: str) -> str:
+        corp = check.corp_num(corp_num, call)
+        uid = check.user_id(user_id, call)
+        return str(self.requestor.call(call, "GET", f"/Member?TG={target}", corp, user_id=uid)["url"])
+
+    def get_charge_url(self, corp_num: str, user_id: str | None = None) -> str:
+        """GetChargeURL: the member's point-charge popup (valid 30 s)."""
+        return self._member_url("GetChargeURL", corp_num, user_id, "CHRG")
+
+    def get_payment_url(self, corp_num: str, user_id: str | None = None) -> str:
+        """GetPaymentURL: the member's payment-history popup (valid 30 s)."""
+        return self._member_url("GetPaymentURL", corp_num, user_id, "PAYMENT")
+
+    def get_use_history_url(self, corp_num: str, user_id: str | None = None) -> str:
+        """GetUseHistoryURL: the member's use-history popup (valid 30 s)."""
+        return self._member_url("GetUseHistoryURL", corp_num, user_id, "USEHISTORY")
+
+    def payment_request(self, corp_num: str, payment_form: PaymentForm, user_id: str | None = None) -> PaymentResponse:
+        """PaymentRequest: ask for a bank-transfer deposit. Not idempotent: never retried once sent."""
+        call = "PaymentRequest"
+        corp = check.corp_num(corp_num, call)
+        form = check.payment_form(payment_form, call)
+        uid = check.user_id(user_id, call)
+        answer = self.requestor.call(
+            call, "POST", "/Payment", corp, user_id=uid, payload=form.to_wire(), idempotent=False
+        )
+        return PaymentResponse.from_wire(answer)
+
+    def get_settle_result(self, corp_num: str, settle_code: str, user_id: str | None = None) -> PaymentHistory:
+        """GetSettleResult: one deposit request by its settle code."""
+        call = "GetSettleResult"
+        corp = check.corp_num(corp_num, call)
+        code = check.code("SettleCode", settle_code, call)
+        uid = check.user_id(user_id, call)
+        return PaymentHistory.from_wire(self.requestor.call(call, "GET", f"/Payment/{quote(code)}", corp, user_id=uid))
+
+    def get_payment_history(
+        self,
+        corp_num: str,
+        s_date: DateLike,
+        e_date: DateLike,
+        page: int | None = None,
+        per_page: int | None = None,
+        user_id: str | None = None,
+    ) -> Page[PaymentHistory]:
+        """GetPaymentHistory: one page of payments registered between s_date and e_date."""
+        call = "GetPaymentHistory"
+        corp = check.corp_num(corp_num, call)
+        sd, ed = check.date_range(s_date, e_date, call)
+        params = {"SDate": sd, "EDate": ed, "Page": check.page(page, call), "PerPage": check.per_page(per_page, call)}
+        uid = check.user_id(user_id, call)
+        answer = self.requestor.call(call, "GET", _query("/PaymentHistory", params), corp, user_id=uid)
+        return Page.from_wire(answer, PaymentHistory)
+
+    def get_use_history(
+        self,
+        corp_num: str,
+        s_date: DateLike,
+        e_date: DateLike,
+        page: int | None = None,
+        per_page: int | None = None,
+        order: str | None = None,
+        user_id: str | None = None,
+    ) -> Page[UseHistory]:
+        """GetUseHistory: one page of point transactions between s_date and e_date."""
+        call = "GetUseHistory"
+        corp = check.corp_num(corp_num, call)
+        sd, ed = check.date_range(s_date, e_date, call)
+        params = {
+            "SDate": sd,
+            "EDate": ed,
+            "Page": check.page(page, call),
+            "PerPage": check.per_page(per_page, call),
+            "Order": check.order(order, call),
+        }
+        uid = check.user_id(user_id, call)
+        answer = self.requestor.call(call, "GET", _query("/UseHistory", params), corp, user_id=uid)
+        return Page.from_wire(answer, UseHistory)
+
+    def refund(self, corp_num: str, refund_form: RefundForm, user_id: str | None = None) -> RefundResponse:
+        """Refund: ask for points back. Not idempotent: never retried once sent."""
+        call = "Refund"
+        corp = check.corp_num(corp_num, call)
+        form = check.refund_form(refund_form, call)
+        uid = check.user_id(user_id, call)
+        answer = self.requestor.call(
+            call, "POST", "/Refund", corp, user_id=uid, payload=form.to_wire(), idempotent=False
+        )
+        return RefundResponse.from_wire(answer)
+
+    def get_refund_history(
+        self, corp_num: str, page: int | None = None, per_page: int | None = None, user_id: str | None = None
+    ) -> Page[RefundHistory]:
+        """GetRefundHistory: one page of refund requests, newest first."""
+        call = "GetRefundHistory"
+        corp = check.corp_num(corp_num, call)
+        params = {"Page": check.page(page, call), "PerPage": check.per_page(per_page, call)}
+        uid = check.user_id(user_id, call)
+        answer = self.requestor.call(call, "GET", _query("/RefundHistory", params), corp, user_id=uid)
+        return Page.from_wire(answer, RefundHistory)
+
+    def get_refund_info(self, corp_num: str, refund_code: str, user_id: str | None = None) -> RefundHistory:
+        """GetRefundInfo: one refund request by its refund code."""
+        call = "GetRefundInfo"
+        corp = check.corp_num(corp_num, call)
+        code = check.code("RefundCode", refund_code, call)
+        uid = check.user_id(user_id, call)
+        return RefundHistory.from_wire(self.requestor.call(call, "GET", f"/Refund/{quote(code)}", corp, user_id=uid))
+
+    def get_refundable_balance(self, corp_num: str, user_id: str | None = None) -> Decimal:
+        """GetRefundableBalance: points that can be refunded (bonus points excluded)."""
+        call = "GetRefundableBalance"
+        corp = check.corp_num(corp_num, call)
+        uid = check.user_id(user_id, call)
+        return to_decimal(self.requestor.call(call, "GET", "/RefundPoint", corp, user_id=uid)["refundableBalance"])
+
+    # -- Paging ------------------------------------------------------------------------
+
+    def iter_use_history(
+        self,
+        corp_num: str,
+        s_date: DateLike,
+        e_date: DateLike,
+        *,
+        per_page: int = 1000,
+        order: str = "A",
+        user_id: str | None = None,
+    ) -> Iterator[Page[UseHistory]]:
+        """Every page of the window, oldest first by default so that new rows land on the last page."""
+        return iter_pages(
+            lambda p: self.get_use_history(corp_num, s_date, e_date, p, per_page, order, user_id), call="GetUseHistory"
+        )
+
+    def iter_payment_history(
+        self, corp_num: str, s_date: DateLike, e_date: DateLike, *, per_page: int = 1000, user_id: str | None = None
+    ) -> Iterator[Page[PaymentHistory]]:
+        return iter_pages(
+            lambda p: self.get_payment_history(corp_num, s_date, e_date, p, per_page, user_id), call="GetPaymentHistory"
+        )
+
+    def iter_refund_history(
+        self, corp_num: str, *, per_page: int = 1000, user_id: str | None = None
+    ) -> Iterator[Page[RefundHistory]]:
+        return iter_pages(lambda p: self.get_refund_history(corp_num, p, per_page, user_id), call="GetRefundHistory")

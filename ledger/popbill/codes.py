@@ -1,0 +1,29 @@
+"""What the raw state and type codes mean. The sources do not enumerate them, so this is the
+one place that decides, and every mapping can be overridden (see `Codes.from_mapping`).
+
+The simulator speaks these same defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+SETTLE_PENDING, SETTLE_DONE, SETTLE_CANCELLED = 1, 2, 3
+REFUND_PENDING, REFUND_DONE, REFUND_REJECTED = 1, 2, 3
+TX_CHARGE, TX_USE, TX_BONUS, TX_REFUND, TX_ADJUST_UP, TX_ADJUST_DOWN = 1, 2, 3, 4, 5, 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Codes:
+    settle_pending: frozenset[int] = frozenset({SETTLE_PENDING})
+    settle_done: frozenset[int] = frozenset({SETTLE_DONE})
+    refund_pending: frozenset[int] = frozenset({REFUND_PENDING})
+    refund_done: frozenset[int] = frozenset({REFUND_DONE})
+    credit_tx_types: frozenset[int] = frozenset({TX_CHARGE, TX_BONUS, TX_ADJUST_UP})
+    bonus_tx_types: frozenset[int] = frozenset({TX_BONUS})
+
+    def settle_is_final(self, state: int | None) -> bool:
+        return state is not None and state not in self.settle_pending
+
+    def refund_is_final(self, state: int | None) -> bool:
+        return state is not None and state not in self.refund_pending

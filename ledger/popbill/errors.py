@@ -1,0 +1,88 @@
+"""One small hierarchy for everything the Popbill client raises.
+
+Every error carries the Popbill code (negative, or None when the server never answered),
+the message, the HTTP status (None before an answer) and the call's name.
+"""
+
+from __future__ import annotations
+
+# The code the official SDKs use for errors they detect before calling.
+CLIENT_SIDE_CODE = -99999999
+
+
+class PopbillError(Exception):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        status: int | None = None,
+        call: str | None = None,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status = status
+        self.call = call
+        self.body = body
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.code is not None:
+            parts.append(f"code={self.code}")
+        if self.status is not None:
+            parts.append(f"status={self.status}")
+        if self.call:
+            parts.append(f"call={self.call}")
+        return " ".join(parts) if len(parts) == 1 else f"{parts[0]} ({', '.join(parts[1:])})"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, code={self.code}, status={self.status}, call={self.call!r})"
+
+
+class InvalidRequestError(PopbillError):
+    """Rejected before anything was sent; `parameter` names the offending argument."""
+
+    def __init__(self, parameter: str, message: str, *, call: str | None = None) -> None:
+        super().__init__(f"{parameter}: {message}", code=CLIENT_SIDE_CODE, call=call)
+        self.parameter = parameter
+
+
+class TransportError(PopbillError):
+    """No usable answer: connection refused or dropped, timeout, malformed or truncated body."""
+
+    def __init__(self, message: str, *, sent: bool, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        # False only when the request provably never reached the server.
+        self.sent = sent
+
+
+class ReadTimeoutError(TransportError):
+    pass
+
+
+class AuthError(PopbillError):
+    """Linkhub refused the credentials or the token (bad signature, expired, wrong member)."""
+
+
+class RateLimitError(PopbillError):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class ServerError(PopbillError):
+    """A 5xx answer that is not a Popbill business error."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class BusinessError(PopbillError):
+    """Popbill understood the call and said no: the JSON answer with a negative code."""
+
+
+class PagingError(PopbillError):
+    """Pages disagreed with each other (total or pageCount changed, rows missing)."""
