@@ -47,6 +47,20 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     return value
 
 
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+        raise SettingsError(f"{name} must be {bounds}, got {raw!r}")
+    return value
+
+
 def _default_home() -> Path:
     data_home = Path.home() / ".local" / "share"
     return data_home / "popbill-ledger"
@@ -69,6 +83,10 @@ class Settings:
     retry_backoff: float = 0.5
     ledger_home: Path = dataclasses.field(default_factory=_default_home)
     database_url: Secret | None = None
+    sync_lookback_days: int = 3
+    sync_window_days: int = 31
+    sync_initial_days: int = 365
+    sync_per_page: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -87,11 +105,15 @@ class Settings:
             auth_url=(env.get("LINKHUB_AUTH_URL") or None),
             connect_timeout=_number(env, "POPBILL_CONNECT_TIMEOUT", 5.0, minimum=0.001),
             read_timeout=_number(env, "POPBILL_READ_TIMEOUT", 60.0, minimum=0.001),
-            retry_attempts=int(_number(env, "POPBILL_RETRY_ATTEMPTS", 5, minimum=1)),
+            retry_attempts=_integer(env, "POPBILL_RETRY_ATTEMPTS", 5, minimum=1),
             retry_max_seconds=_number(env, "POPBILL_RETRY_MAX_SECONDS", 60.0, minimum=0),
             retry_backoff=_number(env, "POPBILL_RETRY_BACKOFF", 0.5, minimum=0),
             ledger_home=Path(home).expanduser() if home else _default_home(),
             database_url=Secret(database_url) if database_url else None,
+            sync_lookback_days=_integer(env, "LEDGER_SYNC_LOOKBACK_DAYS", 3, minimum=0),
+            sync_window_days=_integer(env, "LEDGER_SYNC_WINDOW_DAYS", 31, minimum=1),
+            sync_initial_days=_integer(env, "LEDGER_SYNC_INITIAL_DAYS", 365, minimum=0),
+            sync_per_page=_integer(env, "LEDGER_SYNC_PER_PAGE", 1000, minimum=1, maximum=1000),
         )
 
     def with_hosts(self, base_url: str) -> Settings:

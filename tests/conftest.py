@@ -2,16 +2,25 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
-from ledger.kst import KST
+from ledger.db import migrate
+from ledger.db.engine import make_engine
+from ledger.db.registry import metadata
+from ledger.kst import KST, today_kst
 from ledger.popbill import PopbillClient
+from ledger.secret import Secret
 from ledger.settings import Settings
 from ledger.simulator import SimConfig, Simulator
 
-# A fixed start makes every generated history identical from run to run.
-SIM_START = dt.datetime(2026, 11, 20, 15, 0, tzinfo=KST)
+# A start fixed to the day makes generated histories repeatable, and keeps them within the
+# sync's default first window (a year back from today) whenever the tests run.
+SIM_START = dt.datetime.combine(today_kst() - dt.timedelta(days=2), dt.time(15, 0), tzinfo=KST)
 MEMBER = "1234567890"
 
 
@@ -38,3 +47,56 @@ def client_settings(sim: Simulator, **overrides) -> Settings:
 def client(simulator):
     with PopbillClient(client_settings(simulator)) as popbill:
         yield popbill
+
+
+# -- database ------------------------------------------------------------------------------
+
+TEST_DATABASE_URL = os.environ.get(
+    "LEDGER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/ledger_test"
+)
+
+
+def _recreate_database(url: str) -> None:
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def db_settings() -> Settings:
+    return dataclasses.replace(Settings(), database_url=Secret(TEST_DATABASE_URL))
+
+
+@pytest.fixture(scope="session")
+def engine(db_settings):
+    """A fresh test database, its schema built by Alembic (never by create_all)."""
+    _recreate_database(TEST_DATABASE_URL)
+    eng = make_engine(db_settings)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def db(engine):
+    """An ORM session inside a transaction that is rolled back after the test."""
+    with engine.connect() as conn:
+        outer = conn.begin()
+        session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.close()
+            outer.rollback()
+
+
+@pytest.fixture
+def clean_engine(engine):
+    """For code that commits on its own connections (the sync): empty tables before the test."""
+    names = ", ".join(t.name for t in reversed(metadata.sorted_tables))
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    return engine

@@ -6,6 +6,7 @@ import sys
 import click
 
 from ledger import __version__
+from ledger.members.service import MemberError
 from ledger.popbill.errors import PopbillError
 from ledger.settings import Settings, SettingsError
 
@@ -22,10 +23,19 @@ def friendly_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
         try:
             return fn(*args, **kwargs)
-        except (PopbillError, SettingsError) as exc:
+        except (PopbillError, SettingsError, MemberError) as exc:
             raise click.ClickException(str(exc)) from None
+        except ProgrammingError as exc:
+            if "UndefinedTable" in type(exc.orig).__name__:
+                raise click.ClickException("the database has no ledger tables yet: run `ledger db upgrade`") from None
+            raise
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
+            raise click.ClickException(f"cannot use the database: {reason}") from None
 
     return wrapper
 
@@ -36,9 +46,25 @@ def cli() -> None:
     """ledger: your Popbill members' point ledger, in your own PostgreSQL."""
 
 
-def _register() -> None:
-    from ledger.cli import popbill_commands, simulator_commands
+def open_engine(settings: Settings | None = None):
+    from ledger.db.engine import make_engine
 
+    try:
+        return make_engine(settings or load_settings())
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _register() -> None:
+    from ledger.cli import db_commands, demo_command, popbill_commands, simulator_commands
+    from ledger.members import cli as members_cli
+    from ledger.sync import cli as sync_cli
+
+    cli.add_command(db_commands.db)
+    cli.add_command(members_cli.members)
+    cli.add_command(sync_cli.sync)
+    cli.add_command(sync_cli.status)
+    cli.add_command(demo_command.demo)
     cli.add_command(popbill_commands.popbill)
     cli.add_command(simulator_commands.simulator)
 

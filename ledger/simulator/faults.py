@@ -33,6 +33,7 @@ class Fault:
     status: int = 503
     seconds: float = 0.0
     retry_after: float = 1.0
+    skip: int = 0  # let this many matching calls through first
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -70,6 +71,9 @@ class FaultPlan:
         with self._lock:
             for fault in list(self._faults):
                 if not fault.matches(method, path):
+                    continue
+                if fault.skip > 0:
+                    fault.skip -= 1
                     continue
                 if fault.count is not None:
                     fault.count -= 1

@@ -144,6 +144,7 @@ class Member:
         self.code_seq = 0
         self.version = 0
         self.closed = False
+        self.held_back = 0  # the newest rows not served yet, as a lagging index would
 
     @property
     def last_tx_dt(self) -> str:
@@ -499,7 +500,7 @@ class World:
     def usage_truth(self, corp_num: str) -> list[dict]:
         with self.lock:
             member = self.member(corp_num)
-            return [json.loads(b) for b in member.usage_json]
+            return [json.loads(b) for b in member.usage_json[: len(member.usage_json) - member.held_back]]
 
     def payments_truth(self, corp_num: str) -> list[dict]:
         with self.lock:
@@ -521,6 +522,15 @@ class World:
 
     def usage_window(self, corp_num: str, s_date: str, e_date: str) -> tuple[Member, int, int]:
         member = self.member(corp_num)
-        lo = bisect.bisect_left(member.tx_dts, s_date)
-        hi = bisect.bisect_right(member.tx_dts, e_date + "999999")
+        served = len(member.tx_dts) - member.held_back
+        lo = bisect.bisect_left(member.tx_dts, s_date, 0, served)
+        hi = bisect.bisect_right(member.tx_dts, e_date + "999999", 0, served)
         return member, lo, hi
+
+    def hold_back(self, corp_num: str, rows: int) -> None:
+        """Serve the newest `rows` usage rows only after release(): late-arriving rows."""
+        with self.lock:
+            self.member(corp_num).held_back = rows
+
+    def release(self, corp_num: str) -> None:
+        self.hold_back(corp_num, 0)

@@ -1,0 +1,1 @@
+"""Balance readings (GetBalance, GetPartnerBalance) kept as snapshots."""

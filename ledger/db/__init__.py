@@ -1,0 +1,1 @@
+"""Database plumbing: one metadata, engines, the embedded server, migrations."""

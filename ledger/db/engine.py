@@ -1,0 +1,36 @@
+"""Engines and sessions, for the configured server or the embedded one."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledger import jsonutil
+from ledger.settings import Settings, SettingsError
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url is None:
+        from ledger.db.embedded import embedded_url
+
+        return embedded_url(settings.ledger_home)
+    url = settings.database_url.reveal()
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise SettingsError("LEDGER_DATABASE_URL is not a database URL") from None
+    if parsed.get_backend_name() != "postgresql":
+        raise SettingsError("LEDGER_DATABASE_URL must be a PostgreSQL URL (postgresql://...)")
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def make_engine(settings: Settings, **kwargs) -> Engine:
+    # hide_parameters: a failing statement's error must not echo row values into logs.
+    return create_engine(
+        database_url(settings), hide_parameters=True, pool_pre_ping=True, json_serializer=jsonutil.dumps, **kwargs
+    )
+
+
+def make_sessions(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)

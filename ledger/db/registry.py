@@ -1,0 +1,9 @@
+"""Imports every domain's models so that Base.metadata is complete (Alembic, tests)."""
+
+from ledger.balances import models as balances_models  # noqa: F401
+from ledger.db.base import Base
+from ledger.history import models as history_models  # noqa: F401
+from ledger.members import models as members_models  # noqa: F401
+from ledger.sync import models as sync_models  # noqa: F401
+
+metadata = Base.metadata

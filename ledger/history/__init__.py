@@ -1,0 +1,1 @@
+"""The three point histories as tables: payments, usages, refunds, and their state changes."""

@@ -1,0 +1,184 @@
+"""Writing one page of history as one batch.
+
+Usage pages (the bulk of the volume) are COPYed into a temporary table and merged with one
+INSERT ... ON CONFLICT; payments and refunds are few, and have mutable fields whose every
+change is recorded, so they are compared with what is stored and upserted in one statement.
+Nothing here commits: the caller commits the page together with the sync state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from psycopg.types.json import Jsonb
+from sqlalchemy import Connection, select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from ledger import jsonutil
+from ledger.history import identity
+from ledger.history.models import Payment, Refund, StateChange
+from ledger.popbill.models import PaymentHistory, RefundHistory, UseHistory
+
+
+@dataclasses.dataclass
+class WriteCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other: WriteCounts) -> WriteCounts:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+    @property
+    def all_known(self) -> bool:
+        return self.inserted == 0 and self.updated == 0
+
+
+def _jsonb(raw: dict) -> Jsonb:
+    return Jsonb(raw, dumps=jsonutil.dumps)
+
+
+USAGE_COLUMNS = (
+    "member_id", "row_key", "occurrence", "tx_dt", "item_code", "tx_type", "tx_point", "balance",
+    "service_user_id", "user_id", "user_name", "raw",
+)  # fmt: skip
+_COLUMN_LIST = ", ".join(USAGE_COLUMNS)
+
+
+def write_usage_page(
+    conn: Connection,
+    member_id: int,
+    rows: tuple[UseHistory, ...],
+    counter: identity.OccurrenceCounter,
+    seen_at: dt.datetime,
+) -> WriteCounts:
+    if not rows:
+        return WriteCounts()
+    conn.execute(
+        text("CREATE TEMP TABLE IF NOT EXISTS usages_incoming (LIKE usages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+    )
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY usages_incoming ({_COLUMN_LIST}) FROM STDIN") as copy:
+        for row in rows:
+            key = identity.row_key(row.raw, identity.USAGE_KEY)
+            copy.write_row(
+                (
+                    member_id, key, counter.next(key), row.tx_dt, row.item_code, row.tx_type, row.tx_point,
+                    row.balance, row.service_user_id, row.user_id, row.user_name, _jsonb(row.raw),
+                )
+            )  # fmt: skip
+    merged = conn.execute(
+        text(
+            f"""
+            WITH merged AS (
+                INSERT INTO usages ({_COLUMN_LIST}, first_seen_at, last_seen_at)
+                SELECT {_COLUMN_LIST}, :seen_at, :seen_at FROM usages_incoming
+                ON CONFLICT (member_id, row_key, occurrence) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at
+                RETURNING (xmax = 0) AS inserted
+            )
+            SELECT count(*) FILTER (WHERE inserted), count(*) FROM merged
+            """
+        ),
+        {"seen_at": seen_at},
+    ).one()
+    conn.execute(text("TRUNCATE usages_incoming"))
+    return WriteCounts(inserted=merged[0], unchanged=merged[1] - merged[0])
+
+
+def _payment_values(row: PaymentHistory) -> dict:
+    return {
+        "reg_dt": row.reg_dt, "state_dt": row.state_dt, "settle_state": row.settle_state,
+        "product_type": row.product_type, "product_name": row.product_name, "settle_type": row.settle_type,
+        "settler_name": row.settler_name, "settler_email": row.settler_email, "settle_cost": row.settle_cost,
+        "settle_point": row.settle_point,
+    }  # fmt: skip
+
+
+def _refund_values(row: RefundHistory) -> dict:
+    return {
+        "req_dt": row.req_dt, "state": row.state, "request_point": row.request_point,
+        "account_bank": row.account_bank, "account_num": row.account_num, "account_name": row.account_name,
+        "reason": row.reason,
+    }  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _MutableSpec:
+    model: type
+    key_fields: tuple[str, ...]
+    mutable: tuple[str, ...]
+    values: object
+    change_fk: str
+
+
+PAYMENTS = _MutableSpec(Payment, identity.PAYMENT_KEY, ("settle_state", "state_dt"), _payment_values, "payment_id")
+REFUNDS = _MutableSpec(Refund, identity.REFUND_KEY, ("state",), _refund_values, "refund_id")
+
+
+def _as_text(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def write_mutable_page(
+    conn: Connection,
+    spec: _MutableSpec,
+    member_id: int,
+    rows: tuple,
+    counter: identity.OccurrenceCounter,
+    seen_at: dt.datetime,
+) -> WriteCounts:
+    """Upsert payments or refunds; record a state change for every mutable field that moved."""
+    if not rows:
+        return WriteCounts()
+    model = spec.model
+    incoming = []
+    for row in rows:
+        key = identity.row_key(row.raw, spec.key_fields)
+        incoming.append(
+            {"member_id": member_id, "row_key": key, "occurrence": counter.next(key), "raw": row.raw,
+             "first_seen_at": seen_at, "last_seen_at": seen_at, **spec.values(row)}
+        )  # fmt: skip
+    identities = [(r["row_key"], r["occurrence"]) for r in incoming]
+    stored = {
+        (s.row_key, s.occurrence): s
+        for s in conn.execute(
+            select(model.id, model.row_key, model.occurrence, *[getattr(model, f) for f in spec.mutable])
+            .where(model.member_id == member_id, tuple_(model.row_key, model.occurrence).in_(identities))
+            .with_for_update()
+        )
+    }
+    statement = insert(model).values(incoming)
+    statement = statement.on_conflict_do_update(
+        constraint=f"uq_{model.__tablename__}_member_id_row_key_occurrence",
+        set_={**{f: statement.excluded[f] for f in spec.mutable}, "raw": statement.excluded.raw,
+              "last_seen_at": statement.excluded.last_seen_at},
+    ).returning(model.id, model.row_key, model.occurrence)  # fmt: skip
+    ids = {(r.row_key, r.occurrence): r.id for r in conn.execute(statement)}
+    counts, changes = WriteCounts(), []
+    for values in incoming:
+        ident = (values["row_key"], values["occurrence"])
+        before = stored.get(ident)
+        if before is None:
+            counts.inserted += 1
+            continue
+        moved = [f for f in spec.mutable if getattr(before, f) != values[f]]
+        if not moved:
+            counts.unchanged += 1
+            continue
+        counts.updated += 1
+        for field in moved:
+            changes.append(
+                {spec.change_fk: ids[ident], "field": field, "old_value": _as_text(getattr(before, field)),
+                 "new_value": _as_text(values[field]), "seen_at": seen_at}
+            )  # fmt: skip
+    if changes:
+        conn.execute(insert(StateChange), changes)
+    return counts

@@ -1,0 +1,68 @@
+"""`ledger members ...`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from sqlalchemy.orm import Session
+
+from ledger.cli.main import friendly_errors, open_engine
+from ledger.cli.output import echo_json, print_table
+from ledger.members import service
+
+
+@click.group()
+def members() -> None:
+    """Add, import, list and deactivate linked members."""
+
+
+@members.command()
+@click.argument("corp_num")
+@click.option("--name", help="Business name, for reports.")
+@click.option("--user-id", help="Popbill UserID to call with (x-pb-userid).")
+@click.option("--threshold", help="Low-balance alert threshold in points.")
+@friendly_errors
+def add(corp_num: str, name: str | None, user_id: str | None, threshold: str | None) -> None:
+    """Add one member by its 10-digit CORP_NUM."""
+    item = service.parse_member(corp_num, name, user_id, threshold)
+    with Session(open_engine(), expire_on_commit=False) as session, session.begin():
+        service.add_member(session, item)
+    click.echo(f"added {item.corp_num}")
+
+
+@members.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@friendly_errors
+def import_(file: Path) -> None:
+    """Add every member of a CSV file (columns corp_num[,name,user_id,threshold]); all or nothing."""
+    with Session(open_engine(), expire_on_commit=False) as session, session.begin():
+        added = service.import_members(session, file)
+    click.echo(f"imported {len(added)} members")
+
+
+@members.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def list_(as_json: bool) -> None:
+    """List members."""
+    with Session(open_engine(), expire_on_commit=False) as session:
+        rows = [
+            {"corp_num": m.corp_num, "name": m.name, "user_id": m.user_id, "active": m.active,
+             "threshold": m.low_balance_threshold}
+            for m in service.list_members(session)
+        ]  # fmt: skip
+    if as_json:
+        echo_json(rows)
+    else:
+        print_table("members", rows, ["corp_num", "name", "user_id", "active", "threshold"])
+
+
+@members.command()
+@click.argument("corp_num")
+@friendly_errors
+def deactivate(corp_num: str) -> None:
+    """Stop syncing a member (its ledger stays)."""
+    with Session(open_engine(), expire_on_commit=False) as session, session.begin():
+        member = service.deactivate_member(session, corp_num)
+    click.echo(f"deactivated {member.corp_num}")

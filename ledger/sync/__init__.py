@@ -1,0 +1,1 @@
+"""Incremental, idempotent paging of the three histories into the ledger."""

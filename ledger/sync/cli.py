@@ -1,0 +1,113 @@
+"""`ledger sync` and `ledger status`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+
+from ledger.cli.main import friendly_errors, load_settings, open_engine
+from ledger.cli.output import echo_json, print_table
+from ledger.sync.models import KINDS
+
+KIND_CHOICES = click.Choice(["payments", "usage", "refunds"])
+
+
+def _date(ctx, param, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"must be a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, **options):
+    """sync_all, with a live progress line (members and kinds done, pages, rows) on a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from sqlalchemy.orm import Session
+
+    from ledger.members.service import get_member
+    from ledger.sync.service import members_to_sync, sync_all
+
+    if corp_nums:
+        with Session(engine) as session:
+            corp_nums = [get_member(session, c).corp_num for c in corp_nums]
+    if not show_progress:
+        return sync_all(engine, client, corp_nums=corp_nums or None, kinds=kinds, **options)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"))
+    with Progress(*columns, transient=True) as progress:
+        total = len(members_to_sync(engine, corp_nums or None)) * len(kinds)
+        task = progress.add_task("syncing", total=total, detail="")
+        done = {"pages": 0, "rows": 0}
+
+        def on_page(result):
+            pages, rows = done["pages"] + result.pages, done["rows"] + result.rows
+            progress.update(task, detail=f"{result.corp_num} {result.kind}: {pages} pages, {rows} rows")
+
+        def on_result(result):
+            done["pages"] += result.pages
+            done["rows"] += result.rows
+            progress.advance(task)
+
+        return sync_all(
+            engine, client, corp_nums=corp_nums or None, kinds=kinds, progress=on_page, on_result=on_result, **options
+        )
+
+
+def summarize(results) -> list[dict]:
+    return [
+        {"corp_num": r.corp_num, "kind": r.kind, "status": r.status, "pages": r.pages, "api_calls": r.api_calls,
+         "inserted": r.inserted, "updated": r.updated, "unchanged": r.unchanged, "error": r.error}
+        for r in results
+    ]  # fmt: skip
+
+
+@click.command()
+@click.option("--member", "members", multiple=True, metavar="CORPNUM", help="Only this member (repeatable).")
+@click.option("--kind", "kinds", multiple=True, type=KIND_CHOICES, help="Only this history (repeatable).")
+@click.option("--since", callback=_date, metavar="YYYY-MM-DD", help="Start here instead of the high-water mark.")
+@click.option("--full", is_flag=True, help="Walk the whole refund history, not just the newest pages.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@friendly_errors
+def sync(members, kinds, since, full, as_json) -> None:
+    """Page the members' histories from Popbill into the ledger."""
+    from ledger.popbill import PopbillClient
+    from ledger.sync.windows import SyncOptions
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    with PopbillClient(settings) as client:
+        results = run_sync(
+            engine, client, corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
+            options=SyncOptions.from_settings(settings), show_progress=sys.stdout.isatty() and not as_json,
+        )  # fmt: skip
+    rows = summarize(results)
+    if as_json:
+        echo_json(rows)
+    else:
+        print_table("sync", rows)
+        for r in results:
+            if r.status == "skipped":
+                click.echo(f"{r.corp_num} {r.kind}: already running, skipped")
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(results)} syncs failed; see the error column")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def status(as_json: bool) -> None:
+    """Last sync per member and kind, rows held, recent failures."""
+    from ledger.sync.status import sync_status
+
+    rows = sync_status(open_engine())
+    if as_json:
+        echo_json(rows)
+    else:
+        print_table(
+            "sync status", rows,
+            ["corp_num", "kind", "last_status", "last_finished_at", "high_water", "rows_held", "failures_7d"],
+        )  # fmt: skip

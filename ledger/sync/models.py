@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.db.base import Base, Timestamp
+
+KINDS = ("payments", "usage", "refunds")
+_KIND_CHECK = "kind IN ('payments', 'usage', 'refunds')"
+
+
+class SyncState(Base):
+    """Where a member's history of one kind stands. high_water: every day up to it has been
+    synced; the next run starts a lookback before it."""
+
+    __tablename__ = "sync_states"
+    __table_args__ = (CheckConstraint(_KIND_CHECK, name="kind_known"),)
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    high_water: Mapped[dt.date | None]
+    window_start: Mapped[dt.date | None]
+    window_end: Mapped[dt.date | None]
+    pages_done: Mapped[int] = mapped_column(server_default="0")
+    last_full_pass_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class SyncRun(Base):
+    __tablename__ = "sync_runs"
+    __table_args__ = (
+        CheckConstraint(_KIND_CHECK, name="kind_known"),
+        CheckConstraint("status IN ('running', 'succeeded', 'failed', 'skipped', 'abandoned')", name="status_known"),
+        Index("ix_sync_runs_member_id_kind_started_at", "member_id", "kind", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), server_default="running")
+    started_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    window_start: Mapped[dt.date | None]
+    window_end: Mapped[dt.date | None]
+    pages: Mapped[int] = mapped_column(server_default="0")
+    api_calls: Mapped[int] = mapped_column(server_default="0")
+    rows_inserted: Mapped[int] = mapped_column(server_default="0")
+    rows_updated: Mapped[int] = mapped_column(server_default="0")
+    rows_unchanged: Mapped[int] = mapped_column(server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)

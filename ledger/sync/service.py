@@ -1,0 +1,312 @@
+"""sync_member: page one member's history of one kind into the ledger.
+
+The same plain function serves the CLI and the Celery task. Each page's rows and the advance
+of the sync state commit together, so a crash anywhere loses nothing: the next run starts
+again a lookback before the high-water mark, and identity keys make the rewrite a no-op.
+A PostgreSQL advisory lock keeps two syncs of one (member, kind) from running at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
+
+from ledger.history import identity
+from ledger.history.models import Payment, Refund
+from ledger.history.writer import PAYMENTS, REFUNDS, WriteCounts, write_mutable_page, write_usage_page
+from ledger.kst import KST, today_kst
+from ledger.members.models import Member
+from ledger.members.service import MemberError
+from ledger.popbill import PopbillClient
+from ledger.popbill.codes import Codes
+from ledger.popbill.errors import PagingError, PopbillError
+from ledger.popbill.models import Page
+from ledger.sync.models import KINDS, SyncRun, SyncState
+from ledger.sync.windows import SyncOptions, first_day, windows
+
+log = logging.getLogger(__name__)
+
+LOCK_NAMESPACE = 0x4C44  # advisory-lock class for syncs ('LD')
+_KIND_SLOT = {kind: n for n, kind in enumerate(KINDS)}
+
+
+@dataclasses.dataclass
+class SyncResult:
+    corp_num: str
+    kind: str
+    status: str = "running"
+    pages: int = 0
+    api_calls: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error: str | None = None
+    run_id: int | None = None
+
+    def add(self, counts: WriteCounts) -> None:
+        self.inserted += counts.inserted
+        self.updated += counts.updated
+        self.unchanged += counts.unchanged
+
+    @property
+    def rows(self) -> int:
+        return self.inserted + self.updated + self.unchanged
+
+
+Progress = Callable[[SyncResult], None]
+
+
+@dataclasses.dataclass
+class _Job:
+    conn: Connection
+    client: PopbillClient
+    member_id: int
+    corp_num: str
+    user_id: str | None
+    kind: str
+    today: dt.date
+    since: dt.date | None
+    options: SyncOptions
+    codes: Codes
+    result: SyncResult
+    progress: Progress | None
+    full: bool
+
+    def page_written(self, counts: WriteCounts, **state) -> None:
+        """Advance the sync state in the page's transaction, then commit both."""
+        self.result.pages += 1
+        self.result.add(counts)
+        self.conn.execute(
+            update(SyncState)
+            .where(SyncState.member_id == self.member_id, SyncState.kind == self.kind)
+            .values(pages_done=SyncState.pages_done + 1, updated_at=func.now(), **state)
+        )
+        self.conn.commit()
+        if self.progress:
+            self.progress(self.result)
+
+    def state(self):
+        return self.conn.execute(
+            select(SyncState.high_water, SyncState.last_full_pass_at).where(
+                SyncState.member_id == self.member_id, SyncState.kind == self.kind
+            )
+        ).one()
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+def sync_member(
+    engine: Engine,
+    client: PopbillClient,
+    corp_num: str,
+    kind: str,
+    *,
+    today: dt.date | None = None,
+    since: dt.date | None = None,
+    options: SyncOptions | None = None,
+    codes: Codes | None = None,
+    progress: Progress | None = None,
+    full: bool = False,
+) -> SyncResult:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    result = SyncResult(corp_num, kind)
+    with engine.connect() as conn:
+        member = conn.execute(select(Member.id, Member.user_id).where(Member.corp_num == corp_num)).one_or_none()
+        if member is None:
+            raise MemberError(f"CorpNum: {corp_num} is not a member")
+        lock = {"ns": LOCK_NAMESPACE, "key": member.id * len(KINDS) + _KIND_SLOT[kind]}
+        acquired = conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), lock).scalar()
+        conn.commit()
+        if not acquired:
+            result.status, result.error = "skipped", "already running"
+            result.run_id = _record_run(conn, member.id, kind, status="skipped", error="already running")
+            return result
+        try:
+            job = _Job(
+                conn, client, member.id, corp_num, member.user_id, kind, today or today_kst(), since,
+                options or SyncOptions(), codes or Codes(), result, progress, full,
+            )  # fmt: skip
+            _run(job)
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), lock)
+                conn.commit()
+            except Exception:  # a broken connection takes its lock with it
+                log.warning("could not release the sync lock of %s %s", corp_num, kind)
+    return result
+
+
+def _record_run(conn: Connection, member_id: int, kind: str, **values) -> int:
+    run_id = conn.execute(
+        insert(SyncRun).values(member_id=member_id, kind=kind, finished_at=func.now(), **values).returning(SyncRun.id)
+    ).scalar_one()
+    conn.commit()
+    return run_id
+
+
+def _run(job: _Job) -> None:
+    conn, result = job.conn, job.result
+    conn.execute(
+        update(SyncRun)
+        .where(SyncRun.member_id == job.member_id, SyncRun.kind == job.kind, SyncRun.status == "running")
+        .values(status="abandoned", finished_at=func.now(), error="the process running it stopped")
+    )
+    conn.execute(
+        text("INSERT INTO sync_states (member_id, kind) VALUES (:m, :k) ON CONFLICT DO NOTHING"),
+        {"m": job.member_id, "k": job.kind},
+    )
+    result.run_id = conn.execute(
+        insert(SyncRun).values(member_id=job.member_id, kind=job.kind).returning(SyncRun.id)
+    ).scalar_one()
+    conn.commit()
+    try:
+        if job.kind == "refunds":
+            _sync_refunds(job)
+        else:
+            _sync_dated(job)
+        result.status = "succeeded"
+    except Exception as exc:
+        conn.rollback()
+        result.status, result.error = "failed", _describe(exc)
+        if not isinstance(exc, (PopbillError, MemberError)):
+            log.exception("sync of %s %s failed", job.corp_num, job.kind)
+    finished = {"status": result.status, "finished_at": func.now(), "error": result.error}
+    conn.execute(
+        update(SyncRun)
+        .where(SyncRun.id == result.run_id)
+        .values(
+            pages=result.pages, api_calls=result.api_calls, rows_inserted=result.inserted,
+            rows_updated=result.updated, rows_unchanged=result.unchanged, **finished,
+        )
+    )  # fmt: skip
+    if result.status == "succeeded":
+        conn.execute(
+            update(SyncState)
+            .where(SyncState.member_id == job.member_id, SyncState.kind == job.kind)
+            .values(last_success_at=func.now())
+        )
+    conn.commit()
+
+
+def _counted(job: _Job, pages: Iterator[Page]) -> Iterator[tuple[Page, bool]]:
+    """Yield (page, is_last), counting one API call per page fetched."""
+    for page in pages:
+        job.result.api_calls += 1
+        yield page, page.page_num >= max(page.page_count, 1)
+
+
+def _oldest_pending(job: _Job, model, when_column, state_column, pending) -> dt.date | None:
+    oldest = job.conn.execute(
+        select(func.min(when_column)).where(model.member_id == job.member_id, state_column.in_(sorted(pending)))
+    ).scalar()
+    return oldest.astimezone(KST).date() if oldest else None
+
+
+def _sync_dated(job: _Job) -> None:
+    """Usage and payments: windows from a lookback before the high-water mark up to today."""
+    start = first_day(job.state().high_water, job.today, job.options, job.since)
+    if job.kind == "payments":
+        # A deposit pending since before the lookback must still be seen when it completes.
+        pending = _oldest_pending(job, Payment, Payment.reg_dt, Payment.settle_state, job.codes.settle_pending)
+        if pending and pending < start:
+            start = pending
+    for window_start, window_end in windows(start, job.today, job.options.window_days):
+        _sync_window(job, window_start, window_end)
+
+
+def _sync_window(job: _Job, window_start: dt.date, window_end: dt.date) -> None:
+    client, corp, opts = job.client, job.corp_num, job.options
+    for attempt in range(1, opts.paging_restarts + 1):
+        counter = identity.OccurrenceCounter()  # exact repeats are numbered per window fetch
+        if job.kind == "usage":
+            pages = client.iter_use_history(
+                corp, window_start, window_end, per_page=opts.per_page, order="A", user_id=job.user_id
+            )
+        else:
+            pages = client.iter_payment_history(
+                corp, window_start, window_end, per_page=opts.per_page, user_id=job.user_id
+            )
+        try:
+            for page, is_last in _counted(job, pages):
+                seen_at = dt.datetime.now(dt.UTC)
+                if job.kind == "usage":
+                    counts = write_usage_page(job.conn, job.member_id, page.items, counter, seen_at)
+                else:
+                    counts = write_mutable_page(job.conn, PAYMENTS, job.member_id, page.items, counter, seen_at)
+                state = {"window_start": window_start, "window_end": window_end}
+                if is_last:
+                    state["high_water"] = func.greatest(func.coalesce(SyncState.high_water, window_end), window_end)
+                job.page_written(counts, **state)
+            return
+        except PagingError:
+            job.conn.rollback()
+            job.result.api_calls += 1
+            if attempt == opts.paging_restarts:
+                raise
+            log.info("pages of %s %s %s..%s moved; restarting the window", corp, job.kind, window_start, window_end)
+
+
+def _sync_refunds(job: _Job) -> None:
+    """No date filter: newest first until a whole page is known and unchanged (and older than
+    any refund still pending), with a full pass now and then."""
+    state = job.state()
+    now = dt.datetime.now(dt.UTC)
+    full = (
+        job.full
+        or state.last_full_pass_at is None
+        or (now - state.last_full_pass_at > dt.timedelta(days=job.options.refund_full_pass_days))
+    )
+    pending = _oldest_pending(job, Refund, Refund.req_dt, Refund.state, job.codes.refund_pending)
+    for attempt in range(1, job.options.paging_restarts + 1):
+        counter = identity.OccurrenceCounter()
+        pages = job.client.iter_refund_history(job.corp_num, per_page=job.options.per_page, user_id=job.user_id)
+        try:
+            for page, is_last in _counted(job, pages):
+                counts = write_mutable_page(
+                    job.conn, REFUNDS, job.member_id, page.items, counter, dt.datetime.now(dt.UTC)
+                )
+                job.page_written(counts, **({"last_full_pass_at": func.now()} if is_last else {}))
+                oldest_here = min((r.req_dt.date() for r in page.items), default=None)
+                past_pending = pending is None or (oldest_here is not None and oldest_here <= pending)
+                if not full and counts.all_known and page.items and past_pending:
+                    break
+            return
+        except PagingError:
+            job.conn.rollback()
+            job.result.api_calls += 1
+            if attempt == job.options.paging_restarts:
+                raise
+
+
+def members_to_sync(engine: Engine, corp_nums: list[str] | None = None) -> list[str]:
+    """The named members, or every active one."""
+    with engine.connect() as conn:
+        query = select(Member.corp_num).order_by(Member.corp_num)
+        query = query.where(Member.corp_num.in_(corp_nums)) if corp_nums else query.where(Member.active.is_(True))
+        return list(conn.scalars(query))
+
+
+def sync_all(
+    engine: Engine,
+    client: PopbillClient,
+    *,
+    corp_nums: list[str] | None = None,
+    kinds: tuple[str, ...] = KINDS,
+    on_result: Callable[[SyncResult], None] | None = None,
+    **kwargs,
+) -> list[SyncResult]:
+    """Every active member (or the named ones) and kind; one failure never stops the rest."""
+    results = []
+    for corp in members_to_sync(engine, corp_nums):
+        for kind in kinds:
+            results.append(sync_member(engine, client, corp, kind, **kwargs))
+            if on_result:
+                on_result(results[-1])
+    return results

@@ -1,0 +1,137 @@
+"""The ledger commands as a user runs them: clear errors, non-zero exits, nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import func, select, text
+
+from ledger.members.models import Member
+from ledger.simulator import Simulator
+from tests.conftest import TEST_DATABASE_URL, small_config
+from tests.sync.helpers import assert_ledger_equals_truth
+
+
+def ledger(*args, env_extra=None, cwd=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
+    env["LEDGER_DATABASE_URL"] = TEST_DATABASE_URL
+    env.update(env_extra or {})
+    return subprocess.run(
+        [sys.executable, "-m", "ledger", *args], capture_output=True, text=True, env=env, timeout=120, cwd=cwd
+    )
+
+
+def members_count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(Member)).scalar()
+
+
+@pytest.fixture
+def sim():
+    with Simulator(small_config(history_days=30)) as simulator:
+        yield simulator
+
+
+def test_help_everywhere():
+    for args in (["--help"], ["members", "--help"], ["members", "import", "--help"], ["sync", "--help"],
+                 ["status", "--help"], ["db", "upgrade", "--help"], ["demo", "--help"]):  # fmt: skip
+        result = ledger(*args)
+        assert result.returncode == 0 and "Usage" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["members", "add", "12345"], "CorpNum"),
+        (["members", "add", "1234567890", "--threshold", "many"], "threshold"),
+        (["members", "deactivate", "9999999999"], "not a member"),
+        (["members", "import", "/nonexistent.csv"], "nonexistent.csv"),
+        (["sync", "--kind", "bogus"], "--kind"),
+        (["sync", "--since", "2026-13-01"], "--since"),
+        (["sync", "--member", "12"], "CorpNum"),
+        (["sync", "--member", "9999999999"], "not a member"),
+    ],
+)
+def test_bad_input_is_a_clear_error(clean_engine, args, needle):
+    result = ledger(*args)
+    assert result.returncode != 0
+    assert needle in result.stderr and "Traceback" not in result.stderr
+    assert members_count(clean_engine) == 0
+
+
+def test_bad_csv_line_is_named_and_nothing_written(clean_engine, tmp_path):
+    path = tmp_path / "members.csv"
+    path.write_text("corp_num,name\n1234567890,a\n2208112345,b\n99,c\n", encoding="utf-8")
+    result = ledger("members", "import", str(path))
+    assert result.returncode != 0 and "line 4" in result.stderr
+    assert members_count(clean_engine) == 0
+
+
+def test_members_sync_and_status(clean_engine, sim, tmp_path):
+    path = tmp_path / "members.csv"
+    path.write_text("corp_num,name,threshold\n1234567890,가,1000\n2208112345,나,\n", encoding="utf-8")
+    assert ledger("members", "import", str(path)).returncode == 0
+    assert ledger("members", "add", "101-82-12345", "--name", "다").returncode == 0
+    assert ledger("members", "deactivate", "1018212345").returncode == 0
+    listed = json.loads(ledger("members", "list", "--json").stdout)
+    assert [(m["corp_num"], m["active"]) for m in listed] == [
+        ("1018212345", False),
+        ("1234567890", True),
+        ("2208112345", True),
+    ]
+    hosts = {"POPBILL_API_URL": sim.url, "LINKHUB_AUTH_URL": sim.url}
+    result = ledger("sync", "--json", env_extra=hosts)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {(r["corp_num"], r["status"]) for r in rows} == {("1234567890", "succeeded"), ("2208112345", "succeeded")}
+    assert_ledger_equals_truth(clean_engine, sim, ["1234567890", "2208112345"])
+    status = json.loads(ledger("status", "--json").stdout)
+    usage = {s["corp_num"]: s for s in status if s["kind"] == "usage"}
+    assert usage["1234567890"]["rows_held"] == len(sim.world.usage_truth("1234567890"))
+    assert usage["1234567890"]["last_status"] == "succeeded" and usage["1018212345"]["last_status"] is None
+    table = ledger("status")
+    assert table.returncode == 0 and "1234567890" in table.stdout
+
+
+def test_failed_sync_exits_non_zero_and_is_in_status(clean_engine, sim):
+    assert ledger("members", "add", "1234567890").returncode == 0
+    sim.world.close_member("1234567890")
+    hosts = {"POPBILL_API_URL": sim.url, "LINKHUB_AUTH_URL": sim.url}
+    result = ledger("sync", "--kind", "usage", env_extra=hosts)
+    assert result.returncode != 0 and "failed" in result.stderr
+    status = json.loads(ledger("status", "--json").stdout)
+    usage = next(s for s in status if s["kind"] == "usage")
+    assert usage["last_status"] == "failed" and usage["failures_7d"] == 1 and "AuthError" in usage["last_error"]
+
+
+def test_unmigrated_database_says_to_upgrade(engine):
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("DROP DATABASE IF EXISTS ledger_empty WITH (FORCE)"))
+        conn.execute(text("CREATE DATABASE ledger_empty"))
+    empty = TEST_DATABASE_URL.rsplit("/", 1)[0] + "/ledger_empty"
+    result = ledger("members", "list", env_extra={"LEDGER_DATABASE_URL": empty})
+    assert result.returncode != 0 and "ledger db upgrade" in result.stderr
+    assert ledger("db", "upgrade", env_extra={"LEDGER_DATABASE_URL": empty}).returncode == 0
+    assert ledger("members", "list", env_extra={"LEDGER_DATABASE_URL": empty}).returncode == 0
+
+
+def test_unreachable_database_is_a_clear_error():
+    result = ledger("members", "list", env_extra={"LEDGER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"})
+    assert result.returncode != 0 and "cannot use the database" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_runs_with_no_configuration(tmp_path):
+    """The README's main job: embedded PostgreSQL, simulator, members, sync, a query."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
+    env["LEDGER_HOME"] = str(tmp_path / "home")
+    result = subprocess.run(
+        [sys.executable, "-m", "ledger", "demo", "--days", "40"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sync summary" in result.stdout and "usage this month" in result.stdout
+    assert result.stdout.count("succeeded") == 15
+    assert (tmp_path / "home" / "demo" / "pgdata").is_dir()
