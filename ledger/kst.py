@@ -19,24 +19,15 @@ def today_kst() -> dt.date:
 def parse_popbill_datetime(value: str | None) -> dt.datetime | None:
     """Parse yyyyMMdd or yyyyMMddHHmmss (Korean local time) into an aware datetime.
 
-    Slicing instead of strptime: this runs once per history row, and strptime is ten
-    times slower.
+    ISO basic format through fromisoformat: this runs once per history row, and strptime
+    is ten times slower.
     """
     if value is None or value == "":
         return None
     if not isinstance(value, str) or not value.isdigit() or len(value) not in (8, 14):
         raise ValueError(f"not a Popbill date-time (yyyyMMdd[HHmmss]): {value!r}")
-    if len(value) == 8:
-        return dt.datetime(int(value[0:4]), int(value[4:6]), int(value[6:8]), tzinfo=KST)
-    return dt.datetime(
-        int(value[0:4]),
-        int(value[4:6]),
-        int(value[6:8]),
-        int(value[8:10]),
-        int(value[10:12]),
-        int(value[12:14]),
-        tzinfo=KST,
-    )
+    text = value if len(value) == 8 else f"{value[:8]}T{value[8:]}"
+    return dt.datetime.fromisoformat(text).replace(tzinfo=KST)
 
 
 def format_popbill_date(day: dt.date) -> str:

@@ -30,25 +30,42 @@ _AMOUNTS = {"txPoint", "balance", "settleCost", "settlePoint", "requestPoint"}
 _CODES = {"itemCode", "txType"}
 
 
-def _canonical(field: str, value) -> str:
-    if value is None:
-        return "\x00"
-    if field in _AMOUNTS:
-        try:
-            return format(Decimal(str(value)).normalize(), "f")
-        except InvalidOperation:
-            return str(value)
-    if field in _CODES:
-        try:
-            return str(int(value))
-        except (TypeError, ValueError):
-            return str(value)
-    return str(value)
+def _amount(value) -> str:
+    text = str(value)
+    if text.replace(".", "", 1).isdigit():  # the common case, done without Decimal
+        whole, _, fraction = text.partition(".")
+        whole, fraction = whole.lstrip("0") or "0", fraction.rstrip("0")
+        return f"{whole}.{fraction}" if fraction else whole
+    try:
+        return format(Decimal(text).normalize(), "f")
+    except InvalidOperation:
+        return text
+
+
+def _code(value) -> str:
+    try:
+        return str(int(value))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _canonicaliser(field: str):
+    shape = _amount if field in _AMOUNTS else _code if field in _CODES else _text
+    return lambda value: "\x00" if value is None else shape(value)
+
+
+_CANONICAL = {f: _canonicaliser(f) for f in {*USAGE_KEY, *PAYMENT_KEY, *REFUND_KEY}}
 
 
 def row_key(raw: dict, fields: tuple[str, ...]) -> str:
-    text = "\x1f".join(_canonical(f, raw.get(f)) for f in fields)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    """128 bits of BLAKE2b in the uuid text form PostgreSQL returns (an identity, not a secret)."""
+    text = "\x1f".join([_CANONICAL[f](raw.get(f)) for f in fields])
+    h = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class OccurrenceCounter:

@@ -10,7 +10,17 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, SmallInteger, String, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    Uuid,
+    func,
+)
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from ledger.db.base import Base, Timestamp
@@ -18,7 +28,7 @@ from ledger.db.base import Base, Timestamp
 
 class _HistoryRow:
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, sort_order=-4)
-    row_key: Mapped[str] = mapped_column(String(32), sort_order=-2)
+    row_key: Mapped[str] = mapped_column(Uuid(as_uuid=False), sort_order=-2)
     occurrence: Mapped[int] = mapped_column(SmallInteger, server_default="0", sort_order=-1)
     raw: Mapped[dict] = mapped_column(sort_order=10)
     first_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now(), sort_order=11)

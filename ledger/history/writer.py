@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from psycopg.types.json import Jsonb
+import psycopg
 from sqlalchemy import Connection, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
@@ -38,39 +38,79 @@ class WriteCounts:
         return self.inserted == 0 and self.updated == 0
 
 
-def _jsonb(raw: dict) -> Jsonb:
-    return Jsonb(raw, dumps=jsonutil.dumps)
-
-
 USAGE_COLUMNS = (
     "member_id", "row_key", "occurrence", "tx_dt", "item_code", "tx_type", "tx_point", "balance",
     "service_user_id", "user_id", "user_name", "raw",
 )  # fmt: skip
 _COLUMN_LIST = ", ".join(USAGE_COLUMNS)
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def write_usage_page(
-    conn: Connection,
-    member_id: int,
-    rows: tuple[UseHistory, ...],
-    counter: identity.OccurrenceCounter,
-    seen_at: dt.datetime,
-) -> WriteCounts:
-    if not rows:
+def copy_field(value) -> str:
+    """One field in COPY's text format."""
+    if value is None:
+        return "\\N"
+    text = value if isinstance(value, str) else str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.translate(_COPY_ESCAPES)
+    return text
+
+
+def _number(value) -> str:
+    return "\\N" if value is None else str(value)  # ints and Decimals never need escaping
+
+
+def _usage_line(member: str, row: UseHistory, key: str, occurrence: int) -> str:
+    return "\t".join(
+        (
+            member, key, str(occurrence), row.tx_dt.isoformat(), _number(row.item_code), _number(row.tx_type),
+            _number(row.tx_point), _number(row.balance), copy_field(row.service_user_id),
+            copy_field(row.user_id), copy_field(row.user_name), copy_field(jsonutil.dumps(row.raw)),
+        )
+    )  # fmt: skip
+
+
+def prepare_usage_copy(member_id: int, rows: tuple[UseHistory, ...], counter: identity.OccurrenceCounter) -> str:
+    """The page as COPY text. Pure Python with no database, so it can run in the prefetch
+    thread while the database merges the page before."""
+    member = str(member_id)
+    lines = []
+    for row in rows:
+        key = identity.row_key(row.raw, identity.USAGE_KEY)
+        lines.append(_usage_line(member, row, key, counter.next(key)))
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _copy(conn: Connection, table: str, payload: str) -> None:
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN") as copy:
+        copy.write(payload)
+
+
+def write_usage_copy(conn: Connection, payload: str, seen_at: dt.datetime, *, likely_new: bool = False) -> WriteCounts:
+    """Write a prepared page of usage.
+
+    likely_new (a window past the high-water mark): COPY straight into usages, a third
+    cheaper for the database; if any row is already there (a run that died after writing
+    it), that savepoint is rolled back and the page is merged instead. Otherwise: COPY
+    into a temporary table and merge with one INSERT ... ON CONFLICT.
+    """
+    if not payload:
         return WriteCounts()
+    if likely_new:
+        savepoint = conn.begin_nested()
+        try:
+            _copy(conn, "usages", payload)
+        except psycopg.errors.UniqueViolation:
+            savepoint.rollback()
+        else:
+            savepoint.commit()
+            return WriteCounts(inserted=payload.count("\n"))
     conn.execute(
         text("CREATE TEMP TABLE IF NOT EXISTS usages_incoming (LIKE usages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     )
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy(f"COPY usages_incoming ({_COLUMN_LIST}) FROM STDIN") as copy:
-        for row in rows:
-            key = identity.row_key(row.raw, identity.USAGE_KEY)
-            copy.write_row(
-                (
-                    member_id, key, counter.next(key), row.tx_dt, row.item_code, row.tx_type, row.tx_point,
-                    row.balance, row.service_user_id, row.user_id, row.user_name, _jsonb(row.raw),
-                )
-            )  # fmt: skip
+    _copy(conn, "usages_incoming", payload)
     merged = conn.execute(
         text(
             f"""
@@ -87,6 +127,16 @@ def write_usage_page(
     ).one()
     conn.execute(text("TRUNCATE usages_incoming"))
     return WriteCounts(inserted=merged[0], unchanged=merged[1] - merged[0])
+
+
+def write_usage_page(
+    conn: Connection,
+    member_id: int,
+    rows: tuple[UseHistory, ...],
+    counter: identity.OccurrenceCounter,
+    seen_at: dt.datetime,
+) -> WriteCounts:
+    return write_usage_copy(conn, prepare_usage_copy(member_id, rows, counter), seen_at)
 
 
 def _payment_values(row: PaymentHistory) -> dict:

@@ -16,7 +16,7 @@ import secrets
 import socket
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -52,7 +52,7 @@ class LoggedRequest:
 
 
 class Answer(Exception):
-    """Raised by a route to send a ready answer."""
+    """Raised by a route to send a ready answer. A cache_key lets its gzipped form be kept."""
 
     def __init__(
         self,
@@ -60,8 +60,39 @@ class Answer(Exception):
         body: bytes,
         content_type: str = "application/json; charset=utf-8",
         headers: dict | None = None,
+        cache_key: tuple | None = None,
     ) -> None:
         self.status, self.body, self.content_type, self.headers = status, body, content_type, headers or {}
+        self.cache_key = cache_key
+
+
+class GzipCache:
+    """Compressed page bodies, least recently used out first, bounded in bytes: compressing
+    is most of the cost of serving a page, and a benchmark must measure the client."""
+
+    def __init__(self, max_bytes: int = 512 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._bodies: OrderedDict[tuple, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def compressed(self, key: tuple | None, body: bytes) -> bytes:
+        if key is None:
+            return gzip.compress(body, compresslevel=1)
+        with self._lock:
+            packed = self._bodies.get(key)
+            if packed is not None:
+                self._bodies.move_to_end(key)
+                return packed
+        packed = gzip.compress(body, compresslevel=1)
+        with self._lock:
+            if key not in self._bodies:
+                self._bodies[key] = packed
+                self._size += len(packed)
+            while self._size > self.max_bytes and self._bodies:
+                _, dropped = self._bodies.popitem(last=False)
+                self._size -= len(dropped)
+        return packed
 
 
 def _json(obj) -> bytes:
@@ -101,6 +132,7 @@ class Simulator:
         self.tokens: dict[str, IssuedToken] = {}
         self.popups: dict[str, float] = {}
         self.log: deque[LoggedRequest] = deque(maxlen=200_000)
+        self.gzip_cache = GzipCache()
         self._lock = threading.Lock()
         self.stopping = threading.Event()
         self._httpd = ThreadingHTTPServer((host, port), _Handler)
@@ -372,7 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, answer: Answer) -> None:
         body, headers = answer.body, dict(answer.headers)
         if len(body) > 0 and "gzip" in (self.headers.get("Accept-Encoding") or ""):
-            body = gzip.compress(body, compresslevel=1)
+            body = self.sim.gzip_cache.compressed(answer.cache_key, body)
             headers["Content-Encoding"] = "gzip"
         self._send_raw(answer.status, body, answer.content_type, headers)
 
@@ -494,7 +526,9 @@ def _api(sim: Simulator, method: str, path: str, query: dict, body: bytes, token
             else:
                 end = hi - skip
                 rows = member.usage_json[max(lo, end - per_page) : max(lo, end)][::-1]
-        return Answer(200, _history_page(total, page, per_page, rows))
+            # The member's version changes with every new row, so a cached page is never stale.
+            key = ("use", corp, s_date, e_date, page, per_page, order, member.version, member.held_back)
+        return Answer(200, _history_page(total, page, per_page, rows), cache_key=key)
     if method == "GET" and path == "/PaymentHistory":
         s_date, e_date = _dates(query)
         page, per_page = _page_args(query)
@@ -566,6 +600,18 @@ def _controls(sim: Simulator, method: str, path: str, query: dict, body: bytes) 
         except (TypeError, ValueError) as exc:
             raise Answer(400, _json({"error": str(exc)})) from None
         return Answer(200, _json(dataclasses.asdict(fault)))
+    if path == "/_sim/prepare" and method == "POST":
+        sim.world.prepare(data.get("corp_nums", []))
+        rows = sum(len(sim.world.member(c).usage_rows) for c in data.get("corp_nums", []))
+        return Answer(200, _json({"usage_rows": rows}))
+    usage_days = re.match(r"^/_sim/usage-days/(\d{10})$", path)
+    if usage_days:
+        with sim.world.lock:
+            member, lo, hi = sim.world.usage_window(usage_days.group(1), "00000000", "99999999")
+            counts: dict[str, int] = {}
+            for tx_dt in member.tx_dts[lo:hi]:
+                counts[tx_dt[:8]] = counts.get(tx_dt[:8], 0) + 1
+        return Answer(200, _json(counts))
     if path == "/_sim/requests":
         if method == "DELETE":
             sim.reset_requests()

@@ -69,9 +69,10 @@ def summarize(results) -> list[dict]:
 @click.option("--kind", "kinds", multiple=True, type=KIND_CHOICES, help="Only this history (repeatable).")
 @click.option("--since", callback=_date, metavar="YYYY-MM-DD", help="Start here instead of the high-water mark.")
 @click.option("--full", is_flag=True, help="Walk the whole refund history, not just the newest pages.")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 16), help="Syncs to run at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @friendly_errors
-def sync(members, kinds, since, full, as_json) -> None:
+def sync(members, kinds, since, full, jobs, as_json) -> None:
     """Page the members' histories from Popbill into the ledger."""
     from ledger.popbill import PopbillClient
     from ledger.sync.windows import SyncOptions
@@ -81,7 +82,7 @@ def sync(members, kinds, since, full, as_json) -> None:
     with PopbillClient(settings) as client:
         results = run_sync(
             engine, client, corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
-            options=SyncOptions.from_settings(settings), show_progress=sys.stdout.isatty() and not as_json,
+            options=SyncOptions.from_settings(settings), jobs=jobs, show_progress=sys.stdout.isatty() and not as_json,
         )  # fmt: skip
     rows = summarize(results)
     if as_json:

@@ -11,13 +11,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
 from ledger.history import identity
 from ledger.history.models import Payment, Refund
-from ledger.history.writer import PAYMENTS, REFUNDS, WriteCounts, write_mutable_page, write_usage_page
+from ledger.history.writer import (
+    PAYMENTS,
+    REFUNDS,
+    WriteCounts,
+    prepare_usage_copy,
+    write_mutable_page,
+    write_usage_copy,
+)
 from ledger.kst import KST, today_kst
 from ledger.members.models import Member
 from ledger.members.service import MemberError
@@ -25,6 +34,7 @@ from ledger.popbill import PopbillClient
 from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PagingError, PopbillError
 from ledger.popbill.models import Page
+from ledger.popbill.prefetch import prefetch
 from ledger.sync.models import KINDS, SyncRun, SyncState
 from ledger.sync.windows import SyncOptions, first_day, windows
 
@@ -46,6 +56,7 @@ class SyncResult:
     unchanged: int = 0
     error: str | None = None
     run_id: int | None = None
+    db_seconds: float = 0.0  # writing and committing pages, for benchmarks
 
     def add(self, counts: WriteCounts) -> None:
         self.inserted += counts.inserted
@@ -76,8 +87,15 @@ class _Job:
     progress: Progress | None
     full: bool
 
+    def write(self, write_page, *args, **kwargs) -> WriteCounts:
+        started = time.perf_counter()
+        counts = write_page(self.conn, *args, **kwargs)
+        self.result.db_seconds += time.perf_counter() - started
+        return counts
+
     def page_written(self, counts: WriteCounts, **state) -> None:
         """Advance the sync state in the page's transaction, then commit both."""
+        started = time.perf_counter()
         self.result.pages += 1
         self.result.add(counts)
         self.conn.execute(
@@ -86,6 +104,7 @@ class _Job:
             .values(pages_done=SyncState.pages_done + 1, updated_at=func.now(), **state)
         )
         self.conn.commit()
+        self.result.db_seconds += time.perf_counter() - started
         if self.progress:
             self.progress(self.result)
 
@@ -121,6 +140,9 @@ def sync_member(
         member = conn.execute(select(Member.id, Member.user_id).where(Member.corp_num == corp_num)).one_or_none()
         if member is None:
             raise MemberError(f"CorpNum: {corp_num} is not a member")
+        # Rows and sync state are lost or kept together on a server crash, so the next run
+        # redoes what was lost: safe to skip the flush wait on every page's commit.
+        conn.execute(text("SET synchronous_commit = off"))
         lock = {"ns": LOCK_NAMESPACE, "key": member.id * len(KINDS) + _KIND_SLOT[kind]}
         acquired = conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), lock).scalar()
         conn.commit()
@@ -137,6 +159,7 @@ def sync_member(
         finally:
             try:
                 conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), lock)
+                conn.execute(text("RESET synchronous_commit"))
                 conn.commit()
             except Exception:  # a broken connection takes its lock with it
                 log.warning("could not release the sync lock of %s %s", corp_num, kind)
@@ -195,11 +218,47 @@ def _run(job: _Job) -> None:
     conn.commit()
 
 
-def _counted(job: _Job, pages: Iterator[Page]) -> Iterator[tuple[Page, bool]]:
-    """Yield (page, is_last), counting one API call per page fetched."""
-    for page in pages:
-        job.result.api_calls += 1
-        yield page, page.page_num >= max(page.page_count, 1)
+@dataclasses.dataclass(frozen=True)
+class _Fetched:
+    page: Page
+    payload: object  # what the writer takes: COPY text for usage, the rows otherwise
+    is_last: bool  # the last page of its window (or of the refund history)
+    window: tuple[dt.date, dt.date] | None = None
+
+
+def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[_Fetched]:
+    """Every page of every window in order, prepared for writing. A window whose pages moved
+    while paging is fetched again from its first page; what was written is written again
+    as unchanged rows."""
+    client, corp, opts = job.client, job.corp_num, job.options
+    for window_start, window_end in spans:
+        for attempt in range(1, opts.paging_restarts + 1):
+            counter = identity.OccurrenceCounter()  # exact repeats are numbered per window fetch
+            if job.kind == "usage":
+                pages = client.iter_use_history(
+                    corp, window_start, window_end, per_page=opts.per_page, order="A", user_id=job.user_id
+                )
+            else:
+                pages = client.iter_payment_history(
+                    corp, window_start, window_end, per_page=opts.per_page, user_id=job.user_id
+                )
+            try:
+                for page in pages:
+                    job.result.api_calls += 1
+                    payload = (
+                        prepare_usage_copy(job.member_id, page.items, counter)
+                        if job.kind == "usage"
+                        else (page.items, counter)
+                    )
+                    yield _Fetched(page, payload, page.page_num >= max(page.page_count, 1), (window_start, window_end))
+                break
+            except PagingError:
+                job.result.api_calls += 1
+                if attempt == opts.paging_restarts:
+                    raise
+                log.info(
+                    "pages of %s %s %s..%s moved; fetching the window again", corp, job.kind, window_start, window_end
+                )
 
 
 def _oldest_pending(job: _Job, model, when_column, state_column, pending) -> dt.date | None:
@@ -210,47 +269,28 @@ def _oldest_pending(job: _Job, model, when_column, state_column, pending) -> dt.
 
 
 def _sync_dated(job: _Job) -> None:
-    """Usage and payments: windows from a lookback before the high-water mark up to today."""
-    start = first_day(job.state().high_water, job.today, job.options, job.since)
+    """Usage and payments: windows from a lookback before the high-water mark up to today,
+    the next page always fetched and prepared while this one is written."""
+    high_water = job.state().high_water
+    start = first_day(high_water, job.today, job.options, job.since)
     if job.kind == "payments":
         # A deposit pending since before the lookback must still be seen when it completes.
         pending = _oldest_pending(job, Payment, Payment.reg_dt, Payment.settle_state, job.codes.settle_pending)
         if pending and pending < start:
             start = pending
-    for window_start, window_end in windows(start, job.today, job.options.window_days):
-        _sync_window(job, window_start, window_end)
-
-
-def _sync_window(job: _Job, window_start: dt.date, window_end: dt.date) -> None:
-    client, corp, opts = job.client, job.corp_num, job.options
-    for attempt in range(1, opts.paging_restarts + 1):
-        counter = identity.OccurrenceCounter()  # exact repeats are numbered per window fetch
+    for fetched in prefetch(_fetch_windows(job, windows(start, job.today, job.options.window_days))):
+        seen_at = dt.datetime.now(dt.UTC)
+        window_start, window_end = fetched.window
         if job.kind == "usage":
-            pages = client.iter_use_history(
-                corp, window_start, window_end, per_page=opts.per_page, order="A", user_id=job.user_id
-            )
+            beyond_the_mark = high_water is None or window_start > high_water
+            counts = job.write(write_usage_copy, fetched.payload, seen_at, likely_new=beyond_the_mark)
         else:
-            pages = client.iter_payment_history(
-                corp, window_start, window_end, per_page=opts.per_page, user_id=job.user_id
-            )
-        try:
-            for page, is_last in _counted(job, pages):
-                seen_at = dt.datetime.now(dt.UTC)
-                if job.kind == "usage":
-                    counts = write_usage_page(job.conn, job.member_id, page.items, counter, seen_at)
-                else:
-                    counts = write_mutable_page(job.conn, PAYMENTS, job.member_id, page.items, counter, seen_at)
-                state = {"window_start": window_start, "window_end": window_end}
-                if is_last:
-                    state["high_water"] = func.greatest(func.coalesce(SyncState.high_water, window_end), window_end)
-                job.page_written(counts, **state)
-            return
-        except PagingError:
-            job.conn.rollback()
-            job.result.api_calls += 1
-            if attempt == opts.paging_restarts:
-                raise
-            log.info("pages of %s %s %s..%s moved; restarting the window", corp, job.kind, window_start, window_end)
+            rows, counter = fetched.payload
+            counts = job.write(write_mutable_page, PAYMENTS, job.member_id, rows, counter, seen_at)
+        state = {"window_start": window_start, "window_end": window_end}
+        if fetched.is_last:
+            state["high_water"] = func.greatest(func.coalesce(SyncState.high_water, window_end), window_end)
+        job.page_written(counts, **state)
 
 
 def _sync_refunds(job: _Job) -> None:
@@ -268,10 +308,12 @@ def _sync_refunds(job: _Job) -> None:
         counter = identity.OccurrenceCounter()
         pages = job.client.iter_refund_history(job.corp_num, per_page=job.options.per_page, user_id=job.user_id)
         try:
-            for page, is_last in _counted(job, pages):
-                counts = write_mutable_page(
-                    job.conn, REFUNDS, job.member_id, page.items, counter, dt.datetime.now(dt.UTC)
+            for page in pages:
+                job.result.api_calls += 1
+                counts = job.write(
+                    write_mutable_page, REFUNDS, job.member_id, page.items, counter, dt.datetime.now(dt.UTC)
                 )
+                is_last = page.page_num >= max(page.page_count, 1)
                 job.page_written(counts, **({"last_full_pass_at": func.now()} if is_last else {}))
                 oldest_here = min((r.req_dt.date() for r in page.items), default=None)
                 past_pending = pending is None or (oldest_here is not None and oldest_here <= pending)
@@ -300,13 +342,23 @@ def sync_all(
     corp_nums: list[str] | None = None,
     kinds: tuple[str, ...] = KINDS,
     on_result: Callable[[SyncResult], None] | None = None,
+    jobs: int = 1,
     **kwargs,
 ) -> list[SyncResult]:
-    """Every active member (or the named ones) and kind; one failure never stops the rest."""
-    results = []
-    for corp in members_to_sync(engine, corp_nums):
-        for kind in kinds:
-            results.append(sync_member(engine, client, corp, kind, **kwargs))
-            if on_result:
-                on_result(results[-1])
-    return results
+    """Every active member (or the named ones) and kind; one failure never stops the rest.
+
+    With jobs > 1, that many (member, kind) syncs run at once, each on its own connection:
+    while one waits on the database the other parses, and PostgreSQL uses a second core.
+    """
+    work = [(corp, kind) for corp in members_to_sync(engine, corp_nums) for kind in kinds]
+
+    def one(item: tuple[str, str]) -> SyncResult:
+        result = sync_member(engine, client, *item, **kwargs)
+        if on_result:
+            on_result(result)
+        return result
+
+    if jobs <= 1:
+        return [one(item) for item in work]
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sync") as pool:
+        return list(pool.map(one, work))

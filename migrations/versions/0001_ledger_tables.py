@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 20:28:08.527296
+Create Date: 2026-11-25 20:39:47.851871
 """
 
 import sqlalchemy as sa
@@ -56,7 +56,7 @@ def upgrade() -> None:
         "payments",
         sa.Column("id", sa.BigInteger(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
-        sa.Column("row_key", sa.String(length=32), nullable=False),
+        sa.Column("row_key", sa.Uuid(as_uuid=False), nullable=False),
         sa.Column("occurrence", sa.SmallInteger(), server_default="0", nullable=False),
         sa.Column("reg_dt", sa.DateTime(timezone=True), nullable=False),
         sa.Column("state_dt", sa.DateTime(timezone=True), nullable=True),
@@ -84,7 +84,7 @@ def upgrade() -> None:
         "refunds",
         sa.Column("id", sa.BigInteger(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
-        sa.Column("row_key", sa.String(length=32), nullable=False),
+        sa.Column("row_key", sa.Uuid(as_uuid=False), nullable=False),
         sa.Column("occurrence", sa.SmallInteger(), server_default="0", nullable=False),
         sa.Column("req_dt", sa.DateTime(timezone=True), nullable=False),
         sa.Column("state", sa.Integer(), nullable=True),
@@ -153,7 +153,7 @@ def upgrade() -> None:
         "usages",
         sa.Column("id", sa.BigInteger(), nullable=False),
         sa.Column("member_id", sa.Integer(), nullable=False),
-        sa.Column("row_key", sa.String(length=32), nullable=False),
+        sa.Column("row_key", sa.Uuid(as_uuid=False), nullable=False),
         sa.Column("occurrence", sa.SmallInteger(), server_default="0", nullable=False),
         sa.Column("tx_dt", sa.DateTime(timezone=True), nullable=False),
         sa.Column("item_code", sa.Integer(), nullable=True),

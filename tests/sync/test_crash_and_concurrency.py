@@ -80,10 +80,12 @@ def kill(proc: subprocess.Popen) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
-def rerun_and_check(engine, sim) -> None:
+def rerun_and_check(engine, sim, *, already_stored: int = 0) -> None:
     with PopbillClient(client_settings(sim)) as client:
         result = sync_member(engine, client, CORP, "usage", today=sim.world.today())
     assert result.status == "succeeded", result.error
+    # Rows the killed run committed are found again (through the merge), not written twice.
+    assert result.unchanged == already_stored
     assert_ledger_equals_truth(engine, sim, [CORP], kinds=("usage",))
     with engine.connect() as conn:
         statuses = conn.execute(select(SyncRun.status).order_by(SyncRun.id)).scalars().all()
@@ -119,14 +121,18 @@ def test_killed_after_rows_before_commit(ledger_db, sim):
 
 
 def test_killed_between_pages_right_after_a_commit(ledger_db, sim):
-    """Two pages committed; the third request hangs when the process dies."""
+    """Two pages committed; the third request (fetched ahead) hangs when the process dies."""
     sim.inject("stall", path="/UseHistory", skip=2, count=1, seconds=60)
     proc = start_sync_process(sim)
-    wait_for(lambda: len(sim.requests("/UseHistory")) >= 3, what="the third page request")
+
+    def stored() -> int:
+        with ledger_db.connect() as conn:
+            return conn.execute(select(func.count()).select_from(Usage)).scalar()
+
+    wait_for(lambda: len(sim.requests("/UseHistory")) >= 3 and stored() == 400, what="two pages committed")
     kill(proc)
-    with ledger_db.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(Usage)).scalar() == 400
-    rerun_and_check(ledger_db, sim)
+    assert stored() == 400
+    rerun_and_check(ledger_db, sim, already_stored=400)
 
 
 def test_second_sync_of_the_same_member_says_already_running(ledger_db, sim):
