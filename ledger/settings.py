@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from ledger.secret import Secret
@@ -61,6 +62,44 @@ def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int, m
     return value
 
 
+def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    raw = env.get(name) or default
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise SettingsError(f"{name} must be a decimal number, got {raw!r}") from None
+    if not value.is_finite() or value < 0:
+        raise SettingsError(f"{name} must be zero or more, got {raw!r}")
+    return value
+
+
+def _codes(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or default).strip()
+    if not all(part.strip().lstrip("-").isdigit() for part in raw.split(",")):
+        raise SettingsError(f"{name} must be a comma-separated list of integer codes, got {raw!r}")
+    return raw
+
+
+def _schedule(env: Mapping[str, str], name: str, default: str) -> str:
+    """'off', an interval ('600s', '10m', '2h'), or a five-field crontab in Korean time."""
+    raw = (env.get(name) or default).strip()
+    if raw.lower() == "off" or parse_interval(raw) is not None or len(raw.split()) == 5:
+        return raw
+    raise SettingsError(f"{name} must be 'off', an interval such as 600s or 10m, or a crontab, got {raw!r}")
+
+
+def parse_interval(text: str) -> float | None:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    if len(text) >= 2 and text[-1] in units:
+        try:
+            value = float(text[:-1])
+        except ValueError:
+            return None
+        return value * units[text[-1]] if value > 0 else None
+    return None
+
+
 def _default_home() -> Path:
     data_home = Path.home() / ".local" / "share"
     return data_home / "popbill-ledger"
@@ -87,6 +126,35 @@ class Settings:
     sync_window_days: int = 31
     sync_initial_days: int = 365
     sync_per_page: int = 1000
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    broker_visibility_timeout: int = 7200
+    task_time_limit: int = 3600
+    schedule_sync: str = "0 2 * * *"  # crontab in Korean time, an interval like '600s', or 'off'
+    schedule_pending: str = "600s"
+    schedule_balances: str = "1800s"
+    schedule_reconcile: str = "30 3 * * *"
+    pending_first_poll: int = 600  # seconds; then doubling
+    pending_max_interval: int = 21600
+    pending_stuck_after: int = 3 * 86400
+    settle_pending_states: str = "1"
+    settle_done_states: str = "2"
+    refund_pending_states: str = "1"
+    refund_done_states: str = "2"
+    partner_corp_num: str | None = None
+    alert_threshold: Decimal = Decimal("10000")
+    partner_threshold: Decimal = Decimal("100000")
+    alert_runway_days: int = 7
+    alert_consecutive: int = 1
+    alert_repeat_seconds: int = 4 * 3600
+    alert_hysteresis: Decimal = Decimal("0.10")
+    alert_webhook_url: Secret | None = None  # Slack-style URLs carry a token
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: Secret | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "ledger@localhost"
+    mail_to: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +182,48 @@ class Settings:
             sync_window_days=_integer(env, "LEDGER_SYNC_WINDOW_DAYS", 31, minimum=1),
             sync_initial_days=_integer(env, "LEDGER_SYNC_INITIAL_DAYS", 365, minimum=0),
             sync_per_page=_integer(env, "LEDGER_SYNC_PER_PAGE", 1000, minimum=1, maximum=1000),
+            broker_url=env.get("LEDGER_BROKER_URL") or "redis://127.0.0.1:6379/0",
+            broker_visibility_timeout=_integer(env, "LEDGER_BROKER_VISIBILITY_TIMEOUT", 7200, minimum=1),
+            task_time_limit=_integer(env, "LEDGER_TASK_TIME_LIMIT", 3600, minimum=1),
+            schedule_sync=_schedule(env, "LEDGER_SCHEDULE_SYNC", "0 2 * * *"),
+            schedule_pending=_schedule(env, "LEDGER_SCHEDULE_PENDING", "600s"),
+            schedule_balances=_schedule(env, "LEDGER_SCHEDULE_BALANCES", "1800s"),
+            schedule_reconcile=_schedule(env, "LEDGER_SCHEDULE_RECONCILE", "30 3 * * *"),
+            pending_first_poll=_integer(env, "LEDGER_PENDING_FIRST_POLL", 600, minimum=0),
+            pending_max_interval=_integer(env, "LEDGER_PENDING_MAX_INTERVAL", 21600, minimum=1),
+            pending_stuck_after=_integer(env, "LEDGER_PENDING_STUCK_AFTER", 3 * 86400, minimum=1),
+            settle_pending_states=_codes(env, "LEDGER_SETTLE_PENDING_STATES", "1"),
+            settle_done_states=_codes(env, "LEDGER_SETTLE_DONE_STATES", "2"),
+            refund_pending_states=_codes(env, "LEDGER_REFUND_PENDING_STATES", "1"),
+            refund_done_states=_codes(env, "LEDGER_REFUND_DONE_STATES", "2"),
+            partner_corp_num=env.get("LEDGER_PARTNER_CORP_NUM") or None,
+            alert_threshold=_decimal(env, "LEDGER_ALERT_THRESHOLD", "10000"),
+            partner_threshold=_decimal(env, "LEDGER_PARTNER_THRESHOLD", "100000"),
+            alert_runway_days=_integer(env, "LEDGER_ALERT_RUNWAY_DAYS", 7, minimum=0),
+            alert_consecutive=_integer(env, "LEDGER_ALERT_CONSECUTIVE", 1, minimum=1),
+            alert_repeat_seconds=_integer(env, "LEDGER_ALERT_REPEAT_SECONDS", 4 * 3600, minimum=1),
+            alert_hysteresis=_decimal(env, "LEDGER_ALERT_HYSTERESIS", "0.10"),
+            alert_webhook_url=Secret(env["LEDGER_ALERT_WEBHOOK_URL"]) if env.get("LEDGER_ALERT_WEBHOOK_URL") else None,
+            smtp_host=env.get("LEDGER_SMTP_HOST") or None,
+            smtp_port=_integer(env, "LEDGER_SMTP_PORT", 25, minimum=1, maximum=65535),
+            smtp_user=env.get("LEDGER_SMTP_USER") or None,
+            smtp_password=Secret(env["LEDGER_SMTP_PASSWORD"]) if env.get("LEDGER_SMTP_PASSWORD") else None,
+            smtp_starttls=_flag(env, "LEDGER_SMTP_STARTTLS", False),
+            mail_from=env.get("LEDGER_MAIL_FROM") or "ledger@localhost",
+            mail_to=tuple(a.strip() for a in (env.get("LEDGER_MAIL_TO") or "").split(",") if a.strip()),
+        )
+
+    def codes(self):
+        from ledger.popbill.codes import Codes
+
+        def ints(text: str) -> frozenset[int]:
+            return frozenset(int(part) for part in text.split(","))
+
+        return Codes(
+            settle_pending=ints(self.settle_pending_states),
+            settle_done=ints(self.settle_done_states),
+            refund_pending=ints(self.refund_pending_states),
+            refund_done=ints(self.refund_done_states),
         )
 
     def with_hosts(self, base_url: str) -> Settings:

@@ -56,14 +56,24 @@ def open_engine(settings: Settings | None = None):
 
 
 def _register() -> None:
-    from ledger.cli import db_commands, demo_command, popbill_commands, simulator_commands
+    from ledger.alerts import cli as alerts_cli
+    from ledger.cli import db_commands, demo_command, popbill_commands, simulator_commands, worker_commands
     from ledger.members import cli as members_cli
+    from ledger.pending import cli as pending_cli
     from ledger.sync import cli as sync_cli
 
     cli.add_command(db_commands.db)
     cli.add_command(members_cli.members)
     cli.add_command(sync_cli.sync)
     cli.add_command(sync_cli.status)
+    cli.add_command(pending_cli.payment)
+    cli.add_command(pending_cli.refund)
+    cli.add_command(pending_cli.track)
+    cli.add_command(pending_cli.pending)
+    cli.add_command(alerts_cli.balances)
+    cli.add_command(alerts_cli.alerts)
+    cli.add_command(worker_commands.worker)
+    cli.add_command(worker_commands.beat)
     cli.add_command(demo_command.demo)
     cli.add_command(popbill_commands.popbill)
     cli.add_command(simulator_commands.simulator)

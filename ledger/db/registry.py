@@ -1,9 +1,12 @@
 """Imports every domain's models so that Base.metadata is complete (Alembic, tests)."""
 
+from ledger.alerts import models as alerts_models  # noqa: F401
 from ledger.balances import models as balances_models  # noqa: F401
 from ledger.db.base import Base
 from ledger.history import models as history_models  # noqa: F401
 from ledger.members import models as members_models  # noqa: F401
+from ledger.pending import models as pending_models  # noqa: F401
+from ledger.scheduling import models as scheduling_models  # noqa: F401
 from ledger.sync import models as sync_models  # noqa: F401
 
 metadata = Base.metadata

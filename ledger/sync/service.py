@@ -35,6 +35,7 @@ from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PagingError, PopbillError
 from ledger.popbill.models import Page
 from ledger.popbill.prefetch import prefetch
+from ledger.popbill.retry import should_retry
 from ledger.sync.models import KINDS, SyncRun, SyncState
 from ledger.sync.windows import SyncOptions, first_day, windows
 
@@ -57,6 +58,7 @@ class SyncResult:
     error: str | None = None
     run_id: int | None = None
     db_seconds: float = 0.0  # writing and committing pages, for benchmarks
+    retryable: bool = False  # the failure was transient (network, 5xx, 429): worth another try
 
     def add(self, counts: WriteCounts) -> None:
         self.inserted += counts.inserted
@@ -198,6 +200,7 @@ def _run(job: _Job) -> None:
     except Exception as exc:
         conn.rollback()
         result.status, result.error = "failed", _describe(exc)
+        result.retryable = should_retry(exc, idempotent=True)
         if not isinstance(exc, (PopbillError, MemberError)):
             log.exception("sync of %s %s failed", job.corp_num, job.kind)
     finished = {"status": result.status, "finished_at": func.now(), "error": result.error}

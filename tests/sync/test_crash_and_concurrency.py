@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from sqlalchemy import func, select, text
@@ -23,6 +22,7 @@ from ledger.sync.service import LOCK_NAMESPACE, sync_member
 from ledger.sync.windows import SyncOptions
 from tests.conftest import TEST_DATABASE_URL, client_settings, small_config
 from tests.sync.helpers import assert_ledger_equals_truth
+from tests.waiting import wait_for
 
 CORP = "1234567890"
 
@@ -39,15 +39,6 @@ def ledger_db(clean_engine):
         add_member(session, MemberInput(CORP))
         session.commit()
     return clean_engine
-
-
-def wait_for(condition, *, timeout: float = 30.0, what: str) -> None:
-    """Wait for an event we cannot be told of directly (a lock wait, a request arriving)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def start_sync_process(sim) -> subprocess.Popen:

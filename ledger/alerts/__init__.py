@@ -1,0 +1,1 @@
+"""Balance checks, alert rules with Alertmanager-like semantics, and the notification outbox."""

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.db.base import Base, Timestamp
+
+PARTNER = "partner"  # the subject of the partner's own balance
+
+
+class Alert(Base):
+    """One alert per (subject, rule). subject is a CorpNum, 'partner', or for stuck items
+    'settle:<code>' / 'refund:<code>'. state: ok, pending (condition seen, fewer than K
+    checks), firing, or unknown (the last check failed: never taken as OK)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("subject", "rule"),
+        CheckConstraint("state IN ('ok', 'pending', 'firing', 'unknown')", name="state_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(60))
+    rule: Mapped[str] = mapped_column(String(30))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(10), server_default="ok")
+    consecutive: Mapped[int] = mapped_column(server_default="0")
+    value: Mapped[Decimal | None]
+    threshold: Mapped[Decimal | None]
+    summary: Mapped[str | None] = mapped_column(Text)
+    fired_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    last_notified_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    checked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class AlertMute(Base):
+    """Notifications for a subject are held back until `until` (the alert state still moves)."""
+
+    __tablename__ = "alert_mutes"
+
+    subject: Mapped[str] = mapped_column(String(60), primary_key=True)
+    until: Mapped[dt.datetime] = mapped_column(Timestamp)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class Notification(Base):
+    """The outbox: every notification is written here first, then sent (and retried)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status_known"),
+        CheckConstraint("channel IN ('log', 'webhook', 'email')", name="channel_known"),
+        Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    channel: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(10))  # firing, repeat, resolved, unknown, test
+    text: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict]
+    status: Mapped[str] = mapped_column(String(10), server_default="pending")
+    attempts: Mapped[int] = mapped_column(server_default="0")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+    sent_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)

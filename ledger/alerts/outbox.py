@@ -1,0 +1,124 @@
+"""The notification outbox: written in the same transaction as the alert's change, then sent
+by deliver(). A channel that is down leaves its rows 'failed' with the error and a next
+attempt time, backing off; nothing is silently lost."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+from email.message import EmailMessage
+
+import requests
+from sqlalchemy import Connection, Engine, insert, text
+
+from ledger import jsonutil
+from ledger.alerts.models import Notification
+from ledger.settings import Settings
+
+log = logging.getLogger("ledger.alerts")
+
+
+def channels(settings: Settings) -> list[str]:
+    configured = ["log"]
+    if settings.alert_webhook_url:
+        configured.append("webhook")
+    if settings.smtp_host and settings.mail_to:
+        configured.append("email")
+    return configured
+
+
+def enqueue(
+    conn: Connection,
+    settings: Settings,
+    *,
+    alert_id: int | None,
+    kind: str,
+    text: str,
+    payload: dict,
+    now: dt.datetime | None = None,
+) -> None:
+    """One outbox row per configured channel, due at once."""
+    now = now or dt.datetime.now(dt.UTC)
+    payload = {**payload, "text": text, "kind": kind}
+    conn.execute(
+        insert(Notification),
+        [
+            {"alert_id": alert_id, "channel": c, "kind": kind, "text": text, "payload": payload,
+             "created_at": now, "next_attempt_at": now}
+            for c in channels(settings)
+        ],
+    )  # fmt: skip
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+def _send(channel: str, row, settings: Settings) -> None:
+    if channel == "log":
+        log.warning("ALERT %s", row.text)
+    elif channel == "webhook":
+        # Slack-compatible: a "text" field, plus the structured alert for other receivers.
+        try:
+            answer = requests.post(settings.alert_webhook_url.reveal(), json=row.payload, timeout=10)
+        except requests.RequestException as exc:
+            # The URL is a credential (Slack's are): report the failure without it.
+            raise RuntimeError(f"webhook unreachable: {type(exc).__name__}") from None
+        if not 200 <= answer.status_code < 300:
+            raise RuntimeError(f"webhook answered HTTP {answer.status_code}")
+    elif channel == "email":
+        message = EmailMessage()
+        message["Subject"] = row.text[:150]
+        message["From"] = settings.mail_from
+        message["To"] = ", ".join(settings.mail_to)
+        message.set_content(row.text + "\n\n" + jsonutil.dumps(row.payload))
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_user and settings.smtp_password:
+                smtp.login(settings.smtp_user, settings.smtp_password.reveal())
+            smtp.send_message(message)
+    else:
+        raise RuntimeError(f"unknown channel {channel!r}")
+
+
+_TAKE_DUE = text(
+    """
+    SELECT id, channel, text, payload, attempts FROM notifications
+    WHERE status IN ('pending', 'failed') AND next_attempt_at <= :now
+    ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
+    """
+)
+
+
+def deliver(engine: Engine, settings: Settings, *, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Send what is due, one row per transaction; returns counts of sent and failed."""
+    now = now or dt.datetime.now(dt.UTC)
+    counts = {"sent": 0, "failed": 0}
+    with engine.connect() as conn:
+        for _ in range(limit):
+            row = conn.execute(_TAKE_DUE, {"now": now}).one_or_none()
+            if row is None:
+                conn.rollback()
+                break
+            attempts = row.attempts + 1
+            try:
+                _send(row.channel, row, settings)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:500]
+                conn.execute(
+                    text("UPDATE notifications SET status = 'failed', attempts = :a, last_error = :e, "
+                         "next_attempt_at = :next WHERE id = :id"),
+                    {"a": attempts, "e": error, "next": now + backoff(attempts), "id": row.id},
+                )  # fmt: skip
+                counts["failed"] += 1
+            else:
+                conn.execute(
+                    text("UPDATE notifications SET status = 'sent', attempts = :a, sent_at = :now, last_error = NULL "
+                         "WHERE id = :id"),
+                    {"a": attempts, "now": now, "id": row.id},
+                )  # fmt: skip
+                counts["sent"] += 1
+            conn.commit()
+    return counts

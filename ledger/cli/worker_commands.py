@@ -1,0 +1,29 @@
+"""`ledger worker` and `ledger beat`: the Celery processes."""
+
+from __future__ import annotations
+
+import click
+
+from ledger.cli.main import load_settings
+
+
+@click.command()
+@click.option("--concurrency", "-c", default=4, show_default=True, type=click.IntRange(1, 64), help="Task threads.")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+def worker(concurrency: int, loglevel: str) -> None:
+    """Run a Celery worker (threads: the engine and the Popbill client are shared)."""
+    load_settings()
+    from workers import app
+
+    app.worker_main(["worker", "-P", "threads", "-c", str(concurrency), "-l", loglevel])
+
+
+@click.command()
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run Celery beat, the scheduler. Run one; a second is harmless (slots are claimed)."""
+    settings = load_settings()
+    from workers import app
+
+    settings.ledger_home.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "-l", loglevel, "-s", str(settings.ledger_home / "celerybeat-schedule")])

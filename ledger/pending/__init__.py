@@ -1,0 +1,1 @@
+"""Deposits (settle codes) and refunds (refund codes) followed until Popbill settles them."""

@@ -1,0 +1,1 @@
+"""Celery beat's schedule, and the slot claims that make a second beat harmless."""

@@ -1,0 +1,38 @@
+"""Celery tasks of the sync: thin, taking ids, calling the functions the CLI calls."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from ledger import context
+from ledger.scheduling.service import claim
+from ledger.sync.models import KINDS
+from ledger.sync.service import members_to_sync, sync_member
+from ledger.sync.windows import SyncOptions
+
+
+@shared_task(name="ledger.sync.nightly")
+def nightly_sync(from_beat: bool = True) -> int:
+    """Fan out one small task per (active member, kind). No chord: each stands alone."""
+    settings, engine = context.settings(), context.engine()
+    if from_beat and not claim(engine, "sync", settings.schedule_sync):
+        return 0  # another beat already started this night's sync
+    work = [(corp, kind) for corp in members_to_sync(engine) for kind in KINDS]
+    for corp, kind in work:
+        sync_member_task.delay(corp, kind)
+    return len(work)
+
+
+@shared_task(name="ledger.sync.member", bind=True, max_retries=5)
+def sync_member_task(self, corp_num: str, kind: str) -> dict:
+    """A duplicate delivery is harmless: the advisory lock turns it away while the first
+    runs, and identity keys make a later rerun write nothing new."""
+    settings = context.settings()
+    result = sync_member(
+        context.engine(), context.client(), corp_num, kind,
+        options=SyncOptions.from_settings(settings), codes=settings.codes(),
+    )  # fmt: skip
+    if result.status == "failed" and result.retryable:
+        # Short countdowns only: a long ETA outlives the broker's visibility timeout.
+        raise self.retry(countdown=min(600, 30 * 2**self.request.retries))
+    return {"corp_num": corp_num, "kind": kind, "status": result.status, "inserted": result.inserted}

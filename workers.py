@@ -1,0 +1,79 @@
+"""The Celery app and its beat schedule, configured from the settings object.
+
+    celery -A workers worker -P threads -c 4     (or: ledger worker)
+    celery -A workers beat                        (or: ledger beat)
+
+Reliability settings, and why:
+- task_acks_late + task_reject_on_worker_lost: a task is acknowledged only when it has run,
+  so a worker killed mid-task leaves the message to be delivered again. Every task is
+  idempotent (the sync's lock and identity keys, the poller's SKIP LOCKED), so a second
+  delivery is harmless.
+- worker_prefetch_multiplier = 1: a worker holds only the task it runs, so a crash strands
+  nothing else and long syncs do not starve short polls.
+- broker visibility_timeout (default 2 h) above the hard task time limit (default 1 h): Redis
+  redelivers an unacknowledged task only after the timeout, which must never cut a live task.
+- timezone Asia/Seoul with enable_utc: crontabs read in Korean time, timestamps kept in UTC.
+- no long ETAs or countdowns (retries wait at most 10 minutes): Redis redelivers a delayed
+  message after the visibility timeout, running it twice.
+- one beat: scheduled tasks claim their slot in PostgreSQL (schedule_claims), so a second
+  beat process by mistake triggers nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery import Celery
+from celery.schedules import crontab, schedule
+
+from ledger import context
+from ledger.settings import Settings, parse_interval
+
+TASK_MODULES = ["ledger.sync.tasks", "ledger.pending.tasks", "ledger.alerts.tasks"]
+
+
+def _every(spec: str):
+    seconds = parse_interval(spec)
+    if seconds:
+        return schedule(run_every=dt.timedelta(seconds=seconds))
+    minute, hour, day_of_month, month_of_year, day_of_week = spec.split()
+    return crontab(minute=minute, hour=hour, day_of_month=day_of_month, month_of_year=month_of_year,
+                   day_of_week=day_of_week)  # fmt: skip
+
+
+def beat_schedule(settings: Settings) -> dict:
+    entries = {
+        "nightly-sync": ("ledger.sync.nightly", settings.schedule_sync),
+        "poll-pending": ("ledger.pending.poll", settings.schedule_pending),
+        "check-balances": ("ledger.alerts.check_balances", settings.schedule_balances),
+        "deliver-outbox": ("ledger.alerts.deliver", "60s"),
+    }
+    return {name: {"task": task, "schedule": _every(spec)} for name, (task, spec) in entries.items() if spec != "off"}
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    settings = settings or context.settings()
+    app = Celery("ledger", broker=settings.broker_url, include=TASK_MODULES)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout,
+            # Sweep for the tasks of dead workers every few seconds, one Redis scan a sweep.
+            "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 3)),
+            "unacked_restore_throttle": 1,
+        },
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=max(1, settings.task_time_limit - 60),
+        timezone="Asia/Seoul",
+        enable_utc=True,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        beat_schedule=beat_schedule(settings),
+    )
+    return app
+
+
+app = make_app()
