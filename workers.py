@@ -29,7 +29,7 @@ from celery.schedules import crontab, schedule
 from ledger import context
 from ledger.settings import Settings, parse_interval
 
-TASK_MODULES = ["ledger.sync.tasks", "ledger.pending.tasks", "ledger.alerts.tasks"]
+TASK_MODULES = ["ledger.sync.tasks", "ledger.pending.tasks", "ledger.alerts.tasks", "ledger.reconcile.tasks"]
 
 
 def _every(spec: str):
@@ -46,6 +46,8 @@ def beat_schedule(settings: Settings) -> dict:
         "nightly-sync": ("ledger.sync.nightly", settings.schedule_sync),
         "poll-pending": ("ledger.pending.poll", settings.schedule_pending),
         "check-balances": ("ledger.alerts.check_balances", settings.schedule_balances),
+        # After the nightly sync (02:00) has had time to finish; reconciles what it wrote.
+        "reconcile": ("ledger.reconcile.nightly", settings.schedule_reconcile),
         "deliver-outbox": ("ledger.alerts.deliver", "60s"),
     }
     return {name: {"task": task, "schedule": _every(spec)} for name, (task, spec) in entries.items() if spec != "off"}

@@ -155,6 +155,9 @@ class Settings:
     smtp_starttls: bool = False
     mail_from: str = "ledger@localhost"
     mail_to: tuple[str, ...] = ()
+    reconcile_match_days: int = 2  # how far a deposit's credit may be from its stateDT
+    reconcile_refund_days: int = 30  # how long after the request a refund's debit may come
+    reconcile_max_sync_age: int = 26 * 3600  # a ledger older than this is stale, never reconciled
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -211,6 +214,9 @@ class Settings:
             smtp_starttls=_flag(env, "LEDGER_SMTP_STARTTLS", False),
             mail_from=env.get("LEDGER_MAIL_FROM") or "ledger@localhost",
             mail_to=tuple(a.strip() for a in (env.get("LEDGER_MAIL_TO") or "").split(",") if a.strip()),
+            reconcile_match_days=_integer(env, "LEDGER_RECONCILE_MATCH_DAYS", 2, minimum=0),
+            reconcile_refund_days=_integer(env, "LEDGER_RECONCILE_REFUND_DAYS", 30, minimum=0),
+            reconcile_max_sync_age=_integer(env, "LEDGER_RECONCILE_MAX_SYNC_AGE", 26 * 3600, minimum=1),
         )
 
     def codes(self):

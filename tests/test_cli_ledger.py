@@ -134,4 +134,6 @@ def test_demo_runs_with_no_configuration(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sync summary" in result.stdout and "usage this month" in result.stdout
     assert result.stdout.count("succeeded") == 15
+    assert "reconciliation" in result.stdout and result.stdout.count("│ yes ") == 5  # all five reconciled
+    assert "statement 1234567890" in result.stdout and "Closing balance" in result.stdout
     assert (tmp_path / "home" / "demo" / "pgdata").is_dir()

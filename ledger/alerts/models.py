@@ -61,7 +61,7 @@ class Notification(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
     channel: Mapped[str] = mapped_column(String(10))
-    kind: Mapped[str] = mapped_column(String(10))  # firing, repeat, resolved, unknown, test
+    kind: Mapped[str] = mapped_column(String(20))  # firing, repeat, resolved, unknown, test, discrepancy
     text: Mapped[str] = mapped_column(Text)
     payload: Mapped[dict]
     status: Mapped[str] = mapped_column(String(10), server_default="pending")

@@ -39,13 +39,20 @@ ORDER BY m.corp_num, u.item_code"""
 )  # fmt: skip
 @friendly_errors
 def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None:
-    """Start a simulated Popbill and a database, add five members, sync them, show the ledger."""
+    """Start a simulated Popbill and a database, add five members, sync them, check their
+    balances, reconcile, and print a statement."""
     from sqlalchemy import text
     from sqlalchemy.orm import Session
 
+    from ledger.alerts.service import check_balances
     from ledger.db import migrate
+    from ledger.kst import today_kst
     from ledger.members.service import MemberInput, add_member, list_members
     from ledger.popbill import PopbillClient
+    from ledger.reconcile.cli import print_summary
+    from ledger.reconcile.service import reconcile
+    from ledger.reports.cli import statement_rows, write
+    from ledger.reports.statement import monthly_statement
     from ledger.settings import Settings
     from ledger.simulator import SimConfig, Simulator
     from ledger.sync.cli import run_sync, summarize
@@ -56,6 +63,7 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
         click.echo(f"starting the embedded PostgreSQL under {settings.ledger_home} ...")
     engine = open_engine(settings)
     migrate.upgrade(engine)
+    corp_nums = [corp for corp, _ in DEMO_MEMBERS]
     with Simulator(SimConfig(seed=1, history_days=days, usage_per_day=usage_per_day)) as sim:
         click.echo(f"simulated Popbill listening on {sim.url}")
         with Session(engine) as session, session.begin():
@@ -67,24 +75,31 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
         with PopbillClient(Settings().with_hosts(sim.url)) as client:
             started = time.perf_counter()
             results = run_sync(
-                engine, client, corp_nums=[c for c, _ in DEMO_MEMBERS], kinds=("payments", "usage", "refunds"),
-                show_progress=True,
-            )  # fmt: skip
+                engine, client, corp_nums=corp_nums, kinds=("payments", "usage", "refunds"), show_progress=True
+            )
             elapsed = time.perf_counter() - started
-    print_table(
-        "sync summary",
-        summarize(results),
-        ["corp_num", "kind", "status", "pages", "api_calls", "inserted", "updated", "unchanged"],
-    )
+            check_balances(engine, client, dataclasses.replace(settings, alert_runway_days=0))
+    columns = ["corp_num", "kind", "status", "pages", "api_calls", "inserted", "updated", "unchanged"]
+    print_table("sync summary", summarize(results), columns)
     rows = sum(r.rows for r in results)
     click.echo(
         f"{rows} rows in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s), {sum(r.api_calls for r in results)} API calls"
     )
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        raise click.ClickException(f"{len(failed)} syncs failed")
+
     click.echo("\nTry this query on the ledger (usage this month by member and service):\n")
     click.echo(SAMPLE_QUERY + ";\n")
     with engine.connect() as conn:
         sample = [dict(r._mapping) for r in conn.execute(text(SAMPLE_QUERY))]
     print_table("usage this month", sample[:20])
-    failed = [r for r in results if r.status == "failed"]
-    if failed:
-        raise click.ClickException(f"{len(failed)} syncs failed")
+
+    click.echo("\nReconciling the ledger against the balances Popbill reported:")
+    print_summary(reconcile(engine, settings, corp_nums=corp_nums))
+    statement = monthly_statement(engine, corp_nums[0], today_kst())
+    click.echo("")
+    write(*statement_rows(statement, "en"), "table", "en", None, f"statement {corp_nums[0]} {statement.month:%Y-%m}")
+    click.echo(
+        f"Also: ledger report statement --member {corp_nums[0]} --month {statement.month:%Y-%m} --format xlsx --out s.xlsx"
+    )

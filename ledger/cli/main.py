@@ -60,6 +60,8 @@ def _register() -> None:
     from ledger.cli import db_commands, demo_command, popbill_commands, simulator_commands, worker_commands
     from ledger.members import cli as members_cli
     from ledger.pending import cli as pending_cli
+    from ledger.reconcile import cli as reconcile_cli
+    from ledger.reports import cli as reports_cli
     from ledger.sync import cli as sync_cli
 
     cli.add_command(db_commands.db)
@@ -72,6 +74,9 @@ def _register() -> None:
     cli.add_command(pending_cli.pending)
     cli.add_command(alerts_cli.balances)
     cli.add_command(alerts_cli.alerts)
+    cli.add_command(reconcile_cli.reconcile)
+    cli.add_command(reports_cli.report)
+    cli.add_command(reports_cli.export)
     cli.add_command(worker_commands.worker)
     cli.add_command(worker_commands.beat)
     cli.add_command(demo_command.demo)

@@ -456,7 +456,7 @@ class _Handler(BaseHTTPRequestHandler):
         corp_num[0] = token.corp_num
         world = sim.world
         if method == "GET" and path == f"/{service_id}/Point":
-            return Answer(200, b'{"remainPoint":%s}' % fmt_points(world.member(token.corp_num).balance).encode())
+            return Answer(200, b'{"remainPoint":%s}' % fmt_points(world.reported_balance(token.corp_num)).encode())
         if method == "GET" and path == f"/{service_id}/PartnerPoint":
             return Answer(200, b'{"remainPoint":%s}' % fmt_points(world.partner_balance).encode())
         if method == "GET" and path == f"/{service_id}/URL":

@@ -145,6 +145,7 @@ class Member:
         self.version = 0
         self.closed = False
         self.held_back = 0  # the newest rows not served yet, as a lagging index would
+        self.reported_offset = 0  # added to GetBalance only: a balance that disagrees with the chain
 
     @property
     def last_tx_dt(self) -> str:
@@ -526,6 +527,57 @@ class World:
         lo = bisect.bisect_left(member.tx_dts, s_date, 0, served)
         hi = bisect.bisect_right(member.tx_dts, e_date + "999999", 0, served)
         return member, lo, hi
+
+    # -- discrepancies, for reconciliation tests and demos ------------------------------------
+
+    def drop_usage_row(self, corp_num: str, index: int) -> dict:
+        """Stop serving one usage row (the balance stays true): a missing row."""
+        with self.lock:
+            member = self.member(corp_num)
+            index = index % len(member.usage_rows)
+            member.tx_dts.pop(index)
+            member.usage_rows.pop(index)
+            member.version += 1
+            return json.loads(member.usage_json.pop(index))
+
+    def double_usage_row(self, corp_num: str, index: int) -> dict:
+        """Serve one usage row twice: a doubled row."""
+        with self.lock:
+            member = self.member(corp_num)
+            index = index % len(member.usage_rows)
+            member.tx_dts.insert(index + 1, member.tx_dts[index])
+            member.usage_rows.insert(index + 1, member.usage_rows[index])
+            member.usage_json.insert(index + 1, member.usage_json[index])
+            member.version += 1
+            return json.loads(member.usage_json[index])
+
+    def last_usage_index(self, corp_num: str, tx_type: int) -> int:
+        with self.lock:
+            rows = self.member(corp_num).usage_rows
+            return next(i for i in range(len(rows) - 1, -1, -1) if rows[i][2] == tx_type)
+
+    def lose_credit(self, corp_num: str) -> dict:
+        """Drop the newest deposit credit from the use history: a deposit with no credit."""
+        return self.drop_usage_row(corp_num, self.last_usage_index(corp_num, codes.TX_CHARGE))
+
+    def hide_payment(self, corp_num: str, settle_code: str) -> dict:
+        """Stop listing one payment in GetPaymentHistory: its credit then has no deposit."""
+        with self.lock:
+            member = self.member(corp_num)
+            payment = next(p for p in member.payments if p.settle_code == settle_code)
+            member.payments.remove(payment)
+            member.version += 1
+            return payment.wire()
+
+    def shift_reported_balance(self, corp_num: str, delta) -> None:
+        """GetBalance answers the true balance plus delta; the history is untouched."""
+        with self.lock:
+            self.member(corp_num).reported_offset = to_tenths(delta)
+
+    def reported_balance(self, corp_num: str) -> int:
+        with self.lock:
+            member = self.member(corp_num)
+            return member.balance + member.reported_offset
 
     def hold_back(self, corp_num: str, rows: int) -> None:
         """Serve the newest `rows` usage rows only after release(): late-arriving rows."""

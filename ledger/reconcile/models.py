@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.db.base import Base, Timestamp
+
+CHECKS = (
+    "balance_chain", "closing_balance", "deposit_without_credit", "credit_without_deposit",
+    "refund_without_debit", "debit_without_refund", "pending_aging", "sync_stale",
+)  # fmt: skip
+
+
+class Discrepancy(Base):
+    """Something in the ledger that does not add up. `fingerprint` names the thing itself
+    (a row, a payment, a snapshot), so re-running a check finds the same discrepancy again
+    instead of writing a new one; one that is no longer found is marked resolved."""
+
+    __tablename__ = "discrepancies"
+    __table_args__ = (
+        UniqueConstraint("member_id", "check_name", "period", "fingerprint"),
+        CheckConstraint("status IN ('open', 'acknowledged', 'resolved')", name="status_known"),
+        Index("ix_discrepancies_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    check_name: Mapped[str] = mapped_column(String(30))
+    period: Mapped[str] = mapped_column(String(10))  # 'all', 'YYYY-MM' or 'YYYY-MM-DD'
+    fingerprint: Mapped[str] = mapped_column(String(200))
+    expected: Mapped[Decimal | None]
+    actual: Mapped[Decimal | None]
+    difference: Mapped[Decimal | None]
+    description: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict]
+    status: Mapped[str] = mapped_column(String(12), server_default="open")
+    first_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+
+
+class TxType(Base):
+    """What each raw txType of the use history means. The sources do not enumerate them, so
+    this table (seeded with the simulator's codes) is where a partner corrects them; the
+    accountants' views read it. direction: +1 credit, -1 debit."""
+
+    __tablename__ = "tx_types"
+    __table_args__ = (
+        CheckConstraint("direction IN (-1, 1)", name="direction_sign"),
+        CheckConstraint("category IN ('charge', 'bonus', 'use', 'refund', 'adjust')", name="category_known"),
+        {"info": {"reference_data": True}},  # seeded by its migration
+    )
+
+    code: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    direction: Mapped[int] = mapped_column(SmallInteger)
+    category: Mapped[str] = mapped_column(String(10))
+    name_ko: Mapped[str] = mapped_column(String(40))
+    name_en: Mapped[str] = mapped_column(String(40))

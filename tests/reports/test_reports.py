@@ -1,0 +1,196 @@
+"""Statements equal totals computed independently from the simulator's ground truth; exports
+read back to the same values; the reader role reads and cannot write."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from decimal import Decimal
+
+import psycopg
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from ledger.db.roles import RoleError, create_reader
+from ledger.members.service import MemberInput, add_member
+from ledger.popbill import PopbillClient, codes
+from ledger.reports import export as exporting
+from ledger.reports.statement import StatementError, monthly_statement
+from ledger.simulator import Simulator
+from ledger.sync.service import sync_all
+from tests.conftest import TEST_DATABASE_URL, client_settings, small_config
+
+MEMBERS = ["1234567890", "2208112345"]
+CATEGORY = {codes.TX_CHARGE: "deposits", codes.TX_BONUS: "bonus_credits", codes.TX_USE: "usage_points",
+            codes.TX_REFUND: "refunds"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def synced(engine):
+    """One synced ledger for the module (read-only tests)."""
+    with Simulator(small_config(history_days=100, usage_per_day=12)) as sim:
+        with engine.begin() as conn:
+            conn.execute(text("TRUNCATE members RESTART IDENTITY CASCADE"))
+        with Session(engine) as session:
+            for corp in MEMBERS:
+                add_member(session, MemberInput(corp, name=f"상사 {corp[-4:]}"))
+            session.commit()
+        sim.set_balance(MEMBERS[1], "123456.7")  # an adjustment row, so that column is exercised
+        with PopbillClient(client_settings(sim)) as client:
+            assert all(r.status == "succeeded" for r in sync_all(engine, client, today=sim.world.today()))
+        truth = {corp: sim.world.usage_truth(corp) for corp in MEMBERS}
+    return engine, truth
+
+
+def expected_months(rows: list[dict]) -> dict[str, dict]:
+    """Each month's statement, from the simulator's rows alone."""
+    months: dict[str, dict] = {}
+    previous = Decimal(0)
+    for row in rows:
+        month = f"{row['txDT'][:4]}-{row['txDT'][4:6]}"
+        point = Decimal(row["txPoint"])
+        m = months.setdefault(month, defaultdict(Decimal, opening_balance=previous, services=defaultdict(Decimal)))
+        if row["txType"] in CATEGORY:
+            m[CATEGORY[row["txType"]]] += point
+        elif row["txType"] in (codes.TX_ADJUST_UP, codes.TX_ADJUST_DOWN):
+            m["adjustments"] += point if row["txType"] == codes.TX_ADJUST_UP else -point
+        if row["txType"] == codes.TX_USE:
+            m["services"][row["itemCode"]] += point
+        m["closing_balance"] = previous = Decimal(row["balance"])
+        m["transactions"] += 1
+    return months
+
+
+def test_every_monthly_statement_equals_the_ground_truth(synced):
+    engine, truth = synced
+    checked = 0
+    for corp, rows in truth.items():
+        for month, expected in expected_months(rows).items():
+            statement = monthly_statement(engine, corp, dt.date.fromisoformat(f"{month}-01"))
+            for key in ("opening_balance", "deposits", "bonus_credits", "usage_points", "refunds", "adjustments",
+                        "closing_balance", "transactions"):  # fmt: skip
+                assert statement.amount(key) == expected[key], (corp, month, key)
+            for item, points in expected["services"].items():
+                assert statement.amount(f"usage:{item}") == points
+            assert statement.balanced
+            checked += 1
+    assert checked >= 8
+    assert any(expected_months(truth[MEMBERS[1]])[m]["adjustments"] for m in expected_months(truth[MEMBERS[1]]))
+
+
+def test_month_without_transactions_carries_the_balance(synced):
+    engine, truth = synced
+    future = dt.date.today().replace(day=1) + dt.timedelta(days=400)
+    statement = monthly_statement(engine, MEMBERS[0], future)
+    last = Decimal(truth[MEMBERS[0]][-1]["balance"])
+    assert statement.amount("opening_balance") == statement.amount("closing_balance") == last
+    with pytest.raises(StatementError, match="not a member"):
+        monthly_statement(engine, "9999999999", future)
+
+
+def test_csv_export_reads_back(synced):
+    engine, truth = synced
+    columns, rows = exporting.fetch(engine, "usages", None, None)
+    body = exporting.to_csv(columns, rows, "en")
+    parsed = list(csv.DictReader(io.StringIO(body)))
+    assert len(parsed) == sum(len(r) for r in truth.values())
+    by_member = defaultdict(list)
+    for row in parsed:
+        by_member[row["corp_num"]].append(row)
+    for corp, rows_ in truth.items():
+        assert [Decimal(r["balance"]) for r in by_member[corp]] == [Decimal(t["balance"]) for t in rows_]
+        first = rows_[0]["txDT"]
+        assert (
+            by_member[corp][0]["tx_dt"]
+            == f"{first[:4]}-{first[4:6]}-{first[6:8]} {first[8:10]}:{first[10:12]}:{first[12:]}"
+        )
+
+
+def test_xlsx_export_reads_back_with_number_formats_and_korean_headers(synced, tmp_path):
+    engine, _ = synced
+    columns, rows = exporting.fetch(engine, "v_monthly_statements", None, None)
+    path = tmp_path / "statements.xlsx"
+    exporting.to_xlsx(columns, rows, "ko", path, "statements")
+    sheet = load_workbook(path).active
+    headers = [c.value for c in sheet[1]]
+    assert headers[:4] == ["사업자번호", "상호", "월", "기초잔액"]
+    assert sheet.max_row == len(rows) + 1
+    for excel_row, row in zip(sheet.iter_rows(min_row=2), rows, strict=True):
+        for cell, value in zip(excel_row, row, strict=True):
+            if isinstance(value, Decimal):
+                assert Decimal(str(cell.value)) == value and cell.number_format == exporting.POINTS_FORMAT
+            elif isinstance(value, dt.date):
+                assert cell.value.date() == value and cell.number_format == exporting.DATE_FORMAT
+
+
+def test_export_filters_by_korean_day(synced):
+    engine, truth = synced
+    day = truth[MEMBERS[0]][len(truth[MEMBERS[0]]) // 2]["txDT"][:8]
+    d = dt.date(int(day[:4]), int(day[4:6]), int(day[6:]))
+    _, rows = exporting.fetch(engine, "usages", d, d)
+    expected = sum(1 for rs in truth.values() for r in rs if r["txDT"][:8] == day)
+    assert len(rows) == expected > 0
+    with pytest.raises(exporting.ExportError, match="cannot be exported"):
+        exporting.fetch(engine, "members; DROP TABLE usages", None, None)
+
+
+def test_reader_role_reads_and_cannot_write(synced):
+    engine, _ = synced
+    create_reader(engine, "ledger_reader_test", "pw-not-logged")
+    url = make_url(TEST_DATABASE_URL)
+    with psycopg.connect(host=url.host, port=url.port, dbname=url.database, user="ledger_reader_test",
+                         password="pw-not-logged", autocommit=True) as conn:  # fmt: skip
+        assert conn.execute("SELECT count(*) FROM usages").fetchone()[0] > 0
+        assert conn.execute("SELECT count(*) FROM v_monthly_statements").fetchone()[0] > 0
+        for statement in ("INSERT INTO members (corp_num) VALUES ('1111111111')", "UPDATE usages SET balance = 0",
+                          "DELETE FROM payments", "CREATE TABLE sneaky (id int)", "TRUNCATE usages"):  # fmt: skip
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with pytest.raises(RoleError, match="ROLE"):
+        create_reader(engine, "Robert'); DROP TABLE usages;--")
+
+
+def ledger_cli(*args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
+    env["LEDGER_DATABASE_URL"] = TEST_DATABASE_URL
+    return subprocess.run([sys.executable, "-m", "ledger", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_statement_and_export_commands(synced, tmp_path):
+    engine, truth = synced
+    month = f"{truth[MEMBERS[0]][-1]['txDT'][:4]}-{truth[MEMBERS[0]][-1]['txDT'][4:6]}"
+    result = ledger_cli(
+        "report", "statement", "--member", MEMBERS[0], "--month", month, "--format", "csv", "--lang", "ko"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = list(csv.DictReader(io.StringIO(result.stdout)))
+    closing = next(r for r in lines if r["항목"] == "기말잔액")
+    assert Decimal(closing["금액"]) == Decimal(truth[MEMBERS[0]][-1]["balance"])
+    out = tmp_path / "s.xlsx"
+    assert (
+        ledger_cli(
+            "report", "statement", "--member", MEMBERS[0], "--month", month, "--format", "xlsx", "--out", str(out)
+        ).returncode
+        == 0
+    )
+    assert load_workbook(out).active.max_row > 5
+    export = tmp_path / "usages.csv"
+    assert ledger_cli("export", "usages", "--format", "csv", "--out", str(export)).returncode == 0
+    assert export.read_text(encoding="utf-8-sig").count("\n") == sum(len(r) for r in truth.values()) + 1
+    for args, needle in [(["report", "statement", "--member", MEMBERS[0], "--month", "2026-13"], "--month"),
+                         (["report", "statement", "--member", "9999999999", "--month", month], "not a member"),
+                         (["export", "secrets"], "cannot be exported"),
+                         (["export", "usages", "--from", "2026-02-01", "--to", "2026-01-01"], "--from"),
+                         (["report", "statement", "--member", MEMBERS[0], "--month", month, "--format", "xlsx"], "--out"),
+                         (["reconcile", "--date", "yesterday"], "--date"),
+                         (["db", "create-reader", "Bad Name", "--password", "x"], "ROLE")]:  # fmt: skip
+        result = ledger_cli(*args)
+        assert result.returncode != 0 and needle in result.stderr, (args, result.stderr)
