@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from ledger.errors import UserInputError
 from ledger.secret import Secret
 
 # Credentials the simulator accepts out of the box, so that the zero-setup demo and the
@@ -19,7 +20,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-class SettingsError(ValueError):
+class SettingsError(UserInputError):
     """A configuration value is missing or malformed; the message names the variable."""
 
 

@@ -54,13 +54,9 @@ def list_(firing: bool, as_json: bool) -> None:
 def mute(corp_num: str, duration: str) -> None:
     """Hold back a member's notifications for a while ('partner' mutes the partner's)."""
     from ledger.popbill import validation
-    from ledger.popbill.errors import InvalidRequestError
 
-    try:
-        span = service.parse_duration(duration)
-        subject = "partner" if corp_num == "partner" else validation.corp_num(corp_num)
-    except (ValueError, InvalidRequestError) as exc:
-        raise click.ClickException(str(exc)) from None
+    span = service.parse_duration(duration)
+    subject = "partner" if corp_num == "partner" else validation.corp_num(corp_num, "mute")
     until = service.mute(open_engine(), subject, span)
     click.echo(f"{subject} muted until {until.isoformat()}")
 

@@ -14,6 +14,7 @@ from ledger.alerts.models import PARTNER, Alert, AlertMute
 from ledger.alerts.outbox import enqueue
 from ledger.alerts.rules import Check, evaluate
 from ledger.balances.models import BalanceSnapshot
+from ledger.errors import UserInputError
 from ledger.members.models import Member
 from ledger.popbill import PopbillClient, PopbillError
 from ledger.settings import Settings
@@ -143,7 +144,7 @@ def review_stuck(engine: Engine, settings: Settings, *, now: dt.datetime | None 
 def parse_duration(text_value: str) -> dt.timedelta:
     match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text_value or "")
     if not match:
-        raise ValueError(f"--for: a duration such as 30m, 12h or 2d, got {text_value!r}")
+        raise UserInputError(f"--for: a duration such as 30m, 12h or 2d, got {text_value!r}")
     seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
     return dt.timedelta(seconds=int(match.group(1)) * seconds)
 

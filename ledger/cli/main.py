@@ -6,7 +6,7 @@ import sys
 import click
 
 from ledger import __version__
-from ledger.members.service import MemberError
+from ledger.errors import UserInputError
 from ledger.popbill.errors import PopbillError
 from ledger.settings import Settings, SettingsError
 
@@ -27,7 +27,7 @@ def friendly_errors(fn):
 
         try:
             return fn(*args, **kwargs)
-        except (PopbillError, SettingsError, MemberError) as exc:
+        except (PopbillError, UserInputError) as exc:
             raise click.ClickException(str(exc)) from None
         except ProgrammingError as exc:
             if "UndefinedTable" in type(exc.orig).__name__:

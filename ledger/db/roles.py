@@ -6,10 +6,12 @@ import re
 
 from sqlalchemy import Engine, text
 
+from ledger.errors import UserInputError
+
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-class RoleError(ValueError):
+class RoleError(UserInputError):
     pass
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger.errors import UserInputError
 from ledger.members.models import Member
 from ledger.popbill import validation
 from ledger.popbill.errors import InvalidRequestError
@@ -19,7 +20,7 @@ from ledger.popbill.errors import InvalidRequestError
 CSV_COLUMNS = ("corp_num", "name", "user_id", "threshold")
 
 
-class MemberError(ValueError):
+class MemberError(UserInputError):
     """Bad member input; the message names the field and, for imports, the line."""
 
 

@@ -10,19 +10,6 @@ from ledger.cli.output import echo_json, print_table
 from ledger.pending import service
 
 
-def _friendly(fn):
-    wrapped = friendly_errors(fn)
-
-    def call(*args, **kwargs):
-        try:
-            return wrapped(*args, **kwargs)
-        except service.PendingError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    call.__name__, call.__doc__ = fn.__name__, fn.__doc__
-    return call
-
-
 @click.group()
 def payment() -> None:
     """Deposit (무통장입금) requests."""
@@ -35,7 +22,7 @@ def payment() -> None:
 @click.option("--name", required=True, help="Who asks (settlerName).")
 @click.option("--email", required=True, help="settlerEmail.")
 @click.option("--hp", required=True, help="Mobile number to notify (notifyHP).")
-@_friendly
+@friendly_errors
 def payment_request(corp_num, amount, depositor, name, email, hp) -> None:
     """Call PaymentRequest and follow the settle code until the deposit settles."""
     from ledger.popbill import PopbillClient
@@ -62,7 +49,7 @@ def refund() -> None:
 @click.option("--contact", required=True, help="contactName.")
 @click.option("--tel", required=True, help="Contact telephone.")
 @click.option("--reason", required=True, help="Why the refund is asked for.")
-@_friendly
+@friendly_errors
 def refund_request(corp_num, points, bank, account, holder, contact, tel, reason) -> None:
     """Call Refund (never more than GetRefundableBalance) and follow the refund code."""
     from ledger.popbill import PopbillClient
@@ -79,7 +66,7 @@ def refund_request(corp_num, points, bank, account, holder, contact, tel, reason
 @click.argument("kind", type=click.Choice(["settle", "refund"]))
 @click.argument("corp_num")
 @click.argument("code")
-@_friendly
+@friendly_errors
 def track(kind: str, corp_num: str, code: str) -> None:
     """Follow a settle or refund CODE issued elsewhere (say, by your own web app)."""
     with Session(open_engine(), expire_on_commit=False) as session:
@@ -96,7 +83,7 @@ def pending() -> None:
 @pending.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include settled items.")
 @click.option("--json", "as_json", is_flag=True)
-@_friendly
+@friendly_errors
 def pending_list(show_all: bool, as_json: bool) -> None:
     """List tracked items."""
     rows = service.list_items(open_engine(), pending_only=not show_all)
@@ -104,7 +91,7 @@ def pending_list(show_all: bool, as_json: bool) -> None:
 
 
 @pending.command("poll")
-@_friendly
+@friendly_errors
 def pending_poll() -> None:
     """Poll every due item now, and sync the members whose items settled."""
     from ledger.alerts.outbox import deliver

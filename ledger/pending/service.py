@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from ledger.errors import UserInputError
 from ledger.members.models import Member
 from ledger.members.service import MemberError, get_member
 from ledger.pending.models import CANCELLED, DONE, INVALID, PENDING, TrackedItem
@@ -23,7 +24,7 @@ from ledger.settings import Settings
 KINDS = ("settle", "refund")
 
 
-class PendingError(ValueError):
+class PendingError(UserInputError):
     """Bad input for a request or a tracked code; the message names the field."""
 
 

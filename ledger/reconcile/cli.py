@@ -5,18 +5,8 @@ from __future__ import annotations
 import click
 
 from ledger.cli.main import friendly_errors, load_settings, open_engine
+from ledger.cli.options import iso_date
 from ledger.cli.output import echo_json, print_table
-
-
-def _day(ctx, param, value):
-    import datetime as dt
-
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"must be YYYY-MM-DD, got {value!r}") from None
 
 
 def print_summary(reports) -> None:
@@ -28,7 +18,7 @@ def print_summary(reports) -> None:
 
 @click.command()
 @click.option("--member", "members", multiple=True, metavar="CORPNUM", help="Only this member (repeatable).")
-@click.option("--date", "day", callback=_day, metavar="YYYY-MM-DD", help="Check one Korean day.")
+@click.option("--date", "day", callback=iso_date, metavar="YYYY-MM-DD", help="Check one Korean day.")
 @click.option("--month", metavar="YYYY-MM", help="Check one Korean month.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
@@ -38,10 +28,7 @@ def reconcile(members, day, month, as_json) -> None:
     from ledger.reconcile.service import Period
     from ledger.reconcile.service import reconcile as run
 
-    try:
-        period = Period.of(day, month)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    period = Period.of(day, month)
     settings = load_settings()
     engine = open_engine(settings)
     reports = run(engine, settings, corp_nums=list(members) or None, period=period)

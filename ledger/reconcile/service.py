@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ledger.alerts.outbox import enqueue
+from ledger.errors import UserInputError
 from ledger.kst import KST, now_kst
 from ledger.members.models import Member
 from ledger.reconcile import checks
@@ -27,7 +28,7 @@ class Period:
     @classmethod
     def of(cls, day: dt.date | None = None, month: str | None = None) -> Period:
         if day and month:
-            raise ValueError("give --date or --month, not both")
+            raise UserInputError("give --date or --month, not both")
         if day:
             start = dt.datetime.combine(day, dt.time(), tzinfo=KST)
             return cls(day.isoformat(), start, start + dt.timedelta(days=1))
@@ -35,7 +36,7 @@ class Period:
             try:
                 first = dt.date.fromisoformat(f"{month}-01")
             except ValueError:
-                raise ValueError(f"--month must be YYYY-MM, got {month!r}") from None
+                raise UserInputError(f"--month must be YYYY-MM, got {month!r}") from None
             following = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
             return cls(month, dt.datetime.combine(first, dt.time(), tzinfo=KST),
                        dt.datetime.combine(following, dt.time(), tzinfo=KST))  # fmt: skip

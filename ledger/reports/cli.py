@@ -8,25 +8,10 @@ from pathlib import Path
 import click
 
 from ledger.cli.main import friendly_errors, open_engine
+from ledger.cli.options import iso_date, iso_month
 from ledger.cli.output import print_table
 from ledger.reports import export as exporting
-from ledger.reports.statement import Statement, StatementError, monthly_statement
-
-
-def _month(ctx, param, value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(f"{value}-01")
-    except (TypeError, ValueError):
-        raise click.BadParameter(f"must be YYYY-MM, got {value!r}") from None
-
-
-def _day(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"must be YYYY-MM-DD, got {value!r}") from None
+from ledger.reports.statement import Statement, monthly_statement
 
 
 def statement_rows(statement: Statement, lang: str) -> tuple[list[str], list[tuple]]:
@@ -65,7 +50,7 @@ def report() -> None:
 
 @report.command()
 @click.option("--member", "corp_num", required=True, metavar="CORPNUM")
-@click.option("--month", required=True, callback=_month, metavar="YYYY-MM")
+@click.option("--month", required=True, callback=iso_month, metavar="YYYY-MM")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "xlsx", "json"]), default="table", show_default=True
 )
@@ -75,13 +60,8 @@ def report() -> None:
 def statement(corp_num: str, month: dt.date, fmt: str, out: Path | None, lang: str) -> None:
     """A member's monthly statement: opening, deposits, bonus, usage by service, refunds, closing."""
     from ledger.popbill import validation
-    from ledger.popbill.errors import InvalidRequestError
 
-    try:
-        corp = validation.corp_num(corp_num)
-        result = monthly_statement(open_engine(), corp, month)
-    except (InvalidRequestError, StatementError) as exc:
-        raise click.ClickException(str(exc)) from None
+    result = monthly_statement(open_engine(), validation.corp_num(corp_num, "statement"), month)
     columns, rows = statement_rows(result, lang)
     title = f"{result.corp_num} {result.member_name or ''} {result.month:%Y-%m}".replace("  ", " ")
     write(columns, rows, fmt, lang, out, title)
@@ -91,8 +71,8 @@ def statement(corp_num: str, month: dt.date, fmt: str, out: Path | None, lang: s
 
 @click.command("export")
 @click.argument("name", metavar="TABLE_OR_VIEW")
-@click.option("--from", "start", callback=_day, metavar="YYYY-MM-DD", help="First Korean day (inclusive).")
-@click.option("--to", "end", callback=_day, metavar="YYYY-MM-DD", help="Last Korean day (inclusive).")
+@click.option("--from", "start", callback=iso_date, metavar="YYYY-MM-DD", help="First Korean day (inclusive).")
+@click.option("--to", "end", callback=iso_date, metavar="YYYY-MM-DD", help="Last Korean day (inclusive).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--lang", type=click.Choice(["en", "ko"]), default="en", show_default=True)
@@ -101,8 +81,5 @@ def export(name: str, start, end, fmt: str, out: Path | None, lang: str) -> None
     """Export a ledger table or view (see docs/accountants.md for the list)."""
     if start and end and start > end:
         raise click.BadParameter("--from is after --to", param_hint="--from")
-    try:
-        columns, rows = exporting.fetch(open_engine(), name, start, end)
-    except exporting.ExportError as exc:
-        raise click.ClickException(str(exc)) from None
+    columns, rows = exporting.fetch(open_engine(), name, start, end)
     write(columns, rows, fmt, lang, out, name)

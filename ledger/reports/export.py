@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from ledger.errors import UserInputError
 from ledger.kst import KST
 from ledger.reports.labels import header
 
@@ -27,7 +28,7 @@ TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 POINTS_FORMAT = "#,##0.####"
 
 
-class ExportError(ValueError):
+class ExportError(UserInputError):
     pass
 
 

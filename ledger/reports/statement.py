@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine, text
 
+from ledger.errors import UserInputError
 from ledger.reports.labels import SERVICES
 
 
@@ -37,7 +38,7 @@ class Statement:
         return a("opening_balance") + moved == a("closing_balance")
 
 
-class StatementError(ValueError):
+class StatementError(UserInputError):
     pass
 
 

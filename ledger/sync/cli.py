@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 
 import click
 
 from ledger.cli.main import friendly_errors, load_settings, open_engine
+from ledger.cli.options import iso_date
 from ledger.cli.output import echo_json, print_table
 from ledger.sync.models import KINDS
 
 KIND_CHOICES = click.Choice(["payments", "usage", "refunds"])
-
-
-def _date(ctx, param, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"must be a date as YYYY-MM-DD, got {value!r}") from None
 
 
 def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, **options):
@@ -67,7 +58,7 @@ def summarize(results) -> list[dict]:
 @click.command()
 @click.option("--member", "members", multiple=True, metavar="CORPNUM", help="Only this member (repeatable).")
 @click.option("--kind", "kinds", multiple=True, type=KIND_CHOICES, help="Only this history (repeatable).")
-@click.option("--since", callback=_date, metavar="YYYY-MM-DD", help="Start here instead of the high-water mark.")
+@click.option("--since", callback=iso_date, metavar="YYYY-MM-DD", help="Start here instead of the high-water mark.")
 @click.option("--full", is_flag=True, help="Walk the whole refund history, not just the newest pages.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 16), help="Syncs to run at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")

@@ -33,7 +33,6 @@ from ledger.members.service import MemberError
 from ledger.popbill import PopbillClient
 from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PagingError, PopbillError
-from ledger.popbill.models import Page
 from ledger.popbill.prefetch import prefetch
 from ledger.popbill.retry import should_retry
 from ledger.sync.models import KINDS, SyncRun, SyncState
@@ -223,7 +222,6 @@ def _run(job: _Job) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class _Fetched:
-    page: Page
     payload: object  # what the writer takes: COPY text for usage, the rows otherwise
     is_last: bool  # the last page of its window (or of the refund history)
     window: tuple[dt.date, dt.date] | None = None
@@ -253,7 +251,7 @@ def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[
                         if job.kind == "usage"
                         else (page.items, counter)
                     )
-                    yield _Fetched(page, payload, page.page_num >= max(page.page_count, 1), (window_start, window_end))
+                    yield _Fetched(payload, page.page_num >= max(page.page_count, 1), (window_start, window_end))
                 break
             except PagingError:
                 job.result.api_calls += 1
