@@ -12,6 +12,9 @@ Reliability settings, and why:
   nothing else and long syncs do not starve short polls.
 - broker visibility_timeout (default 2 h) above the hard task time limit (default 1 h): Redis
   redelivers an unacknowledged task only after the timeout, which must never cut a live task.
+  The limits are enforced by the prefork pool only; `ledger worker` runs threads (one engine
+  and one Popbill client shared), where what bounds a task is every HTTP call's connect and
+  read timeout and the retry policy's total time (a 1M-row member syncs in under a minute).
 - timezone Asia/Seoul with enable_utc: crontabs read in Korean time, timestamps kept in UTC.
 - no long ETAs or countdowns (retries wait at most 10 minutes): Redis redelivers a delayed
   message after the visibility timeout, running it twice.

@@ -10,6 +10,17 @@ from ledger.cli.output import echo_json, print_table
 from ledger.pending import service
 
 
+def _request(request, corp_num: str, form):
+    """Send a deposit or refund request and record its code, in one transaction."""
+    from ledger.popbill import PopbillClient
+
+    settings = load_settings()
+    with PopbillClient(settings) as client, Session(open_engine(settings), expire_on_commit=False) as session:
+        item = request(session, client, corp_num, form)
+        session.commit()
+    return item
+
+
 @click.group()
 def payment() -> None:
     """Deposit (무통장입금) requests."""
@@ -25,13 +36,7 @@ def payment() -> None:
 @friendly_errors
 def payment_request(corp_num, amount, depositor, name, email, hp) -> None:
     """Call PaymentRequest and follow the settle code until the deposit settles."""
-    from ledger.popbill import PopbillClient
-
-    form = service.payment_form(amount, depositor, name, email, hp)
-    settings = load_settings()
-    with PopbillClient(settings) as client, Session(open_engine(settings), expire_on_commit=False) as session:
-        item = service.request_payment(session, client, corp_num, form)
-        session.commit()
+    item = _request(service.request_payment, corp_num, service.payment_form(amount, depositor, name, email, hp))
     click.echo(f"settle code {item.code}: tracked until it settles")
 
 
@@ -52,13 +57,8 @@ def refund() -> None:
 @friendly_errors
 def refund_request(corp_num, points, bank, account, holder, contact, tel, reason) -> None:
     """Call Refund (never more than GetRefundableBalance) and follow the refund code."""
-    from ledger.popbill import PopbillClient
-
     form = service.refund_form(points, bank, account, holder, contact, tel, reason)
-    settings = load_settings()
-    with PopbillClient(settings) as client, Session(open_engine(settings), expire_on_commit=False) as session:
-        item = service.request_refund(session, client, corp_num, form)
-        session.commit()
+    item = _request(service.request_refund, corp_num, form)
     click.echo(f"refund code {item.code}: tracked until it settles")
 
 
