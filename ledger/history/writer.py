@@ -129,16 +129,6 @@ def write_usage_copy(conn: Connection, payload: str, seen_at: dt.datetime, *, li
     return WriteCounts(inserted=merged[0], unchanged=merged[1] - merged[0])
 
 
-def write_usage_page(
-    conn: Connection,
-    member_id: int,
-    rows: tuple[UseHistory, ...],
-    counter: identity.OccurrenceCounter,
-    seen_at: dt.datetime,
-) -> WriteCounts:
-    return write_usage_copy(conn, prepare_usage_copy(member_id, rows, counter), seen_at)
-
-
 def _payment_values(row: PaymentHistory) -> dict:
     return {
         "reg_dt": row.reg_dt, "state_dt": row.state_dt, "settle_state": row.settle_state,

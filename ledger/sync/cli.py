@@ -11,7 +11,7 @@ from ledger.cli.options import iso_date
 from ledger.cli.output import echo_json, print_table
 from ledger.sync.models import KINDS
 
-KIND_CHOICES = click.Choice(["payments", "usage", "refunds"])
+KIND_CHOICES = click.Choice(list(KINDS))
 
 
 def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, **options):
