@@ -74,13 +74,6 @@ def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
-def _codes(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = (env.get(name) or default).strip()
-    if not all(part.strip().lstrip("-").isdigit() for part in raw.split(",")):
-        raise SettingsError(f"{name} must be a comma-separated list of integer codes, got {raw!r}")
-    return raw
-
-
 def _schedule(env: Mapping[str, str], name: str, default: str) -> str:
     """'off', an interval ('600s', '10m', '2h'), or a five-field crontab in Korean time."""
     raw = (env.get(name) or default).strip()
@@ -137,10 +130,6 @@ class Settings:
     pending_first_poll: int = 600  # seconds; then doubling
     pending_max_interval: int = 21600
     pending_stuck_after: int = 3 * 86400
-    settle_pending_states: str = "1"
-    settle_done_states: str = "2"
-    refund_pending_states: str = "1"
-    refund_done_states: str = "2"
     partner_corp_num: str | None = None
     alert_threshold: Decimal = Decimal("10000")
     partner_threshold: Decimal = Decimal("100000")
@@ -196,10 +185,6 @@ class Settings:
             pending_first_poll=_integer(env, "LEDGER_PENDING_FIRST_POLL", 600, minimum=0),
             pending_max_interval=_integer(env, "LEDGER_PENDING_MAX_INTERVAL", 21600, minimum=1),
             pending_stuck_after=_integer(env, "LEDGER_PENDING_STUCK_AFTER", 3 * 86400, minimum=1),
-            settle_pending_states=_codes(env, "LEDGER_SETTLE_PENDING_STATES", "1"),
-            settle_done_states=_codes(env, "LEDGER_SETTLE_DONE_STATES", "2"),
-            refund_pending_states=_codes(env, "LEDGER_REFUND_PENDING_STATES", "1"),
-            refund_done_states=_codes(env, "LEDGER_REFUND_DONE_STATES", "2"),
             partner_corp_num=env.get("LEDGER_PARTNER_CORP_NUM") or None,
             alert_threshold=_decimal(env, "LEDGER_ALERT_THRESHOLD", "10000"),
             partner_threshold=_decimal(env, "LEDGER_PARTNER_THRESHOLD", "100000"),
@@ -218,19 +203,6 @@ class Settings:
             reconcile_match_days=_integer(env, "LEDGER_RECONCILE_MATCH_DAYS", 2, minimum=0),
             reconcile_refund_days=_integer(env, "LEDGER_RECONCILE_REFUND_DAYS", 30, minimum=0),
             reconcile_max_sync_age=_integer(env, "LEDGER_RECONCILE_MAX_SYNC_AGE", 26 * 3600, minimum=1),
-        )
-
-    def codes(self):
-        from ledger.popbill.codes import Codes
-
-        def ints(text: str) -> frozenset[int]:
-            return frozenset(int(part) for part in text.split(","))
-
-        return Codes(
-            settle_pending=ints(self.settle_pending_states),
-            settle_done=ints(self.settle_done_states),
-            refund_pending=ints(self.refund_pending_states),
-            refund_done=ints(self.refund_done_states),
         )
 
     def with_hosts(self, base_url: str) -> Settings:

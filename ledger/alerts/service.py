@@ -15,6 +15,7 @@ from ledger.alerts.outbox import enqueue
 from ledger.alerts.rules import Check, evaluate
 from ledger.balances.models import BalanceSnapshot
 from ledger.errors import UserInputError
+from ledger.history.codes import load_codes
 from ledger.members.models import Member
 from ledger.popbill import PopbillClient, PopbillError
 from ledger.settings import Settings
@@ -57,7 +58,7 @@ def check_balances(engine: Engine, client: PopbillClient, settings: Settings, *,
     """GetBalance for every active member and GetPartnerBalance for the partner, each kept as a
     snapshot and run through the low-balance and runway rules."""
     now = now or dt.datetime.now(dt.UTC)
-    credit_types = sorted(settings.codes().credit_tx_types)
+    credit_types = sorted(load_codes(engine).credit_tx_types)
     h = 1 + settings.alert_hysteresis
     with engine.connect() as conn:
         members = conn.execute(

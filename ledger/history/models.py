@@ -114,3 +114,41 @@ class StateChange(Base):
     old_value: Mapped[str | None]
     new_value: Mapped[str | None]
     seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class TxType(Base):
+    """What each raw txType of the use history means. The sources do not enumerate them, so
+    this table (seeded with the simulator's codes) is where a partner corrects them; the
+    views and the Python code both read it (ledger.history.codes). direction: +1 credit, -1 debit."""
+
+    __tablename__ = "tx_types"
+    __table_args__ = (
+        CheckConstraint("direction IN (-1, 1)", name="direction_sign"),
+        CheckConstraint("category IN ('charge', 'bonus', 'use', 'refund', 'adjust')", name="category_known"),
+        {"info": {"reference_data": True}},  # seeded by its migration
+    )
+
+    code: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    direction: Mapped[int] = mapped_column(SmallInteger)
+    category: Mapped[str] = mapped_column(String(10))
+    name_ko: Mapped[str] = mapped_column(String(40))
+    name_en: Mapped[str] = mapped_column(String(40))
+
+
+class StateCode(Base):
+    """What each raw settleState (kind 'settle') and refund state (kind 'refund') means:
+    pending, done or cancelled. Seeded with the simulator's codes; correct it here. The
+    poller, the sync, reconciliation and the views all read this one table."""
+
+    __tablename__ = "state_codes"
+    __table_args__ = (
+        CheckConstraint("kind IN ('settle', 'refund')", name="kind_known"),
+        CheckConstraint("meaning IN ('pending', 'done', 'cancelled')", name="meaning_known"),
+        {"info": {"reference_data": True}},  # seeded by its migration
+    )
+
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    code: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    meaning: Mapped[str] = mapped_column(String(10))
+    name_ko: Mapped[str] = mapped_column(String(40))
+    name_en: Mapped[str] = mapped_column(String(40))

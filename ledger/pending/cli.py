@@ -105,9 +105,7 @@ def pending_poll() -> None:
     with PopbillClient(settings) as client:
         outcomes = service.poll_due(engine, client, settings)
         for corp, history in sorted({(o.corp_num, o.history) for o in outcomes if o.final}):
-            sync_member(
-                engine, client, corp, history, options=SyncOptions.from_settings(settings), codes=settings.codes()
-            )
+            sync_member(engine, client, corp, history, options=SyncOptions.from_settings(settings))
     review_stuck(engine, settings)
     deliver(engine, settings)
     print_table(

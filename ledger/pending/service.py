@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from ledger.errors import UserInputError
+from ledger.history.codes import load_codes
 from ledger.members.models import Member
 from ledger.members.service import MemberError, get_member
 from ledger.pending.models import CANCELLED, DONE, INVALID, PENDING, TrackedItem
@@ -129,7 +130,7 @@ def poll_due(engine: Engine, client: PopbillClient, settings: Settings, *, now: 
              limit: int = 500) -> list[PollOutcome]:  # fmt: skip
     """Poll every due item once (each in its own transaction) and return what was seen."""
     now = now or dt.datetime.now(dt.UTC)
-    codes = settings.codes()
+    codes = load_codes(engine)
     outcomes: list[PollOutcome] = []
     seen: list[int] = []  # each item once per pass, however short its interval
     with engine.connect() as conn:

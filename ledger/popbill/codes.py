@@ -1,7 +1,7 @@
-"""What the raw state and type codes mean. The sources do not enumerate them, so this is the
-one place that decides, and every mapping can be overridden (see `Codes.from_mapping`).
-
-The simulator speaks these same defaults.
+"""The raw state and type codes the simulator speaks, and the Codes a client of the ledger
+works with. The sources do not enumerate them: the running system reads their meaning from
+the state_codes and tx_types tables (ledger.history.codes.load_codes), which migrations seed
+with these same values and a partner corrects with SQL.
 """
 
 from __future__ import annotations

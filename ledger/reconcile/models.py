@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp
@@ -40,22 +40,3 @@ class Discrepancy(Base):
     first_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
     last_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
     resolved_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
-
-
-class TxType(Base):
-    """What each raw txType of the use history means. The sources do not enumerate them, so
-    this table (seeded with the simulator's codes) is where a partner corrects them; the
-    accountants' views read it. direction: +1 credit, -1 debit."""
-
-    __tablename__ = "tx_types"
-    __table_args__ = (
-        CheckConstraint("direction IN (-1, 1)", name="direction_sign"),
-        CheckConstraint("category IN ('charge', 'bonus', 'use', 'refund', 'adjust')", name="category_known"),
-        {"info": {"reference_data": True}},  # seeded by its migration
-    )
-
-    code: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    direction: Mapped[int] = mapped_column(SmallInteger)
-    category: Mapped[str] = mapped_column(String(10))
-    name_ko: Mapped[str] = mapped_column(String(40))
-    name_en: Mapped[str] = mapped_column(String(40))

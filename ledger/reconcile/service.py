@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from ledger.alerts.outbox import enqueue
 from ledger.errors import UserInputError
+from ledger.history.codes import load_codes
 from ledger.kst import KST, now_kst
 from ledger.members.models import Member
 from ledger.reconcile import checks
@@ -71,7 +72,7 @@ _USAGE = text(
 def _findings(
     conn: Connection, member_id: int, settings: Settings, period: Period, now: dt.datetime
 ) -> list[checks.Finding]:
-    codes = settings.codes()
+    codes = load_codes(conn)
     rows = [checks.UsageRow(r.key, r.tx_dt, r.tx_type, r.tx_point, r.balance, r.direction, r.category)
             for r in conn.execute(_USAGE, {"m": member_id})]  # fmt: skip
     found = checks.balance_chain(rows, period.__contains__)

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
 from ledger.history import identity
+from ledger.history.codes import load_codes
 from ledger.history.models import Payment, Refund
 from ledger.history.writer import (
     PAYMENTS,
@@ -154,7 +155,7 @@ def sync_member(
         try:
             job = _Job(
                 conn, client, member.id, corp_num, member.user_id, kind, today or today_kst(), since,
-                options or SyncOptions(), codes or Codes(), result, progress, full,
+                options or SyncOptions(), codes or load_codes(conn), result, progress, full,
             )  # fmt: skip
             _run(job)
         finally:

@@ -30,7 +30,7 @@ def sync_member_task(self, corp_num: str, kind: str) -> dict:
     settings = context.settings()
     result = sync_member(
         context.engine(), context.client(), corp_num, kind,
-        options=SyncOptions.from_settings(settings), codes=settings.codes(),
+        options=SyncOptions.from_settings(settings),
     )  # fmt: skip
     if result.status == "failed" and result.retryable:
         # Short countdowns only: a long ETA outlives the broker's visibility timeout.

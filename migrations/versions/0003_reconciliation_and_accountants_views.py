@@ -18,6 +18,15 @@ TX_TYPES = [
     (6, -1, "adjust", "조정(감소)", "adjustment down"),
 ]
 
+STATE_CODES = [
+    ("settle", 1, "pending", "입금대기", "waiting for the deposit"),
+    ("settle", 2, "done", "입금완료", "deposited"),
+    ("settle", 3, "cancelled", "취소", "cancelled"),
+    ("refund", 1, "pending", "환불신청", "requested"),
+    ("refund", 2, "done", "환불완료", "refunded"),
+    ("refund", 3, "cancelled", "반려", "rejected"),
+]
+
 VIEWS = {
     "v_usage_daily": (
         """
@@ -95,17 +104,19 @@ VIEWS = {
         SELECT 'payment' AS source, m.corp_num, m.name AS member_name, NULL::text AS code,
                p.reg_dt AT TIME ZONE 'Asia/Seoul' AS requested_at, p.settle_point AS points, p.settle_state AS raw_state,
                round((extract(epoch FROM now() - p.reg_dt) / 86400)::numeric, 1) AS age_days
-        FROM payments p JOIN members m ON m.id = p.member_id WHERE p.settle_state = 1
+        FROM payments p JOIN members m ON m.id = p.member_id
+        JOIN state_codes c ON c.kind = 'settle' AND c.code = p.settle_state AND c.meaning = 'pending'
         UNION ALL
         SELECT 'refund', m.corp_num, m.name, NULL, r.req_dt AT TIME ZONE 'Asia/Seoul', r.request_point, r.state,
                round((extract(epoch FROM now() - r.req_dt) / 86400)::numeric, 1)
-        FROM refunds r JOIN members m ON m.id = r.member_id WHERE r.state = 1
+        FROM refunds r JOIN members m ON m.id = r.member_id
+        JOIN state_codes c ON c.kind = 'refund' AND c.code = r.state AND c.meaning = 'pending'
         UNION ALL
         SELECT 'tracked ' || t.kind, m.corp_num, m.name, t.code, t.requested_at AT TIME ZONE 'Asia/Seoul', NULL,
                t.raw_state, round((extract(epoch FROM now() - t.requested_at) / 86400)::numeric, 1)
         FROM tracked_items t JOIN members m ON m.id = t.member_id WHERE t.state = 'pending'
         """,
-        "Deposits and refunds not yet settled: in the ledger (state 1) and codes being polled.",
+        "Deposits and refunds not yet settled: in the ledger (a pending state in state_codes) and codes being polled.",
         {"requested_at": "Korean time of the request", "age_days": "days since the request"},
     ),
     "v_open_discrepancies": (
@@ -189,6 +200,28 @@ def upgrade() -> None:
         ),
         [dict(zip(("code", "direction", "category", "name_ko", "name_en"), row, strict=True)) for row in TX_TYPES],
     )
+    op.create_table(
+        "state_codes",
+        sa.Column("kind", sa.String(length=10), nullable=False),
+        sa.Column("code", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("meaning", sa.String(length=10), nullable=False),
+        sa.Column("name_ko", sa.String(length=40), nullable=False),
+        sa.Column("name_en", sa.String(length=40), nullable=False),
+        sa.CheckConstraint("kind IN ('settle', 'refund')", name=op.f("ck_state_codes_kind_known")),
+        sa.CheckConstraint("meaning IN ('pending', 'done', 'cancelled')", name=op.f("ck_state_codes_meaning_known")),
+        sa.PrimaryKeyConstraint("kind", "code", name=op.f("pk_state_codes")),
+    )
+    op.bulk_insert(
+        sa.table(
+            "state_codes",
+            sa.column("kind"),
+            sa.column("code"),
+            sa.column("meaning"),
+            sa.column("name_ko"),
+            sa.column("name_en"),
+        ),
+        [dict(zip(("kind", "code", "meaning", "name_ko", "name_en"), row, strict=True)) for row in STATE_CODES],
+    )
     for name, (body, comment, columns) in VIEWS.items():
         op.execute(f"CREATE VIEW {name} AS {body}")
         op.execute(f"COMMENT ON VIEW {name} IS {_literal(comment)}")
@@ -199,6 +232,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in reversed(list(VIEWS)):
         op.execute(f"DROP VIEW IF EXISTS {name}")
+    op.drop_table("state_codes")
     op.drop_index("ix_discrepancies_status", table_name="discrepancies")
     op.drop_table("discrepancies")
     op.drop_table("tx_types")

@@ -154,3 +154,23 @@ def test_concurrent_pollers_never_poll_one_item_twice(env, sim):
         t.join()
     assert sorted(o.code for o in results) == sorted(codes_)
     assert len(sim.requests("/Payment/")) == 6
+
+
+def test_state_meanings_come_from_the_state_codes_table(env, sim):
+    """Correcting one row of state_codes changes the poller and the accountants' view alike."""
+    engine, client, settings = env
+    with Session(engine) as session:
+        code = service.request_payment(session, client, CORP, FORM).code
+        session.commit()
+    sync_member(engine, client, CORP, "payments", today=sim.world.today())
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM v_pending_items WHERE source = 'payment'")).scalar() >= 1
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE state_codes SET meaning = 'done' WHERE kind = 'settle' AND code = 1"))
+        assert [o.state for o in service.poll_due(engine, client, settings) if o.code == code] == ["done"]
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM v_pending_items WHERE source = 'payment'")).scalar() == 0
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE state_codes SET meaning = 'pending' WHERE kind = 'settle' AND code = 1"))

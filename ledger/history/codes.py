@@ -1,0 +1,33 @@
+"""The meaning of raw codes, read from the tables where a partner keeps them (tx_types,
+state_codes), so Python and the accountants' views always agree."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Engine, text
+
+from ledger.popbill.codes import Codes
+
+
+def load_codes(bind: Engine | Connection) -> Codes:
+    def read(conn: Connection) -> Codes:
+        types = conn.execute(text("SELECT code, direction, category FROM tx_types")).all()
+        states = conn.execute(text("SELECT kind, code, meaning FROM state_codes")).all()
+        if not types or not states:
+            return Codes()  # an unmigrated or emptied table: the defaults the tables are seeded with
+
+        def codes(kind: str, meaning: str) -> frozenset[int]:
+            return frozenset(s.code for s in states if s.kind == kind and s.meaning == meaning)
+
+        return Codes(
+            settle_pending=codes("settle", "pending"),
+            settle_done=codes("settle", "done"),
+            refund_pending=codes("refund", "pending"),
+            refund_done=codes("refund", "done"),
+            credit_tx_types=frozenset(t.code for t in types if t.direction > 0),
+            bonus_tx_types=frozenset(t.code for t in types if t.category == "bonus"),
+        )
+
+    if isinstance(bind, Connection):
+        return read(bind)
+    with bind.connect() as conn:
+        return read(conn)
