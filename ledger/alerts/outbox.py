@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, insert, text
 
 from ledger import jsonutil
 from ledger.alerts.models import Notification
+from ledger.db.work_queue import each_due
 from ledger.settings import Settings
 
 log = logging.getLogger("ledger.alerts")
@@ -96,29 +97,23 @@ def deliver(engine: Engine, settings: Settings, *, now: dt.datetime | None = Non
     """Send what is due, one row per transaction; returns counts of sent and failed."""
     now = now or dt.datetime.now(dt.UTC)
     counts = {"sent": 0, "failed": 0}
-    with engine.connect() as conn:
-        for _ in range(limit):
-            row = conn.execute(_TAKE_DUE, {"now": now}).one_or_none()
-            if row is None:
-                conn.rollback()
-                break
-            attempts = row.attempts + 1
-            try:
-                _send(row.channel, row, settings)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"[:500]
-                conn.execute(
-                    text("UPDATE notifications SET status = 'failed', attempts = :a, last_error = :e, "
-                         "next_attempt_at = :next WHERE id = :id"),
-                    {"a": attempts, "e": error, "next": now + backoff(attempts), "id": row.id},
-                )  # fmt: skip
-                counts["failed"] += 1
-            else:
-                conn.execute(
-                    text("UPDATE notifications SET status = 'sent', attempts = :a, sent_at = :now, last_error = NULL "
-                         "WHERE id = :id"),
-                    {"a": attempts, "now": now, "id": row.id},
-                )  # fmt: skip
-                counts["sent"] += 1
-            conn.commit()
+    for conn, row in each_due(engine, _TAKE_DUE, {"now": now}, limit=limit):
+        attempts = row.attempts + 1
+        try:
+            _send(row.channel, row, settings)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            conn.execute(
+                text("UPDATE notifications SET status = 'failed', attempts = :a, last_error = :e, "
+                     "next_attempt_at = :next WHERE id = :id"),
+                {"a": attempts, "e": error, "next": now + backoff(attempts), "id": row.id},
+            )  # fmt: skip
+            counts["failed"] += 1
+        else:
+            conn.execute(
+                text("UPDATE notifications SET status = 'sent', attempts = :a, sent_at = :now, last_error = NULL "
+                     "WHERE id = :id"),
+                {"a": attempts, "now": now, "id": row.id},
+            )  # fmt: skip
+            counts["sent"] += 1
     return counts

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from ledger.db.work_queue import each_due
 from ledger.errors import UserInputError
 from ledger.history.codes import load_codes
 from ledger.members.models import Member
@@ -133,37 +134,31 @@ def poll_due(engine: Engine, client: PopbillClient, settings: Settings, *, now: 
     codes = load_codes(engine)
     outcomes: list[PollOutcome] = []
     seen: list[int] = []  # each item once per pass, however short its interval
-    with engine.connect() as conn:
-        for _ in range(limit):
-            item = conn.execute(_TAKE_DUE, {"now": now, "seen": seen}).one_or_none()
-            if item is None:
-                conn.rollback()
-                break
-            try:
-                if item.kind == "settle":
-                    answer = client.get_settle_result(item.corp_num, item.code, item.user_id)
-                    raw_state = answer.settle_state
-                else:
-                    answer = client.get_refund_info(item.corp_num, item.code, item.user_id)
-                    raw_state = answer.state
-                state, last_answer = classify(item.kind, raw_state, codes), answer.raw
-            except BusinessError as exc:
-                # Popbill refused to look the code up: it does not exist (or not for this
-                # member). Polling it forever would only repeat the refusal.
-                raw_state, state = None, INVALID
-                last_answer = {"code": exc.code, "message": exc.message}
-            seen.append(item.id)
-            polls = item.poll_count + 1
-            conn.execute(
-                update(TrackedItem)
-                .where(TrackedItem.id == item.id)
-                .values(
-                    state=state, raw_state=raw_state, last_polled_at=now, poll_count=polls, last_answer=last_answer,
-                    next_poll_at=now + next_interval(polls, settings), resolved_at=None if state == PENDING else now,
-                )
-            )  # fmt: skip
-            conn.commit()
-            outcomes.append(PollOutcome(item.corp_num, item.kind, item.code, state, raw_state))
+    for conn, item in each_due(engine, _TAKE_DUE, {"now": now, "seen": seen}, limit=limit):
+        try:
+            if item.kind == "settle":
+                answer = client.get_settle_result(item.corp_num, item.code, item.user_id)
+                raw_state = answer.settle_state
+            else:
+                answer = client.get_refund_info(item.corp_num, item.code, item.user_id)
+                raw_state = answer.state
+            state, last_answer = classify(item.kind, raw_state, codes), answer.raw
+        except BusinessError as exc:
+            # Popbill refused to look the code up: it does not exist (or not for this
+            # member). Polling it forever would only repeat the refusal.
+            raw_state, state = None, INVALID
+            last_answer = {"code": exc.code, "message": exc.message}
+        seen.append(item.id)
+        polls = item.poll_count + 1
+        conn.execute(
+            update(TrackedItem)
+            .where(TrackedItem.id == item.id)
+            .values(
+                state=state, raw_state=raw_state, last_polled_at=now, poll_count=polls, last_answer=last_answer,
+                next_poll_at=now + next_interval(polls, settings), resolved_at=None if state == PENDING else now,
+            )
+        )  # fmt: skip
+        outcomes.append(PollOutcome(item.corp_num, item.kind, item.code, state, raw_state))
     return outcomes
 
 

@@ -176,6 +176,11 @@ class Page(Generic[T]):
     items: tuple[T, ...]
     raw: dict = _raw
 
+    @property
+    def is_last(self) -> bool:
+        """No page follows this one (an empty result is one page)."""
+        return self.page_num >= max(self.page_count, 1)
+
     @classmethod
     def from_wire(cls, d: dict, item_type) -> Page:
         rows = d.get("list") or []

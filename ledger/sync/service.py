@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
@@ -34,6 +35,7 @@ from ledger.members.service import MemberError
 from ledger.popbill import PopbillClient
 from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PagingError, PopbillError
+from ledger.popbill.models import Page
 from ledger.popbill.prefetch import prefetch
 from ledger.popbill.retry import should_retry
 from ledger.sync.models import KINDS, SyncRun, SyncState
@@ -221,46 +223,47 @@ def _run(job: _Job) -> None:
     conn.commit()
 
 
+def _pages(job: _Job, fetch: Callable[[], Iterator[Page]]) -> Iterator[tuple[Page, identity.OccurrenceCounter]]:
+    """Every page of fetch(), one API call a page, with the occurrence counter for its rows.
+    Pages that moved while paging (PagingError) are fetched again from the first with a fresh
+    count; what was already written is then written again as unchanged rows."""
+    for attempt in range(1, job.options.paging_restarts + 1):
+        counter = identity.OccurrenceCounter()  # exact repeats are numbered per fetch of a window
+        try:
+            for page in fetch():
+                job.result.api_calls += 1
+                yield page, counter
+            return
+        except PagingError:
+            job.result.api_calls += 1
+            if attempt == job.options.paging_restarts:
+                raise
+            log.info("pages of %s %s moved; fetching them again", job.corp_num, job.kind)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Fetched:
-    payload: object  # what the writer takes: COPY text for usage, the rows otherwise
-    is_last: bool  # the last page of its window (or of the refund history)
-    window: tuple[dt.date, dt.date] | None = None
+    payload: object  # what the writer takes: COPY text for usage, (rows, counter) for payments
+    is_last: bool  # the last page of its window
+    window: tuple[dt.date, dt.date]
 
 
 def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[_Fetched]:
-    """Every page of every window in order, prepared for writing. A window whose pages moved
-    while paging is fetched again from its first page; what was written is written again
-    as unchanged rows."""
+    """Every page of every window in order, prepared for writing (in the prefetch thread)."""
     client, corp, opts = job.client, job.corp_num, job.options
-    for window_start, window_end in spans:
-        for attempt in range(1, opts.paging_restarts + 1):
-            counter = identity.OccurrenceCounter()  # exact repeats are numbered per window fetch
+    for window in spans:
+        if job.kind == "usage":
+            fetch = partial(
+                client.iter_use_history, corp, *window, per_page=opts.per_page, order="A", user_id=job.user_id
+            )
+        else:
+            fetch = partial(client.iter_payment_history, corp, *window, per_page=opts.per_page, user_id=job.user_id)
+        for page, counter in _pages(job, fetch):
             if job.kind == "usage":
-                pages = client.iter_use_history(
-                    corp, window_start, window_end, per_page=opts.per_page, order="A", user_id=job.user_id
-                )
+                payload = prepare_usage_copy(job.member_id, page.items, counter)
             else:
-                pages = client.iter_payment_history(
-                    corp, window_start, window_end, per_page=opts.per_page, user_id=job.user_id
-                )
-            try:
-                for page in pages:
-                    job.result.api_calls += 1
-                    payload = (
-                        prepare_usage_copy(job.member_id, page.items, counter)
-                        if job.kind == "usage"
-                        else (page.items, counter)
-                    )
-                    yield _Fetched(payload, page.page_num >= max(page.page_count, 1), (window_start, window_end))
-                break
-            except PagingError:
-                job.result.api_calls += 1
-                if attempt == opts.paging_restarts:
-                    raise
-                log.info(
-                    "pages of %s %s %s..%s moved; fetching the window again", corp, job.kind, window_start, window_end
-                )
+                payload = (page.items, counter)
+            yield _Fetched(payload, page.is_last, window)
 
 
 def _oldest_pending(job: _Job, model, when_column, state_column, pending) -> dt.date | None:
@@ -306,27 +309,15 @@ def _sync_refunds(job: _Job) -> None:
         or (now - state.last_full_pass_at > dt.timedelta(days=job.options.refund_full_pass_days))
     )
     pending = _oldest_pending(job, Refund, Refund.req_dt, Refund.state, job.codes.refund_pending)
-    for attempt in range(1, job.options.paging_restarts + 1):
-        counter = identity.OccurrenceCounter()
-        pages = job.client.iter_refund_history(job.corp_num, per_page=job.options.per_page, user_id=job.user_id)
-        try:
-            for page in pages:
-                job.result.api_calls += 1
-                counts = job.write(
-                    write_mutable_page, REFUNDS, job.member_id, page.items, counter, dt.datetime.now(dt.UTC)
-                )
-                is_last = page.page_num >= max(page.page_count, 1)
-                job.page_written(counts, **({"last_full_pass_at": func.now()} if is_last else {}))
-                oldest_here = min((r.req_dt.date() for r in page.items), default=None)
-                past_pending = pending is None or (oldest_here is not None and oldest_here <= pending)
-                if not full and counts.all_known and page.items and past_pending:
-                    break
-            return
-        except PagingError:
-            job.conn.rollback()
-            job.result.api_calls += 1
-            if attempt == job.options.paging_restarts:
-                raise
+
+    fetch = partial(job.client.iter_refund_history, job.corp_num, per_page=job.options.per_page, user_id=job.user_id)
+    for page, counter in _pages(job, fetch):
+        counts = job.write(write_mutable_page, REFUNDS, job.member_id, page.items, counter, dt.datetime.now(dt.UTC))
+        job.page_written(counts, **({"last_full_pass_at": func.now()} if page.is_last else {}))
+        oldest_here = min((r.req_dt.date() for r in page.items), default=None)
+        past_pending = pending is None or (oldest_here is not None and oldest_here <= pending)
+        if not full and counts.all_known and page.items and past_pending:
+            break
 
 
 def members_to_sync(engine: Engine, corp_nums: list[str] | None = None) -> list[str]:

@@ -246,3 +246,28 @@ def test_faults_on_a_share_of_calls_still_give_the_whole_ledger(ledger_db, sim):
         run_all(ledger_db, client, sim, options=SyncOptions(per_page=300))
     assert any(r.fault for r in sim.requests())
     assert_ledger_equals_truth(ledger_db, sim, MEMBERS)
+
+
+def test_pages_that_move_while_paging_are_fetched_again(ledger_db, popbill, sim):
+    """A refund requested between page 1 and page 2 changes the total: the pages restart."""
+    import threading
+
+    from tests.waiting import wait_for
+
+    corp = next(c for c in MEMBERS if len(truth(sim, c, "refunds")) >= 2)
+    before = len(truth(sim, corp, "refunds"))
+    sim.inject("latency", path="/RefundHistory", skip=1, count=1, seconds=0.5)  # page 2 waits
+
+    def request_a_refund_after_page_one():
+        wait_for(lambda: len(sim.requests("/RefundHistory")) >= 1, what="page 1")
+        sim.world.request_refund(corp, {"requestpoint": "100", "accountbank": "004", "accountnum": "1",
+                                        "accountname": "홍", "reason": "r", "contactname": "c", "tel": "t"})  # fmt: skip
+
+    meddler = threading.Thread(target=request_a_refund_after_page_one)
+    meddler.start()
+    result = sync_member(ledger_db, popbill, corp, "refunds", today=sim.world.today(), options=SyncOptions(per_page=1))
+    meddler.join()
+    assert result.status == "succeeded", result.error
+    assert len(truth(sim, corp, "refunds")) == before + 1
+    assert result.api_calls == 2 + (before + 1)  # two pages before the restart, then every page again
+    assert_ledger_equals_truth(ledger_db, sim, [corp], kinds=("refunds",))
