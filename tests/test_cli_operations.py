@@ -29,6 +29,11 @@ def hosts(clean_engine, sim):
     return env
 
 
+def refund_request(points: str) -> list[str]:
+    holder = ["--bank", "1", "--account", "2", "--holder", "h", "--contact", "c", "--tel", "t", "--reason", "r"]
+    return ["refund", "request", CORP, "--points", points, *holder]
+
+
 def tracked(engine) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(TrackedItem)).scalar()
@@ -108,50 +113,8 @@ def test_balances_and_alerts_commands(clean_engine, sim, hosts):
             "CorpNum",
         ),
         (["payment", "request", CORP, "--amount", "5"], "--depositor"),
-        (
-            [
-                "refund",
-                "request",
-                CORP,
-                "--points",
-                "abc",
-                "--bank",
-                "1",
-                "--account",
-                "2",
-                "--holder",
-                "h",
-                "--contact",
-                "c",
-                "--tel",
-                "t",
-                "--reason",
-                "r",
-            ],
-            "--points",
-        ),
-        (
-            [
-                "refund",
-                "request",
-                CORP,
-                "--points",
-                "999999999",
-                "--bank",
-                "1",
-                "--account",
-                "2",
-                "--holder",
-                "h",
-                "--contact",
-                "c",
-                "--tel",
-                "t",
-                "--reason",
-                "r",
-            ],
-            "refundable",
-        ),
+        (refund_request("abc"), "--points"),
+        (refund_request("999999999"), "refundable"),
         (["track", "bogus", CORP, "X"], "'bogus' is not one of 'settle', 'refund'"),
         (["track", "settle", "9999999999", "X"], "not a member"),
         (["alerts", "mute", CORP, "--for", "forever"], "--for"),

@@ -14,7 +14,7 @@ import dataclasses
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 from sqlalchemy.dialects.postgresql import insert
 
 from ledger.alerts.models import Alert, AlertMute
@@ -34,7 +34,8 @@ class Check:
     summary: str = ""
 
 
-def _alert(conn: Connection, check: Check) -> Alert:
+def _alert(conn: Connection, check: Check) -> Row:
+    """The alert's row, created if new, locked for this check."""
     conn.execute(
         insert(Alert)
         .values(subject=check.subject, rule=check.rule, member_id=check.member_id)
