@@ -28,11 +28,3 @@ def parse_popbill_datetime(value: str | None) -> dt.datetime | None:
         raise ValueError(f"not a Popbill date-time (yyyyMMdd[HHmmss]): {value!r}")
     text = value if len(value) == 8 else f"{value[:8]}T{value[8:]}"
     return dt.datetime.fromisoformat(text).replace(tzinfo=KST)
-
-
-def format_popbill_date(day: dt.date) -> str:
-    return day.strftime("%Y%m%d")
-
-
-def format_popbill_datetime(moment: dt.datetime) -> str:
-    return moment.astimezone(KST).strftime("%Y%m%d%H%M%S")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 from ledger import jsonutil
 from ledger.settings import Settings, SettingsError
@@ -30,7 +29,3 @@ def make_engine(settings: Settings, **kwargs) -> Engine:
     return create_engine(
         database_url(settings), hide_parameters=True, pool_pre_ping=True, json_serializer=jsonutil.dumps, **kwargs
     )
-
-
-def make_sessions(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)

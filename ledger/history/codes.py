@@ -24,7 +24,6 @@ def load_codes(bind: Engine | Connection) -> Codes:
             refund_pending=codes("refund", "pending"),
             refund_done=codes("refund", "done"),
             credit_tx_types=frozenset(t.code for t in types if t.direction > 0),
-            bonus_tx_types=frozenset(t.code for t in types if t.category == "bonus"),
         )
 
     if isinstance(bind, Connection):

@@ -20,10 +20,3 @@ class Codes:
     refund_pending: frozenset[int] = frozenset({REFUND_PENDING})
     refund_done: frozenset[int] = frozenset({REFUND_DONE})
     credit_tx_types: frozenset[int] = frozenset({TX_CHARGE, TX_BONUS, TX_ADJUST_UP})
-    bonus_tx_types: frozenset[int] = frozenset({TX_BONUS})
-
-    def settle_is_final(self, state: int | None) -> bool:
-        return state is not None and state not in self.settle_pending
-
-    def refund_is_final(self, state: int | None) -> bool:
-        return state is not None and state not in self.refund_pending

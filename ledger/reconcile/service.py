@@ -196,11 +196,4 @@ def reconcile(
     return reports
 
 
-def totals(reports: list[MemberReport]) -> dict[str, int]:
-    counts: Counter = Counter()
-    for r in reports:
-        counts.update(r.open_by_check)
-    return dict(counts)
-
-
-__all__ = ["MemberReport", "Period", "reconcile", "totals"]
+__all__ = ["MemberReport", "Period", "reconcile"]

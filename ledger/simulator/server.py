@@ -26,7 +26,7 @@ from ledger.secret import Secret
 from ledger.settings import SANDBOX_LINK_ID, SANDBOX_SECRET_KEY
 from ledger.simulator import errors as E
 from ledger.simulator.faults import Fault, FaultPlan
-from ledger.simulator.world import ITEMS, SimConfig, World, fmt_points, to_tenths
+from ledger.simulator.world import SimConfig, World, fmt_points, to_tenths
 
 SERVICE_IDS = ("POPBILL", "POPBILL_TEST")
 POPUP_SECONDS = 30
@@ -636,6 +636,3 @@ def _controls(sim: Simulator, method: str, path: str, query: dict, body: bytes) 
             sim.set_balance(balance.group(1), data["balance"])
         return Answer(200, _json({"balance": str(sim.world.balance(balance.group(1)))}))
     raise Answer(404, _json({"error": f"no control at {path}"}))
-
-
-__all__ = ["ITEMS", "Simulator", "SimConfig"]
