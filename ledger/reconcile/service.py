@@ -15,6 +15,7 @@ from ledger.errors import UserInputError
 from ledger.history.codes import load_codes
 from ledger.kst import KST, now_kst
 from ledger.members.models import Member
+from ledger.popbill.codes import Codes
 from ledger.reconcile import checks
 from ledger.reconcile.models import Discrepancy
 from ledger.settings import Settings
@@ -70,9 +71,8 @@ _USAGE = text(
 
 
 def _findings(
-    conn: Connection, member_id: int, settings: Settings, period: Period, now: dt.datetime
+    conn: Connection, member_id: int, settings: Settings, codes: Codes, period: Period, now: dt.datetime
 ) -> list[checks.Finding]:
-    codes = load_codes(conn)
     rows = [checks.UsageRow(r.key, r.tx_dt, r.tx_type, r.tx_point, r.balance, r.direction, r.category)
             for r in conn.execute(_USAGE, {"m": member_id})]  # fmt: skip
     found = checks.balance_chain(rows, period.__contains__)
@@ -182,10 +182,11 @@ def reconcile(
         query = select(Member.id, Member.corp_num).order_by(Member.corp_num)
         query = query.where(Member.corp_num.in_(corp_nums)) if corp_nums else query.where(Member.active.is_(True))
         members = conn.execute(query).all()
+        codes = load_codes(conn)
     for member in members:
         report = MemberReport(member.corp_num)
         with engine.begin() as conn:
-            _store(conn, member.id, period, _findings(conn, member.id, settings, period, now), now, report)
+            _store(conn, member.id, period, _findings(conn, member.id, settings, codes, period, now), now, report)
         reports.append(report)
     fresh = [r for r in reports if r.new]
     if fresh:
