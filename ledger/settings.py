@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import os
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
@@ -74,6 +75,16 @@ def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
+def _date(env: Mapping[str, str], name: str, default: dt.date) -> dt.date:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return dt.date.fromisoformat(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be a date YYYY-MM-DD, got {raw!r}") from None
+
+
 def _schedule(env: Mapping[str, str], name: str, default: str) -> str:
     """'off', an interval ('600s', '10m', '2h'), or a five-field crontab in Korean time."""
     raw = (env.get(name) or default).strip()
@@ -114,6 +125,14 @@ class Settings:
     retry_attempts: int = 5
     retry_max_seconds: float = 60.0
     retry_backoff: float = 0.5
+    # Bounds on what an answer may cost us, whoever is on the other end (issue 12).
+    max_response_bytes: int = 16 * 2**20  # on the wire; a full page of 1,000 rows is ~0.3 MB
+    max_decoded_bytes: int = 32 * 2**20  # after gzip: a gzip bomb stops here
+    call_deadline: float = 120.0  # seconds for one API call, every attempt and byte included
+    max_pages: int = 10_000  # pages one listing may declare (10M rows at 1,000 a page)
+    row_max_points: Decimal = Decimal("10000000000")  # no amount in a history row is larger
+    row_earliest_date: dt.date = dt.date(2000, 1, 1)  # no history row is dated earlier
+    row_max_future_days: int = 2  # nor later than the sync's today plus this (clock skew)
     ledger_home: Path = dataclasses.field(default_factory=_default_home)
     database_url: Secret | None = None
     sync_lookback_days: int = 3
@@ -169,6 +188,13 @@ class Settings:
             retry_attempts=_integer(env, "POPBILL_RETRY_ATTEMPTS", 5, minimum=1),
             retry_max_seconds=_number(env, "POPBILL_RETRY_MAX_SECONDS", 60.0, minimum=0),
             retry_backoff=_number(env, "POPBILL_RETRY_BACKOFF", 0.5, minimum=0),
+            max_response_bytes=_integer(env, "POPBILL_MAX_RESPONSE_BYTES", 16 * 2**20, minimum=1024),
+            max_decoded_bytes=_integer(env, "POPBILL_MAX_DECODED_BYTES", 32 * 2**20, minimum=1024),
+            call_deadline=_number(env, "POPBILL_CALL_DEADLINE", 120.0, minimum=0.001),
+            max_pages=_integer(env, "POPBILL_MAX_PAGES", 10_000, minimum=1),
+            row_max_points=_decimal(env, "LEDGER_ROW_MAX_POINTS", "10000000000"),
+            row_earliest_date=_date(env, "LEDGER_ROW_EARLIEST_DATE", dt.date(2000, 1, 1)),
+            row_max_future_days=_integer(env, "LEDGER_ROW_MAX_FUTURE_DAYS", 2, minimum=0),
             ledger_home=Path(home).expanduser() if home else _default_home(),
             database_url=Secret(database_url) if database_url else None,
             sync_lookback_days=_integer(env, "LEDGER_SYNC_LOOKBACK_DAYS", 3, minimum=0),

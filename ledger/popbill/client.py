@@ -144,6 +144,8 @@ class PopbillClient:
         page: int | None = None,
         per_page: int | None = None,
         user_id: str | None = None,
+        *,
+        typed: bool = True,
     ) -> Page[PaymentHistory]:
         """GetPaymentHistory: one page of payments registered between s_date and e_date."""
         call = "GetPaymentHistory"
@@ -152,7 +154,7 @@ class PopbillClient:
         params = {"SDate": sd, "EDate": ed, "Page": check.page(page, call), "PerPage": check.per_page(per_page, call)}
         uid = check.user_id(user_id, call)
         answer = self.requestor.call(call, "GET", _query("/PaymentHistory", params), corp, user_id=uid)
-        return Page.from_wire(answer, PaymentHistory)
+        return Page.from_wire(answer, PaymentHistory if typed else None)
 
     def get_use_history(
         self,
@@ -163,6 +165,8 @@ class PopbillClient:
         per_page: int | None = None,
         order: str | None = None,
         user_id: str | None = None,
+        *,
+        typed: bool = True,
     ) -> Page[UseHistory]:
         """GetUseHistory: one page of point transactions between s_date and e_date."""
         call = "GetUseHistory"
@@ -177,7 +181,7 @@ class PopbillClient:
         }
         uid = check.user_id(user_id, call)
         answer = self.requestor.call(call, "GET", _query("/UseHistory", params), corp, user_id=uid)
-        return Page.from_wire(answer, UseHistory)
+        return Page.from_wire(answer, UseHistory if typed else None)
 
     def refund(self, corp_num: str, refund_form: RefundForm, user_id: str | None = None) -> RefundResponse:
         """Refund: ask for points back. Not idempotent: never retried once sent."""
@@ -191,7 +195,13 @@ class PopbillClient:
         return RefundResponse.from_wire(answer)
 
     def get_refund_history(
-        self, corp_num: str, page: int | None = None, per_page: int | None = None, user_id: str | None = None
+        self,
+        corp_num: str,
+        page: int | None = None,
+        per_page: int | None = None,
+        user_id: str | None = None,
+        *,
+        typed: bool = True,
     ) -> Page[RefundHistory]:
         """GetRefundHistory: one page of refund requests, newest first."""
         call = "GetRefundHistory"
@@ -199,7 +209,7 @@ class PopbillClient:
         params = {"Page": check.page(page, call), "PerPage": check.per_page(per_page, call)}
         uid = check.user_id(user_id, call)
         answer = self.requestor.call(call, "GET", _query("/RefundHistory", params), corp, user_id=uid)
-        return Page.from_wire(answer, RefundHistory)
+        return Page.from_wire(answer, RefundHistory if typed else None)
 
     def get_refund_info(self, corp_num: str, refund_code: str, user_id: str | None = None) -> RefundHistory:
         """GetRefundInfo: one refund request by its refund code."""
@@ -217,6 +227,8 @@ class PopbillClient:
         return to_decimal(self.requestor.call(call, "GET", "/RefundPoint", corp, user_id=uid)["refundableBalance"])
 
     # -- Paging ------------------------------------------------------------------------
+    # typed=False yields the rows as decoded from the wire (dicts), for a caller that checks
+    # each row before trusting it (the sync: ledger.history.screening).
 
     def iter_use_history(
         self,
@@ -227,20 +239,35 @@ class PopbillClient:
         per_page: int = 1000,
         order: str = "A",
         user_id: str | None = None,
+        typed: bool = True,
     ) -> Iterator[Page[UseHistory]]:
         """Every page of the window, oldest first by default so that new rows land on the last page."""
-        return iter_pages(
-            lambda p: self.get_use_history(corp_num, s_date, e_date, p, per_page, order, user_id), call="GetUseHistory"
+        return self._pages(
+            lambda p: self.get_use_history(corp_num, s_date, e_date, p, per_page, order, user_id, typed=typed),
+            "GetUseHistory",
         )
 
     def iter_payment_history(
-        self, corp_num: str, s_date: DateLike, e_date: DateLike, *, per_page: int = 1000, user_id: str | None = None
+        self,
+        corp_num: str,
+        s_date: DateLike,
+        e_date: DateLike,
+        *,
+        per_page: int = 1000,
+        user_id: str | None = None,
+        typed: bool = True,
     ) -> Iterator[Page[PaymentHistory]]:
-        return iter_pages(
-            lambda p: self.get_payment_history(corp_num, s_date, e_date, p, per_page, user_id), call="GetPaymentHistory"
+        return self._pages(
+            lambda p: self.get_payment_history(corp_num, s_date, e_date, p, per_page, user_id, typed=typed),
+            "GetPaymentHistory",
         )
 
     def iter_refund_history(
-        self, corp_num: str, *, per_page: int = 1000, user_id: str | None = None
+        self, corp_num: str, *, per_page: int = 1000, user_id: str | None = None, typed: bool = True
     ) -> Iterator[Page[RefundHistory]]:
-        return iter_pages(lambda p: self.get_refund_history(corp_num, p, per_page, user_id), call="GetRefundHistory")
+        return self._pages(
+            lambda p: self.get_refund_history(corp_num, p, per_page, user_id, typed=typed), "GetRefundHistory"
+        )
+
+    def _pages(self, fetch, call: str) -> Iterator[Page]:
+        return iter_pages(fetch, call=call, max_pages=self.settings.max_pages)

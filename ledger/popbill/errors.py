@@ -62,6 +62,20 @@ class ReadTimeoutError(TransportError):
     pass
 
 
+class DeadlineExceededError(ReadTimeoutError):
+    """The call's overall deadline passed (a server trickling its answer never trips a read timeout)."""
+
+
+class ResponseTooLargeError(TransportError):
+    """The answer crossed the size limit on the wire or once decoded, and was not read further.
+    Not retried: the same request would bring the same answer."""
+
+    def __init__(self, message: str, *, received: int, decoded: int, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.received = received  # bytes read from the wire before stopping
+        self.decoded = decoded  # bytes they decoded to
+
+
 class AuthError(PopbillError):
     """Linkhub refused the credentials or the token (bad signature, expired, wrong member)."""
 

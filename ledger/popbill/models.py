@@ -183,6 +183,7 @@ class Page(Generic[T]):
 
     @classmethod
     def from_wire(cls, d: dict, item_type) -> Page:
+        """item_type None keeps the rows as the wire dicts they came as."""
         rows = d.get("list") or []
         return cls(
             to_int(d.get("code")),
@@ -190,7 +191,7 @@ class Page(Generic[T]):
             to_int(d.get("perPage")) or 0,
             to_int(d.get("pageNum")) or 0,
             to_int(d.get("pageCount")) or 0,
-            tuple(item_type.from_wire(r) for r in rows),
+            tuple(rows) if item_type is None else tuple(item_type.from_wire(r) for r in rows),
             {k: v for k, v in d.items() if k != "list"},
         )
 

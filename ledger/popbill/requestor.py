@@ -39,6 +39,8 @@ class CallStats:
     token_requests: int = 0
     http_seconds: float = 0.0
     parse_seconds: float = 0.0
+    wire_bytes: int = 0  # received, before decoding
+    body_bytes: int = 0  # after decoding
     _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
     def add(self, **deltas: float) -> None:
@@ -101,7 +103,10 @@ class Requestor:
     def __init__(self, settings: Settings, transport: Transport | None = None) -> None:
         self.settings = settings
         self.transport = transport or Transport(
-            connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            max_response_bytes=settings.max_response_bytes,
+            max_decoded_bytes=settings.max_decoded_bytes,
         )
         self.tokens = auth.TokenCache(self._issue_token)
         self.stats = CallStats()
@@ -111,12 +116,15 @@ class Requestor:
     def close(self) -> None:
         self.transport.close()
 
-    def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | None, call: str) -> dict:
+    def _send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None, call: str, deadline: float
+    ) -> dict:
         started = time.perf_counter()
         try:
-            raw = self.transport.send(method, url, headers=headers, body=body, call=call)
+            raw = self.transport.send(method, url, headers=headers, body=body, call=call, deadline=deadline)
         finally:
             self.stats.add(http_requests=1, http_seconds=time.perf_counter() - started)
+        self.stats.add(wire_bytes=raw.wire_bytes, body_bytes=len(raw.body))
         started = time.perf_counter()
         try:
             return decode_answer(raw, call)
@@ -139,7 +147,8 @@ class Requestor:
         if forwarded is not None:
             headers["x-lh-forwarded"] = forwarded
         self.stats.add(token_requests=1)
-        answer = self._send("POST", self.auth_url + path, headers, body, "Token")
+        deadline = time.monotonic() + settings.call_deadline
+        answer = self._send("POST", self.auth_url + path, headers, body, "Token", deadline)
         try:
             return auth.Token(
                 session_token=Secret(str(answer["session_token"])),
@@ -152,12 +161,14 @@ class Requestor:
         except (KeyError, ValueError) as exc:
             raise TransportError(f"malformed token answer: {exc}", sent=True, call="Token") from None
 
-    def _authorised(self, call: str, method: str, url_for, corp_num: str, headers: dict, body: bytes | None) -> dict:
+    def _authorised(
+        self, call: str, method: str, url_for, corp_num: str, headers: dict, body: bytes | None, deadline: float
+    ) -> dict:
         """One try with the cached token; on an auth failure, renew it once and try again."""
 
         def send_with(token: auth.Token) -> dict:
             bearer = {"Authorization": f"Bearer {token.session_token.reveal()}"}
-            return self._send(method, url_for(token), {**headers, **bearer}, body, call)
+            return self._send(method, url_for(token), {**headers, **bearer}, body, call, deadline)
 
         token = self.tokens.get(corp_num)
         try:
@@ -198,10 +209,13 @@ class Requestor:
             headers["Content-Type"] = "application/json; charset=utf8"
         self.stats.add(api_calls=1)
         settings = self.settings
+        # One deadline for the whole call, every attempt included: no answer, however slowly
+        # it trickles in, holds a sync longer than this.
+        deadline = time.monotonic() + settings.call_deadline
         return call_with_retries(
-            lambda: self._authorised(call, method, url_for, corp_num, headers, body),
+            lambda: self._authorised(call, method, url_for, corp_num, headers, body, deadline),
             idempotent=idempotent,
             attempts=settings.retry_attempts,
-            max_seconds=settings.retry_max_seconds,
+            max_seconds=min(settings.retry_max_seconds, settings.call_deadline),
             base=settings.retry_backoff,
         )

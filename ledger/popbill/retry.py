@@ -1,7 +1,7 @@
 """When to retry a Popbill call, and how long to wait. Unit-tested on its own.
 
 Retried: connection errors, timeouts, malformed answers, 429 and 5xx. Never a Popbill
-business error. Calls that are not idempotent (PaymentRequest, Refund) are retried only
+business error, nor an answer over the size limit (it would come back as large). Calls that are not idempotent (PaymentRequest, Refund) are retried only
 when the request provably never reached the server: a doubled deposit or refund request
 is worse than a clear error.
 """
@@ -14,12 +14,14 @@ from typing import TypeVar
 
 import tenacity
 
-from ledger.popbill.errors import RateLimitError, ServerError, TransportError
+from ledger.popbill.errors import RateLimitError, ResponseTooLargeError, ServerError, TransportError
 
 T = TypeVar("T")
 
 
 def should_retry(exc: BaseException, *, idempotent: bool) -> bool:
+    if isinstance(exc, ResponseTooLargeError):
+        return False
     if isinstance(exc, TransportError):
         return idempotent or not exc.sent
     if isinstance(exc, (RateLimitError, ServerError)):

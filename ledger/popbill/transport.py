@@ -2,20 +2,33 @@
 
 It turns every failure to get a complete answer into a TransportError, recording whether
 the request may have reached the server (`sent`), which the retry policy needs.
+
+An answer is read as a stream and bounded three ways, because the server on the other end
+may be broken or hostile: bytes on the wire (`max_response_bytes`), bytes after gzip or
+deflate decoding (`max_decoded_bytes`; urllib3 inflates with a bounded output per read, so
+a gzip bomb is stopped after the limit, not after it filled memory), and an overall
+deadline for the whole exchange: a server trickling one byte per second never trips a
+read timeout, so a watchdog shuts the socket when the deadline passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import socket
+import threading
+import time
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ledger import __version__
-from ledger.popbill.errors import ReadTimeoutError, TransportError
+from ledger.popbill.errors import DeadlineExceededError, ReadTimeoutError, ResponseTooLargeError, TransportError
 
 USER_AGENT = f"popbill-ledger/{__version__}"
+CHUNK = 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +36,7 @@ class RawResponse:
     status: int
     headers: dict[str, str]
     body: bytes
+    wire_bytes: int = 0  # bytes received before decoding
 
 
 def _never_sent(exc: BaseException) -> bool:
@@ -45,33 +59,165 @@ def _never_sent(exc: BaseException) -> bool:
     return False
 
 
+class _Watchdog:
+    """Shuts the socket of this thread's current exchange when its deadline passes."""
+
+    current = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._conn = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        _Watchdog.current.value = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+        _Watchdog.current.value = None
+
+    def watch(self, conn) -> None:
+        with self._lock:
+            self._conn = conn
+            fired = self.fired
+        if fired:
+            self._shut(conn)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            conn = self._conn
+        if conn is not None:
+            self._shut(conn)
+
+    @staticmethod
+    def _shut(conn) -> None:
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+
+
+class _WatchedPool:
+    """Tells the thread's watchdog which connection an exchange uses, so it can be shut."""
+
+    def _get_conn(self, timeout=None):
+        conn = super()._get_conn(timeout)
+        watchdog = getattr(_Watchdog.current, "value", None)
+        if watchdog is not None:
+            watchdog.watch(conn)
+        return conn
+
+
+class _WatchedHTTPPool(_WatchedPool, HTTPConnectionPool):
+    pass
+
+
+class _WatchedHTTPSPool(_WatchedPool, HTTPSConnectionPool):
+    pass
+
+
 class Transport:
-    def __init__(self, *, connect_timeout: float, read_timeout: float, pool_size: int = 16) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        pool_size: int = 16,
+        max_response_bytes: int = 16 * 2**20,
+        max_decoded_bytes: int = 32 * 2**20,
+    ) -> None:
         self.timeout = (connect_timeout, read_timeout)
+        self.max_response_bytes = max_response_bytes
+        self.max_decoded_bytes = max_decoded_bytes
         self.session = requests.Session()
         # No retries down here: the retry policy above decides, with the idempotency in view.
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        adapter.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "gzip,deflate"})
 
-    def send(self, method: str, url: str, *, headers: dict[str, str], body: bytes | None, call: str) -> RawResponse:
-        try:
-            response = self.session.request(method, url, headers=headers, data=body, timeout=self.timeout)
-            content = response.content  # decompresses gzip; a truncated stream raises here
-        except requests.exceptions.ConnectTimeout as exc:
-            raise TransportError(f"connect timeout: {url}", sent=False, call=call) from exc
-        except requests.exceptions.ReadTimeout as exc:
-            raise ReadTimeoutError(f"read timeout after {self.timeout[1]}s: {url}", sent=True, call=call) from exc
-        except requests.exceptions.ConnectionError as exc:
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        body: bytes | None,
+        call: str,
+        deadline: float | None = None,
+    ) -> RawResponse:
+        """`deadline` is a time.monotonic() value by which the whole exchange must be over."""
+        remaining = float("inf") if deadline is None else deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceededError(f"deadline passed before sending: {url}", sent=False, call=call)
+        timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+        watchdog = _Watchdog(remaining) if deadline is not None else contextlib.nullcontext()
+        with watchdog:
+            try:
+                response = self.session.request(method, url, headers=headers, data=body, timeout=timeout, stream=True)
+                try:
+                    content, wire = self._read_body(response, call, url)
+                finally:
+                    response.close()  # a no-op after a complete read, which gave the connection back
+            except (ResponseTooLargeError, DeadlineExceededError):
+                raise
+            except Exception as exc:
+                if getattr(watchdog, "fired", False):
+                    raise DeadlineExceededError(
+                        f"no complete answer within the deadline of {remaining:.0f}s: {url}", sent=True, call=call
+                    ) from exc
+                raise self._transport_error(exc, url, call) from exc
+        return RawResponse(response.status_code, dict(response.headers), content, wire)
+
+    def _read_body(self, response: requests.Response, call: str, url: str) -> tuple[bytes, int]:
+        """The decoded body, read in chunks and stopped as soon as a limit is crossed."""
+        raw = response.raw
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise ResponseTooLargeError(
+                f"answer of {declared} bytes is over the limit of {self.max_response_bytes}: {url}",
+                received=0, decoded=0, sent=True, call=call,
+            )  # fmt: skip
+        chunks, decoded = [], 0
+        while True:
+            chunk = raw.read(CHUNK, decode_content=True)
+            if not chunk:
+                break
+            decoded += len(chunk)
+            chunks.append(chunk)
+            received = raw.tell()
+            if received > self.max_response_bytes or decoded > self.max_decoded_bytes:
+                which = "on the wire" if received > self.max_response_bytes else "decoded"
+                limit = self.max_response_bytes if which == "on the wire" else self.max_decoded_bytes
+                raise ResponseTooLargeError(
+                    f"answer over the limit of {limit} bytes {which}: {url}",
+                    received=received, decoded=decoded, sent=True, call=call,
+                )  # fmt: skip
+        body = b"".join(chunks)
+        raw.release_conn()
+        return body, raw.tell()
+
+    def _transport_error(self, exc: BaseException, url: str, call: str) -> TransportError:
+        if isinstance(exc, (requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError)):
+            return TransportError(f"connect timeout: {url}", sent=False, call=call)
+        if isinstance(exc, (requests.exceptions.ReadTimeout, urllib3.exceptions.ReadTimeoutError)):
+            return ReadTimeoutError(f"read timeout after {self.timeout[1]}s: {url}", sent=True, call=call)
+        if isinstance(exc, requests.exceptions.ConnectionError):
             sent = not _never_sent(exc)
             reason = "connection dropped" if sent else "connection refused"
-            raise TransportError(f"{reason}: {url}", sent=sent, call=call) from exc
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-            raise TransportError(f"truncated or undecodable answer: {url}", sent=True, call=call) from exc
-        except requests.exceptions.RequestException as exc:
-            raise TransportError(f"{type(exc).__name__}: {url}", sent=True, call=call) from exc
-        return RawResponse(response.status_code, dict(response.headers), content)
+            return TransportError(f"{reason}: {url}", sent=sent, call=call)
+        if isinstance(exc, (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError)):
+            # a cut or undecodable stream (ProtocolError, DecodeError, IncompleteRead) while reading the body
+            return TransportError(f"truncated or undecodable answer: {url}", sent=True, call=call)
+        raise exc
 
     def close(self) -> None:
         self.session.close()

@@ -11,7 +11,7 @@ from ledger.popbill.paging import iter_pages
 
 def make_page(total, per_page, page_no, n_items, page_count=None):
     count = page_count if page_count is not None else -(-total // per_page)
-    return Page(1, total, per_page, page_no, count, tuple(range(n_items)), {})
+    return Page(1, total, per_page, page_no, count, tuple((page_no, i) for i in range(n_items)), {})
 
 
 def pages_from(spec):
