@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     SmallInteger,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
     func,
@@ -152,3 +153,26 @@ class StateCode(Base):
     meaning: Mapped[str] = mapped_column(String(10))
     name_ko: Mapped[str] = mapped_column(String(40))
     name_en: Mapped[str] = mapped_column(String(40))
+
+
+class QuarantinedRow(Base):
+    """A history row Popbill sent that failed ledger.history.screening: never ledger data,
+    never blocking the member's other rows. Seen again, the same row (same payload) only
+    moves last_seen_at; reconciliation reports each one until someone deletes it."""
+
+    __tablename__ = "quarantined_rows"
+    __table_args__ = (
+        UniqueConstraint("member_id", "kind", "fingerprint"),
+        CheckConstraint("kind IN ('payments', 'usage', 'refunds')", name="kind_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    fingerprint: Mapped[str] = mapped_column(Uuid(as_uuid=False))  # hash of the whole payload
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)  # the row as JSON text (NaN kept), cut to PAYLOAD_CHARS
+    payload_chars: Mapped[int]  # its length before cutting
+    times_seen: Mapped[int] = mapped_column(server_default="1")
+    first_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+    last_seen_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())

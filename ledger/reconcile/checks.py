@@ -196,3 +196,28 @@ def stale_syncs(last_success: dict[str, dt.datetime | None], now: dt.datetime, l
             findings.append(Finding("sync_stale", f"sync:{kind}", f"the {kind} history is stale: {when}", None, None,
                                     {"kind": kind, "last_success_at": at and _kst(at)}))  # fmt: skip
     return findings
+
+
+def quarantined(rows: Iterable) -> list[Finding]:
+    """Each history row Popbill sent that screening refused: the ledger lacks it (or Popbill
+    sent garbage) until someone looks. Rows: kind, fingerprint, reason, payload, times_seen,
+    first_seen_at, last_seen_at."""
+    return [
+        Finding(
+            "quarantined_row",
+            f"{r.kind}:{r.fingerprint}",
+            f"a {r.kind} row from Popbill was refused and kept in quarantined_rows: {r.reason} "
+            f"(seen {r.times_seen} times since {_kst(r.first_seen_at)})",
+            None,
+            None,
+            {
+                "kind": r.kind,
+                "reason": r.reason,
+                "first_seen_at": _kst(r.first_seen_at),
+                "last_seen_at": _kst(r.last_seen_at),
+                "times_seen": r.times_seen,
+                "payload": r.payload[:500],
+            },
+        )  # fmt: skip
+        for r in rows
+    ]

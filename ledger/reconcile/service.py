@@ -137,6 +137,9 @@ def _findings(
     pending = [("deposit", p.key, p.settle_point, p.reg_dt) for p in payments if p.settle_state in codes.settle_pending]
     pending += [("refund", r.key, r.request_point, r.req_dt) for r in refunds if r.state in codes.refund_pending]
     found += checks.aging(pending, now, stuck)
+    found += checks.quarantined(conn.execute(
+        text("SELECT kind, fingerprint, reason, payload, times_seen, first_seen_at, last_seen_at "
+             "FROM quarantined_rows WHERE member_id = :m ORDER BY id"), {"m": member_id}))  # fmt: skip
     found += checks.stale_syncs({k: (states[k].last_success_at if k in states else None) for k in ("payments", "usage", "refunds")},
                                 now, dt.timedelta(seconds=settings.reconcile_max_sync_age))  # fmt: skip
     return found

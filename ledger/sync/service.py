@@ -18,9 +18,10 @@ from functools import partial
 
 from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
-from ledger.history import identity
+from ledger.history import identity, quarantine
 from ledger.history.codes import load_codes
 from ledger.history.models import Payment, Refund
+from ledger.history.screening import RowLimits, screen_row
 from ledger.history.writer import (
     PAYMENTS,
     REFUNDS,
@@ -35,7 +36,7 @@ from ledger.members.service import MemberError
 from ledger.popbill import PopbillClient
 from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PagingError, PopbillError
-from ledger.popbill.models import Page
+from ledger.popbill.models import Page, PaymentHistory, RefundHistory, UseHistory
 from ledger.popbill.prefetch import prefetch
 from ledger.popbill.retry import should_retry
 from ledger.sync.models import KINDS, SyncRun, SyncState
@@ -57,6 +58,7 @@ class SyncResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    quarantined: int = 0  # rows refused by ledger.history.screening, kept in quarantined_rows
     error: str | None = None
     run_id: int | None = None
     db_seconds: float = 0.0  # writing and committing pages, for benchmarks
@@ -97,11 +99,16 @@ class _Job:
         self.result.db_seconds += time.perf_counter() - started
         return counts
 
-    def page_written(self, counts: WriteCounts, **state) -> None:
-        """Advance the sync state in the page's transaction, then commit both."""
+    def page_written(self, counts: WriteCounts, refused: list | tuple = (), **state) -> None:
+        """Quarantine the page's refused rows and advance the sync state in the page's
+        transaction, then commit all three."""
         started = time.perf_counter()
         self.result.pages += 1
         self.result.add(counts)
+        if refused:
+            quarantine.keep(self.conn, self.member_id, self.kind, refused, dt.datetime.now(dt.UTC))
+            self.result.quarantined += len(refused)
+            log.warning("%s %s: %d rows quarantined, e.g. %s", self.corp_num, self.kind, len(refused), refused[0][1])
         self.conn.execute(
             update(SyncState)
             .where(SyncState.member_id == self.member_id, SyncState.kind == self.kind)
@@ -223,16 +230,35 @@ def _run(job: _Job) -> None:
     conn.commit()
 
 
-def _pages(job: _Job, fetch: Callable[[], Iterator[Page]]) -> Iterator[tuple[Page, identity.OccurrenceCounter]]:
-    """Every page of fetch(), one API call a page, with the occurrence counter for its rows.
-    Pages that moved while paging (PagingError) are fetched again from the first with a fresh
-    count; what was already written is then written again as unchanged rows."""
+_ROW_TYPES = {"usage": UseHistory, "payments": PaymentHistory, "refunds": RefundHistory}
+
+
+def _screened(job: _Job, page: Page, limits: RowLimits) -> tuple[Page, list[tuple[object, str]]]:
+    """The page with its rows typed, less the rows screening refuses, and those (row, reason).
+    The one place wire rows are checked before they can become ledger data."""
+    row_type, kind = _ROW_TYPES[job.kind], job.kind
+    kept, refused = [], []
+    for row in page.items:
+        reason = screen_row(kind, row, limits)
+        if reason is None:
+            kept.append(row_type.from_wire(row))
+        else:
+            refused.append((row, reason))
+    return dataclasses.replace(page, items=tuple(kept)), refused
+
+
+def _pages(job: _Job, fetch: Callable[[], Iterator[Page]]) -> Iterator[tuple[Page, list, identity.OccurrenceCounter]]:
+    """Every page of fetch(), one API call a page, screened, with the occurrence counter for
+    its rows and the rows screening refused. Pages that moved while paging (PagingError) are
+    fetched again from the first with a fresh count; what was already written is then
+    written again as unchanged rows."""
+    limits = RowLimits.for_sync(job.client.settings, job.today)
     for attempt in range(1, job.options.paging_restarts + 1):
         counter = identity.OccurrenceCounter()  # exact repeats are numbered per fetch of a window
         try:
-            for page in fetch():
+            for page in fetch(typed=False):
                 job.result.api_calls += 1
-                yield page, counter
+                yield *_screened(job, page, limits), counter
             return
         except PagingError:
             job.result.api_calls += 1
@@ -246,6 +272,7 @@ class _Fetched:
     payload: object  # what the writer takes: COPY text for usage, (rows, counter) for payments
     is_last: bool  # the last page of its window
     window: tuple[dt.date, dt.date]
+    refused: list  # (row, reason) for the quarantine
 
 
 def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[_Fetched]:
@@ -258,12 +285,12 @@ def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[
             )
         else:
             fetch = partial(client.iter_payment_history, corp, *window, per_page=opts.per_page, user_id=job.user_id)
-        for page, counter in _pages(job, fetch):
+        for page, refused, counter in _pages(job, fetch):
             if job.kind == "usage":
                 payload = prepare_usage_copy(job.member_id, page.items, counter)
             else:
                 payload = (page.items, counter)
-            yield _Fetched(payload, page.is_last, window)
+            yield _Fetched(payload, page.is_last, window, refused)
 
 
 def _oldest_pending(job: _Job, model, when_column, state_column, pending) -> dt.date | None:
@@ -295,7 +322,7 @@ def _sync_dated(job: _Job) -> None:
         state = {"window_start": window_start, "window_end": window_end}
         if fetched.is_last:
             state["high_water"] = func.greatest(func.coalesce(SyncState.high_water, window_end), window_end)
-        job.page_written(counts, **state)
+        job.page_written(counts, fetched.refused, **state)
 
 
 def _sync_refunds(job: _Job) -> None:
@@ -311,9 +338,9 @@ def _sync_refunds(job: _Job) -> None:
     pending = _oldest_pending(job, Refund, Refund.req_dt, Refund.state, job.codes.refund_pending)
 
     fetch = partial(job.client.iter_refund_history, job.corp_num, per_page=job.options.per_page, user_id=job.user_id)
-    for page, counter in _pages(job, fetch):
+    for page, refused, counter in _pages(job, fetch):
         counts = job.write(write_mutable_page, REFUNDS, job.member_id, page.items, counter, dt.datetime.now(dt.UTC))
-        job.page_written(counts, **({"last_full_pass_at": func.now()} if page.is_last else {}))
+        job.page_written(counts, refused, **({"last_full_pass_at": func.now()} if page.is_last else {}))
         oldest_here = min((r.req_dt.date() for r in page.items), default=None)
         past_pending = pending is None or (oldest_here is not None and oldest_here <= pending)
         if not full and counts.all_known and page.items and past_pending:

@@ -1,0 +1,181 @@
+"""The checks every history row passes before it becomes ledger data.
+
+Popbill's answers are trusted for their shape, not their content: a broken or hostile
+upstream has sent NaN and Infinity, negative amounts, dates in the year 9999 and the year 1,
+and absurd codes. `screen_row` takes one row as decoded from the wire and says why it cannot
+be kept, or None. A refused row goes to quarantine (ledger.history.quarantine), where
+reconciliation reports it; the member's other rows are written as usual.
+
+What can be repaired without losing the row is repaired in place: a NUL character (which
+PostgreSQL cannot store in text or jsonb) and an unpaired surrogate (which cannot be
+encoded) become U+FFFD in any text of the row. Other control characters are kept as sent.
+
+The checks run on every row of million-row syncs, so each is a handful of type tests and
+string comparisons; dates are compared as yyyyMMddHHmmss strings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+
+REPLACEMENT = "\ufffd"
+MAX_TEXT = 500  # characters in any text field; Popbill documents 50 for user ids, 100 for names
+MAX_FIELDS = 64  # keys in one row; Popbill sends 7 to 10
+MAX_FRACTION_DIGITS = 4  # points are whole or carry a decimal or two
+
+# Per kind: required dates, optional dates, amounts (name -> may be negative), codes (name ->
+# largest value), text fields. txPoint may arrive signed (whether it does is undocumented:
+# issue 8), so only its magnitude is bounded.
+_SHAPES = {
+    "usage": (
+        ("txDT",), (), {"txPoint": True, "balance": False}, {"itemCode": 999, "txType": 99},
+        ("serviceUserID", "userID", "userName"),
+    ),
+    "payments": (
+        ("regDT",), ("stateDT",), {"settleCost": False, "settlePoint": False}, {"settleState": 99},
+        ("productType", "productName", "settleType", "settlerName", "settlerEmail"),
+    ),
+    "refunds": (
+        ("reqDT",), (), {"requestPoint": False}, {"state": 99},
+        ("accountBank", "accountNum", "accountName", "reason"),
+    ),
+}  # fmt: skip
+_REQUIRED_AMOUNTS = {"usage": ("txPoint", "balance"), "payments": (), "refunds": ()}
+
+
+@dataclasses.dataclass(frozen=True)
+class RowLimits:
+    earliest: str  # yyyyMMddHHmmss, inclusive
+    latest: str
+    max_points: Decimal
+
+    @classmethod
+    def for_sync(cls, settings, today: dt.date) -> RowLimits:
+        latest = today + dt.timedelta(days=settings.row_max_future_days)
+        return cls(
+            settings.row_earliest_date.strftime("%Y%m%d") + "000000",
+            latest.strftime("%Y%m%d") + "235959",
+            settings.row_max_points,
+        )
+
+
+def screen_row(kind: str, row: object, limits: RowLimits) -> str | None:
+    """Why this wire row of `kind` ('usage', 'payments', 'refunds') cannot be kept, or None."""
+    if type(row) is not dict:
+        return f"not a JSON object but {type(row).__name__}"
+    if len(row) > MAX_FIELDS:
+        return f"{len(row)} fields, more than {MAX_FIELDS}"
+    _repair_text(row)
+    required_dates, optional_dates, amounts, codes, texts = _SHAPES[kind]
+    for name in required_dates:
+        reason = _date(row.get(name), limits, required=True)
+        if reason:
+            return f"{name}: {reason}"
+    for name in optional_dates:
+        reason = _date(row.get(name), limits, required=False)
+        if reason:
+            return f"{name}: {reason}"
+    for name, signed in amounts.items():
+        value = row.get(name)
+        if value is None or value == "":
+            if name in _REQUIRED_AMOUNTS[kind]:
+                return f"{name}: missing"
+            continue
+        reason = _amount(value, limits.max_points, signed)
+        if reason:
+            return f"{name}: {reason}"
+    for name, largest in codes.items():
+        value = row.get(name)
+        if value is not None and value != "":
+            reason = _code(value, largest)
+            if reason:
+                return f"{name}: {reason}"
+    for name in texts:
+        value = row.get(name)
+        if value is not None and type(value) is not str and type(value) is not int:
+            return f"{name}: not text but {type(value).__name__}"
+        if type(value) is str and len(value) > MAX_TEXT:
+            return f"{name}: {len(value)} characters, more than {MAX_TEXT}"
+    return None
+
+
+def _clean(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", REPLACEMENT)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def _dirty(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _repair_text(row: dict) -> None:
+    """NUL and unpaired surrogates become U+FFFD, in keys and text values, in place."""
+    dirty = [k for k, v in row.items() if (type(v) is str and _dirty(v)) or _dirty(k)]
+    for key in dirty:
+        value = row.pop(key)
+        row[_clean(key)] = _clean(value) if type(value) is str else value
+
+
+def _date(value, limits: RowLimits, *, required: bool) -> str | None:
+    if value is None or value == "":
+        return "missing" if required else None
+    if type(value) is not str or not value.isascii() or not value.isdigit() or len(value) not in (8, 14):
+        return f"{value!r} is not yyyyMMdd[HHmmss]"
+    stamp = value if len(value) == 14 else value + "000000"
+    if stamp < limits.earliest or stamp > limits.latest:
+        return f"{value} is outside the plausible range {limits.earliest[:8]} to {limits.latest[:8]}"
+    try:
+        dt.datetime.fromisoformat(f"{stamp[:8]}T{stamp[8:]}")
+    except ValueError:
+        return f"{value} is not a calendar date-time"
+    return None
+
+
+def _amount(value, max_points: Decimal, signed: bool) -> str | None:
+    kind = type(value)
+    if kind is int:
+        number = value
+    elif kind is str or kind is Decimal:
+        try:
+            number = Decimal(value.replace(",", "")) if kind is str else value
+        except InvalidOperation:
+            return f"{value!r} is not a number"
+        if not number.is_finite():
+            return f"{value!r} is not a finite number"
+        if number.as_tuple().exponent < -MAX_FRACTION_DIGITS:
+            return f"{value!r} has more than {MAX_FRACTION_DIGITS} decimal places"
+    else:  # float (NaN and Infinity literals), bool, list, object
+        return f"{value!r} is not a finite decimal number"
+    if number < 0 and not signed:
+        return f"{value} is negative"
+    if abs(number) > max_points:
+        return f"{value} is beyond the limit of {max_points} (LEDGER_ROW_MAX_POINTS)"
+    return None
+
+
+def _code(value, largest: int) -> str | None:
+    if type(value) is int:
+        number = value
+    elif type(value) is str and value.isascii() and value.isdigit() and len(value) <= 6:
+        number = int(value)
+    else:
+        return f"{value!r} is not a code (a whole number from 0 to {largest})"
+    if number > largest or number < 0:
+        return f"{value} is not a code (a whole number from 0 to {largest})"
+    return None
