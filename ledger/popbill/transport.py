@@ -167,6 +167,10 @@ class Transport:
                     content, wire = self._read_body(response, call, url)
                 finally:
                     response.close()  # a no-op after a complete read, which gave the connection back
+                if getattr(watchdog, "fired", False):  # a shut socket can look like a short, complete answer
+                    raise DeadlineExceededError(
+                        f"no complete answer within the deadline of {remaining:.0f}s: {url}", sent=True, call=call
+                    )
             except (ResponseTooLargeError, DeadlineExceededError):
                 raise
             except Exception as exc:
