@@ -160,7 +160,9 @@ class HostileServer:
 
             def _answer(self, answer) -> None:
                 if isinstance(answer, Json):
-                    self._raw(200, json.dumps(answer.data, ensure_ascii=False, allow_nan=True).encode(), {})
+                    self._raw(
+                        200, json.dumps(answer.data, allow_nan=True).encode(), {}
+                    )  # ASCII: escapes carry even unpaired surrogates
                 elif isinstance(answer, Huge):
                     self._huge(answer.size)
                 elif isinstance(answer, GzipBomb):

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 
 REPLACEMENT = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_TEXT = 500  # characters in any text field; Popbill documents 50 for user ids, 100 for names
 MAX_FIELDS = 64  # keys in one row; Popbill sends 7 to 10
 MAX_FRACTION_DIGITS = 4  # points are whole or carry a decimal or two
@@ -105,10 +107,7 @@ def _clean(text: str) -> str:
     if "\x00" in text:
         text = text.replace("\x00", REPLACEMENT)
     if not text.isascii():
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        text = _SURROGATE.sub(REPLACEMENT, text)
     return text
 
 
