@@ -4,7 +4,6 @@ written, repeated pages are refused, and NUL or control characters never lose a 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 
 import pytest
@@ -36,11 +35,11 @@ def ledger_db(clean_engine):
 class Upstream:
     """The hostile server with one scripted answer per (path, page)."""
 
-    def __init__(self) -> None:
+    def __init__(self, **env: str) -> None:
         self.pages: dict[str, list] = {}
         self.server = HostileServer(self._answer)
         env = {"POPBILL_API_URL": self.server.url, "LINKHUB_AUTH_URL": self.server.url,
-               "POPBILL_RETRY_BACKOFF": "0.01", "POPBILL_RETRY_ATTEMPTS": "2"}  # fmt: skip
+               "POPBILL_RETRY_BACKOFF": "0.01", "POPBILL_RETRY_ATTEMPTS": "2", **env}  # fmt: skip
         self.settings = Settings.from_env(env)
         self.client = PopbillClient(self.settings)
 
@@ -171,13 +170,12 @@ def test_the_same_rows_served_on_every_page_are_stored_once(ledger_db, upstream)
     assert canonical(stored_raw(ledger_db, MEMBER, "usage")) == canonical(rows)  # page 1, once
 
 
-def test_an_oversized_answer_stores_nothing(ledger_db, upstream):
-    upstream.settings = dataclasses.replace(upstream.settings, max_response_bytes=2**20)
-    upstream.client.close()
-    upstream.client = PopbillClient(upstream.settings)
-    upstream.serve("usage", Huge(8 * 2**20))
-
-    result = sync(ledger_db, upstream, "usage")
-
-    assert result.status == "failed" and "over the limit" in result.error
+def test_an_oversized_answer_stores_nothing(ledger_db):
+    upstream = Upstream(POPBILL_MAX_RESPONSE_BYTES=str(2**20))
+    try:
+        upstream.serve("usage", Huge(8 * 2**20))
+        result = sync(ledger_db, upstream, "usage")
+    finally:
+        upstream.close()
     assert stored_raw(ledger_db, MEMBER, "usage") == []
+    assert result.status == "failed" and "over the limit" in result.error
