@@ -27,6 +27,13 @@ class Json:
 
 
 @dataclasses.dataclass
+class Raw:
+    """Bytes as they are: raw control characters, invalid UTF-8."""
+
+    body: bytes
+
+
+@dataclasses.dataclass
 class Huge:
     """A page whose one row's userName is `size` bytes of 'A', streamed in chunks."""
 
@@ -163,6 +170,8 @@ class HostileServer:
                     self._raw(
                         200, json.dumps(answer.data, allow_nan=True).encode(), {}
                     )  # ASCII: escapes carry even unpaired surrogates
+                elif isinstance(answer, Raw):
+                    self._raw(200, answer.body, {})
                 elif isinstance(answer, Huge):
                     self._huge(answer.size)
                 elif isinstance(answer, GzipBomb):

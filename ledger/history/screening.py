@@ -27,24 +27,23 @@ MAX_TEXT = 500  # characters in any text field; Popbill documents 50 for user id
 MAX_FIELDS = 64  # keys in one row; Popbill sends 7 to 10
 MAX_FRACTION_DIGITS = 4  # points are whole or carry a decimal or two
 
-# Per kind: required dates, optional dates, amounts (name -> may be negative), codes (name ->
-# largest value), text fields. txPoint may arrive signed (whether it does is undocumented:
-# issue 8), so only its magnitude is bounded.
+# Per kind: dates (name -> required), amounts (name -> (required, may be negative)), codes
+# (name -> largest value), text fields. txPoint may arrive signed (whether it does is
+# undocumented: issue 8), so only its magnitude is bounded.
 _SHAPES = {
     "usage": (
-        ("txDT",), (), {"txPoint": True, "balance": False}, {"itemCode": 999, "txType": 99},
+        {"txDT": True}, {"txPoint": (True, True), "balance": (True, False)}, {"itemCode": 999, "txType": 99},
         ("serviceUserID", "userID", "userName"),
     ),
     "payments": (
-        ("regDT",), ("stateDT",), {"settleCost": False, "settlePoint": False}, {"settleState": 99},
-        ("productType", "productName", "settleType", "settlerName", "settlerEmail"),
+        {"regDT": True, "stateDT": False}, {"settleCost": (False, False), "settlePoint": (False, False)},
+        {"settleState": 99}, ("productType", "productName", "settleType", "settlerName", "settlerEmail"),
     ),
     "refunds": (
-        ("reqDT",), (), {"requestPoint": False}, {"state": 99},
+        {"reqDT": True}, {"requestPoint": (False, False)}, {"state": 99},
         ("accountBank", "accountNum", "accountName", "reason"),
     ),
 }  # fmt: skip
-_REQUIRED_AMOUNTS = {"usage": ("txPoint", "balance"), "payments": (), "refunds": ()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +51,7 @@ class RowLimits:
     earliest: str  # yyyyMMddHHmmss, inclusive
     latest: str
     max_points: Decimal
+    max_digits: int  # digits of the whole part of max_points: fewer is always within it
 
     @classmethod
     def for_sync(cls, settings, today: dt.date) -> RowLimits:
@@ -60,6 +60,7 @@ class RowLimits:
             settings.row_earliest_date.strftime("%Y%m%d") + "000000",
             latest.strftime("%Y%m%d") + "235959",
             settings.row_max_points,
+            len(str(int(settings.row_max_points))),
         )
 
 
@@ -70,36 +71,37 @@ def screen_row(kind: str, row: object, limits: RowLimits) -> str | None:
     if len(row) > MAX_FIELDS:
         return f"{len(row)} fields, more than {MAX_FIELDS}"
     _repair_text(row)
-    required_dates, optional_dates, amounts, codes, texts = _SHAPES[kind]
-    for name in required_dates:
-        reason = _date(row.get(name), limits, required=True)
-        if reason:
-            return f"{name}: {reason}"
-    for name in optional_dates:
-        reason = _date(row.get(name), limits, required=False)
-        if reason:
-            return f"{name}: {reason}"
-    for name, signed in amounts.items():
+    dates, amounts, codes, texts = _SHAPES[kind]
+    for name, required in dates.items():
         value = row.get(name)
         if value is None or value == "":
-            if name in _REQUIRED_AMOUNTS[kind]:
+            if required:
                 return f"{name}: missing"
-            continue
-        reason = _amount(value, limits.max_points, signed)
-        if reason:
+        elif reason := _date(value, limits):
+            return f"{name}: {reason}"
+    for name, (required, signed) in amounts.items():
+        value = row.get(name)
+        if value is None or value == "":
+            if required:
+                return f"{name}: missing"
+        elif reason := _amount(value, limits, signed):
             return f"{name}: {reason}"
     for name, largest in codes.items():
         value = row.get(name)
-        if value is not None and value != "":
-            reason = _code(value, largest)
-            if reason:
-                return f"{name}: {reason}"
+        if type(value) is int:
+            if 0 <= value <= largest:
+                continue
+        elif value is None or value == "":
+            continue
+        if reason := _code(value, largest):
+            return f"{name}: {reason}"
     for name in texts:
         value = row.get(name)
-        if value is not None and type(value) is not str and type(value) is not int:
+        if type(value) is str:
+            if len(value) > MAX_TEXT:
+                return f"{name}: {len(value)} characters, more than {MAX_TEXT}"
+        elif value is not None and type(value) is not int:
             return f"{name}: not text but {type(value).__name__}"
-        if type(value) is str and len(value) > MAX_TEXT:
-            return f"{name}: {len(value)} characters, more than {MAX_TEXT}"
     return None
 
 
@@ -125,29 +127,47 @@ def _dirty(text: str) -> bool:
 
 def _repair_text(row: dict) -> None:
     """NUL and unpaired surrogates become U+FFFD, in keys and text values, in place."""
-    dirty = [k for k, v in row.items() if (type(v) is str and _dirty(v)) or _dirty(k)]
-    for key in dirty:
+    for value in row.values():
+        if type(value) is str and ("\x00" in value or not value.isascii()) and _dirty(value):
+            break
+    else:
+        keys = "".join(row)
+        if keys.isascii() and "\x00" not in keys:
+            return  # the common case: nothing to repair
+    for key in [k for k, v in row.items() if _dirty(k) or (type(v) is str and _dirty(v))]:
         value = row.pop(key)
         row[_clean(key)] = _clean(value) if type(value) is str else value
 
 
-def _date(value, limits: RowLimits, *, required: bool) -> str | None:
-    if value is None or value == "":
-        return "missing" if required else None
-    if type(value) is not str or not value.isascii() or not value.isdigit() or len(value) not in (8, 14):
+def _date(value, limits: RowLimits) -> str | None:
+    if type(value) is not str or len(value) not in (8, 14) or not value.isascii() or not value.isdigit():
         return f"{value!r} is not yyyyMMdd[HHmmss]"
     stamp = value if len(value) == 14 else value + "000000"
     if stamp < limits.earliest or stamp > limits.latest:
         return f"{value} is outside the plausible range {limits.earliest[:8]} to {limits.latest[:8]}"
-    try:
-        dt.datetime.fromisoformat(f"{stamp[:8]}T{stamp[8:]}")
-    except ValueError:
+    # Compared as text (cheap); only a 29th to 31st needs the calendar.
+    month, day = stamp[4:6], stamp[6:8]
+    if not ("01" <= month <= "12" and "01" <= day <= "31" and stamp[8:10] <= "23" and stamp[10:12] <= "59"
+            and stamp[12:] <= "59"):  # fmt: skip
         return f"{value} is not a calendar date-time"
+    if day > "28":
+        try:
+            dt.date(int(stamp[:4]), int(month), int(day))
+        except ValueError:
+            return f"{value} is not a calendar date-time"
     return None
 
 
-def _amount(value, max_points: Decimal, signed: bool) -> str | None:
+def _amount(value, limits: RowLimits, signed: bool) -> str | None:
     kind = type(value)
+    if kind is str and value.isascii():
+        # The common shapes, '1234' and '16427.4', checked as text: no Decimal needed.
+        whole, _, fraction = value.partition(".")
+        if whole.isdigit() and (not fraction or fraction.isdigit()) and len(whole) <= limits.max_digits:
+            if len(fraction) > MAX_FRACTION_DIGITS:
+                return f"{value!r} has more than {MAX_FRACTION_DIGITS} decimal places"
+            if len(whole) < limits.max_digits:
+                return None  # fewer digits than the limit has: within it
     if kind is int:
         number = value
     elif kind is str or kind is Decimal:
@@ -159,12 +179,12 @@ def _amount(value, max_points: Decimal, signed: bool) -> str | None:
             return f"{value!r} is not a finite number"
         if number.as_tuple().exponent < -MAX_FRACTION_DIGITS:
             return f"{value!r} has more than {MAX_FRACTION_DIGITS} decimal places"
-    else:  # float (NaN and Infinity literals), bool, list, object
+    else:  # float (the NaN and Infinity literals), bool, list, object
         return f"{value!r} is not a finite decimal number"
     if number < 0 and not signed:
         return f"{value} is negative"
-    if abs(number) > max_points:
-        return f"{value} is beyond the limit of {max_points} (LEDGER_ROW_MAX_POINTS)"
+    if abs(number) > limits.max_points:
+        return f"{value} is beyond the limit of {limits.max_points} (LEDGER_ROW_MAX_POINTS)"
     return None
 
 

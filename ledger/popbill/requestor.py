@@ -61,7 +61,9 @@ def decode_answer(raw: RawResponse, call: str) -> dict[str, Any]:
     """Map an HTTP answer to its JSON dict, or to the right error."""
     text_preview = raw.body[:500].decode("utf-8", "replace")
     try:
-        data = json.loads(raw.body, parse_float=Decimal) if raw.body else None
+        # Invalid UTF-8 and raw control characters inside strings would otherwise make the
+        # whole page unreadable on every run; row screening deals with what they leave.
+        data = json.loads(raw.body.decode("utf-8", "replace"), parse_float=Decimal, strict=False) if raw.body else None
     except ValueError:
         data = None
     if raw.status == 200:

@@ -5,6 +5,7 @@ written, repeated pages are refused, and NUL or control characters never lose a 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from sqlalchemy import text
@@ -17,7 +18,7 @@ from ledger.settings import Settings
 from ledger.sync.service import sync_member
 from ledger.sync.windows import SyncOptions
 from tests.conftest import MEMBER
-from tests.hostile import HostileServer, Huge, page, payment_row, refund_row, usage_row
+from tests.hostile import HostileServer, Huge, Raw, page, payment_row, refund_row, usage_row
 from tests.sync.helpers import canonical, stored_raw
 
 TODAY = dt.date(2026, 11, 20)
@@ -158,6 +159,21 @@ def test_nul_and_control_characters_never_lose_the_row(ledger_db, upstream):
     assert names[0] == (repaired, "\ufffdx", repaired)
     assert settler == reason == repaired
     assert quarantined(ledger_db, "usage") == []
+
+
+def test_raw_control_bytes_and_invalid_utf8_never_lose_the_page(ledger_db, upstream):
+    body = json.dumps(page([usage_row(1, TODAY, userName="@"), usage_row(2, TODAY)]).data).encode()
+    upstream.serve("usage", Raw(body.replace(b"@", b"a\x01\x1fb\xff\xfec")))  # unescaped, as no JSON encoder would
+
+    first, second = sync(ledger_db, upstream, "usage"), sync(ledger_db, upstream, "usage")
+
+    assert first.status == second.status == "succeeded", (first.error, second.error)
+    assert (first.inserted, second.inserted) == (2, 0)
+    with ledger_db.connect() as conn:
+        assert (
+            conn.execute(text("SELECT user_name FROM usages ORDER BY id")).scalars().first()
+            == "a\x01\x1fb\ufffd\ufffdc"
+        )
 
 
 def test_the_same_rows_served_on_every_page_are_stored_once(ledger_db, upstream):
