@@ -59,6 +59,12 @@ def _never_sent(exc: BaseException) -> bool:
     return False
 
 
+def _past_deadline(seconds: float, url: str, call: str) -> DeadlineExceededError:
+    return DeadlineExceededError(
+        f"no complete answer within the deadline of {seconds:.1f}s: {url}", sent=True, call=call
+    )
+
+
 class _Watchdog:
     """Shuts the socket of this thread's current exchange when its deadline passes."""
 
@@ -168,16 +174,12 @@ class Transport:
                 finally:
                     response.close()  # a no-op after a complete read, which gave the connection back
                 if getattr(watchdog, "fired", False):  # a shut socket can look like a short, complete answer
-                    raise DeadlineExceededError(
-                        f"no complete answer within the deadline of {remaining:.0f}s: {url}", sent=True, call=call
-                    )
+                    raise _past_deadline(remaining, url, call)
             except (ResponseTooLargeError, DeadlineExceededError):
                 raise
             except Exception as exc:
                 if getattr(watchdog, "fired", False):
-                    raise DeadlineExceededError(
-                        f"no complete answer within the deadline of {remaining:.0f}s: {url}", sent=True, call=call
-                    ) from exc
+                    raise _past_deadline(remaining, url, call) from exc
                 raise self._transport_error(exc, url, call) from exc
         return RawResponse(response.status_code, dict(response.headers), content, wire)
 
