@@ -85,12 +85,12 @@ def main() -> None:
         full = f"{url}?" + "&".join(f"{k}={v}" for k, v in query.items())
         session = requests.Session()
         transport = Transport(connect_timeout=5, read_timeout=30)
-        session.get(full + "&Page=1", headers=headers, timeout=30).content  # warm the simulator's cache
+        _ = session.get(full + "&Page=1", headers=headers, timeout=30).content  # warm the simulator's cache
         pages_n = min(args.pages, max(1, n // 1000))
 
         def plain():
             for p in range(1, pages_n + 1):
-                session.get(f"{full}&Page={p}", headers=headers, timeout=30).content
+                _ = session.get(f"{full}&Page={p}", headers=headers, timeout=30).content
 
         def bounded():
             for p in range(1, pages_n + 1):

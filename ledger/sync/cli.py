@@ -77,12 +77,15 @@ def sync(members, kinds, since, full, jobs, as_json) -> None:
         )  # fmt: skip
     rows = summarize(results)
     if as_json:
-        echo_json(rows)
+        echo_json([{**row, "quarantined": r.quarantined} for row, r in zip(rows, results, strict=True)])
     else:
         print_table("sync", rows)
         for r in results:
             if r.status == "skipped":
                 click.echo(f"{r.corp_num} {r.kind}: already running, skipped")
+            if r.quarantined:
+                click.echo(f"{r.corp_num} {r.kind}: {r.quarantined} rows refused, kept in quarantined_rows "
+                           "(ledger reconcile reports them)")  # fmt: skip
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(results)} syncs failed; see the error column")
