@@ -195,3 +195,14 @@ def test_an_oversized_answer_stores_nothing(ledger_db):
         upstream.close()
     assert stored_raw(ledger_db, MEMBER, "usage") == []
     assert result.status == "failed" and "over the limit" in result.error
+
+
+def test_ledger_sync_says_how_many_rows_were_quarantined(ledger_db, upstream):
+    from tests.test_cli_ledger import ledger
+
+    upstream.serve("usage", page([usage_row(1, TODAY), usage_row(2, TODAY, balance="NaN")]))
+    env = {"POPBILL_API_URL": upstream.server.url, "LINKHUB_AUTH_URL": upstream.server.url}
+    done = ledger("sync", "--member", MEMBER, "--kind", "usage", "--since", TODAY.isoformat(), env_extra=env)
+    assert done.returncode == 0, done.stderr
+    assert f"{MEMBER} usage: 1 rows refused, kept in quarantined_rows" in done.stdout
+    assert len(stored_raw(ledger_db, MEMBER, "usage")) == 1
