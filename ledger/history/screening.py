@@ -105,6 +105,12 @@ def screen_row(kind: str, row: object, limits: RowLimits) -> str | None:
     return None
 
 
+def _show(value) -> str:
+    """A value for a reason: its repr, cut short (a hostile value may be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def _clean(text: str) -> str:
     if "\x00" in text:
         text = text.replace("\x00", REPLACEMENT)
@@ -141,20 +147,20 @@ def _repair_text(row: dict) -> None:
 
 def _date(value, limits: RowLimits) -> str | None:
     if type(value) is not str or len(value) not in (8, 14) or not value.isascii() or not value.isdigit():
-        return f"{value!r} is not yyyyMMdd[HHmmss]"
+        return f"{_show(value)} is not yyyyMMdd[HHmmss]"
     stamp = value if len(value) == 14 else value + "000000"
     if stamp < limits.earliest or stamp > limits.latest:
-        return f"{value} is outside the plausible range {limits.earliest[:8]} to {limits.latest[:8]}"
+        return f"{_show(value)} is outside the plausible range {limits.earliest[:8]} to {limits.latest[:8]}"
     # Compared as text (cheap); only a 29th to 31st needs the calendar.
     month, day = stamp[4:6], stamp[6:8]
     if not ("01" <= month <= "12" and "01" <= day <= "31" and stamp[8:10] <= "23" and stamp[10:12] <= "59"
             and stamp[12:] <= "59"):  # fmt: skip
-        return f"{value} is not a calendar date-time"
+        return f"{_show(value)} is not a calendar date-time"
     if day > "28":
         try:
             dt.date(int(stamp[:4]), int(month), int(day))
         except ValueError:
-            return f"{value} is not a calendar date-time"
+            return f"{_show(value)} is not a calendar date-time"
     return None
 
 
@@ -165,7 +171,7 @@ def _amount(value, limits: RowLimits, signed: bool) -> str | None:
         whole, _, fraction = value.partition(".")
         if whole.isdigit() and (not fraction or fraction.isdigit()) and len(whole) <= limits.max_digits:
             if len(fraction) > MAX_FRACTION_DIGITS:
-                return f"{value!r} has more than {MAX_FRACTION_DIGITS} decimal places"
+                return f"{_show(value)} has more than {MAX_FRACTION_DIGITS} decimal places"
             if len(whole) < limits.max_digits:
                 return None  # fewer digits than the limit has: within it
     if kind is int:
@@ -174,17 +180,17 @@ def _amount(value, limits: RowLimits, signed: bool) -> str | None:
         try:
             number = Decimal(value.replace(",", "")) if kind is str else value
         except InvalidOperation:
-            return f"{value!r} is not a number"
+            return f"{_show(value)} is not a number"
         if not number.is_finite():
-            return f"{value!r} is not a finite number"
+            return f"{_show(value)} is not a finite number"
         if number.as_tuple().exponent < -MAX_FRACTION_DIGITS:
-            return f"{value!r} has more than {MAX_FRACTION_DIGITS} decimal places"
+            return f"{_show(value)} has more than {MAX_FRACTION_DIGITS} decimal places"
     else:  # float (the NaN and Infinity literals), bool, list, object
-        return f"{value!r} is not a finite decimal number"
+        return f"{_show(value)} is not a finite decimal number"
     if number < 0 and not signed:
-        return f"{value} is negative"
+        return f"{_show(value)} is negative"
     if abs(number) > limits.max_points:
-        return f"{value} is beyond the limit of {limits.max_points} (LEDGER_ROW_MAX_POINTS)"
+        return f"{_show(value)} is beyond the limit of {limits.max_points} (LEDGER_ROW_MAX_POINTS)"
     return None
 
 
@@ -194,7 +200,7 @@ def _code(value, largest: int) -> str | None:
     elif type(value) is str and value.isascii() and value.isdigit() and len(value) <= 6:
         number = int(value)
     else:
-        return f"{value!r} is not a code (a whole number from 0 to {largest})"
+        return f"{_show(value)} is not a code (a whole number from 0 to {largest})"
     if number > largest or number < 0:
-        return f"{value} is not a code (a whole number from 0 to {largest})"
+        return f"{_show(value)} is not a code (a whole number from 0 to {largest})"
     return None
