@@ -11,6 +11,7 @@ from decimal import Decimal
 from urllib.parse import quote, urlencode
 
 from ledger.popbill import validation as check
+from ledger.popbill.errors import TransportError
 from ledger.popbill.models import (
     ChargeInfo,
     Page,
@@ -33,6 +34,17 @@ DateLike = str | dt.date
 def _query(path: str, params: dict[str, object]) -> str:
     present = {k: v for k, v in params.items() if v is not None}
     return f"{path}?{urlencode(present)}" if present else path
+
+
+def _page(answer: dict, item_type, call: str) -> Page:
+    """A page whose own fields (total, perPage, pageCount, list) are garbage is a malformed
+    answer, like broken JSON; a bad row inside a good page is the caller's to judge."""
+    if not isinstance(answer.get("list") or [], list):
+        raise TransportError(f"malformed page: list is {type(answer['list']).__name__}", sent=True, call=call)
+    try:
+        return Page.from_wire(answer, item_type)
+    except (TypeError, ValueError) as exc:
+        raise TransportError(f"malformed page: {exc}"[:300], sent=True, call=call) from None
 
 
 class PopbillClient:
@@ -154,7 +166,7 @@ class PopbillClient:
         params = {"SDate": sd, "EDate": ed, "Page": check.page(page, call), "PerPage": check.per_page(per_page, call)}
         uid = check.user_id(user_id, call)
         answer = self.requestor.call(call, "GET", _query("/PaymentHistory", params), corp, user_id=uid)
-        return Page.from_wire(answer, PaymentHistory if typed else None)
+        return _page(answer, PaymentHistory if typed else None, call)
 
     def get_use_history(
         self,
@@ -181,7 +193,7 @@ class PopbillClient:
         }
         uid = check.user_id(user_id, call)
         answer = self.requestor.call(call, "GET", _query("/UseHistory", params), corp, user_id=uid)
-        return Page.from_wire(answer, UseHistory if typed else None)
+        return _page(answer, UseHistory if typed else None, call)
 
     def refund(self, corp_num: str, refund_form: RefundForm, user_id: str | None = None) -> RefundResponse:
         """Refund: ask for points back. Not idempotent: never retried once sent."""
@@ -209,7 +221,7 @@ class PopbillClient:
         params = {"Page": check.page(page, call), "PerPage": check.per_page(per_page, call)}
         uid = check.user_id(user_id, call)
         answer = self.requestor.call(call, "GET", _query("/RefundHistory", params), corp, user_id=uid)
-        return Page.from_wire(answer, RefundHistory if typed else None)
+        return _page(answer, RefundHistory if typed else None, call)
 
     def get_refund_info(self, corp_num: str, refund_code: str, user_id: str | None = None) -> RefundHistory:
         """GetRefundInfo: one refund request by its refund code."""

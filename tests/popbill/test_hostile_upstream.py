@@ -130,3 +130,13 @@ def test_pages_declaring_other_than_the_first_did_are_refused():
                 pass
         assert server.history_calls("/UseHistory") == [1, 2]
     assert "page 1 declared" in str(caught.value)
+
+
+@pytest.mark.parametrize("fields", [{"total": "lots"}, {"pageCount": [1]}, {"list": "rows"}])
+def test_a_page_with_garbage_in_its_own_fields_is_a_clear_error(fields):
+    garbage = page([usage_row(1, DAY)])
+    garbage.data.update(fields)
+    with HostileServer(lambda path, page_no: garbage) as server, hostile_client(server) as client:
+        with pytest.raises(PopbillError) as caught:
+            use_history(client)
+    assert "malformed page" in str(caught.value) and caught.value.call == "GetUseHistory"
