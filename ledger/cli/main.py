@@ -40,10 +40,25 @@ def friendly_errors(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that report on a bad configuration themselves instead of refusing to start.
+_SETTINGS_CHECKED_BY_COMMAND = {"doctor"}
+
+
+class _Root(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Kept so the root can tell `ledger members list --help` (always answered) from a run.
+        ctx.meta["ledger.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ledger")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """ledger: your Popbill members' point ledger, in your own PostgreSQL."""
+    asking_for_help = bool({"--help", "-h"} & set(ctx.meta.get("ledger.argv", ())))
+    if ctx.invoked_subcommand not in _SETTINGS_CHECKED_BY_COMMAND and not asking_for_help:
+        load_settings()  # a bad variable stops every command here, with one line naming it
 
 
 def open_engine(settings: Settings | None = None):
