@@ -106,7 +106,9 @@ def _secret_key(env: Mapping[str, str]) -> Secret:
         decoded = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
         # The message never repeats the value: it is a secret even when malformed.
-        raise SettingsError("POPBILL_SECRET_KEY is not valid base64 (copy the SecretKey exactly as Popbill issued it)") from None
+        raise SettingsError(
+            "POPBILL_SECRET_KEY is not valid base64 (copy the SecretKey exactly as Popbill issued it)"
+        ) from None
     if len(decoded) != SECRET_KEY_BYTES:
         raise SettingsError(
             f"POPBILL_SECRET_KEY decodes to {len(decoded)} bytes, a Linkhub SecretKey has {SECRET_KEY_BYTES}"

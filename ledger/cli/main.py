@@ -77,6 +77,7 @@ def _register() -> None:
     from ledger.pending import cli as pending_cli
     from ledger.reconcile import cli as reconcile_cli
     from ledger.reports import cli as reports_cli
+    from ledger.sandbox import cli as sandbox_cli
     from ledger.sync import cli as sync_cli
 
     cli.add_command(db_commands.db)
@@ -97,6 +98,7 @@ def _register() -> None:
     cli.add_command(demo_command.demo)
     cli.add_command(popbill_commands.popbill)
     cli.add_command(simulator_commands.simulator)
+    cli.add_command(sandbox_cli.sandbox)
 
 
 _register()
