@@ -73,6 +73,7 @@ def open_engine(settings: Settings | None = None):
 def _register() -> None:
     from ledger.alerts import cli as alerts_cli
     from ledger.cli import db_commands, demo_command, popbill_commands, simulator_commands, worker_commands
+    from ledger.doctor import cli as doctor_cli
     from ledger.members import cli as members_cli
     from ledger.pending import cli as pending_cli
     from ledger.reconcile import cli as reconcile_cli
@@ -99,6 +100,7 @@ def _register() -> None:
     cli.add_command(popbill_commands.popbill)
     cli.add_command(simulator_commands.simulator)
     cli.add_command(sandbox_cli.sandbox)
+    cli.add_command(doctor_cli.doctor)
 
 
 _register()
