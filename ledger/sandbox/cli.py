@@ -11,17 +11,10 @@ from pathlib import Path
 import click
 
 from ledger.cli.main import friendly_errors, load_settings
+from ledger.cli.paths import typed_path
 from ledger.sandbox.state import SandboxState, clear_state, read_state, running_state, sandbox_home
 
 START_TIMEOUT = 120.0  # seconds; a first start runs initdb
-
-
-def _short(path: Path) -> str:
-    """A path as a person would type it: the home folder as ~."""
-    try:
-        return "~/" + str(path.resolve().relative_to(Path.home().resolve()))
-    except ValueError:
-        return str(path)
 
 
 def _require_running(ledger_home: Path) -> SandboxState:
@@ -87,7 +80,7 @@ def _start(home: Path, db_port: int, sim_port: int, seed: int, days: int, usage_
         db_port, sim_port = db_port or previous.db_port, sim_port or previous.sim_port
     folder = sandbox_home(home)
     folder.mkdir(parents=True, exist_ok=True)
-    click.echo(f"starting the sandbox under {_short(folder)} ...", err=True)
+    click.echo(f"starting the sandbox under {typed_path(folder)} ...", err=True)
     log_path = folder / "sandbox.log"
     command = [
         sys.executable, "-m", "ledger", "sandbox", "serve",
@@ -105,10 +98,10 @@ def _start(home: Path, db_port: int, sim_port: int, seed: int, days: int, usage_
             return state
         if child.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-            raise click.ClickException(f"the sandbox did not start: {tail[0]} (log: {_short(log_path)})")
+            raise click.ClickException(f"the sandbox did not start: {tail[0]} (log: {typed_path(log_path)})")
         time.sleep(0.1)
     child.terminate()
-    raise click.ClickException(f"the sandbox did not start within {START_TIMEOUT:.0f} s (log: {_short(log_path)})")
+    raise click.ClickException(f"the sandbox did not start within {START_TIMEOUT:.0f} s (log: {typed_path(log_path)})")
 
 
 def _populate(state: SandboxState, *, sync: bool) -> None:
@@ -194,7 +187,7 @@ def status() -> None:
     click.echo(f"running    pid {state.pid}, since {state.started_at}")
     click.echo(f"database   {state.database_url}")
     click.echo(f"simulator  {state.simulator_url} ({clock})")
-    click.echo(f"data       {_short(Path(state.pgdata))}")
+    click.echo(f"data       {typed_path(Path(state.pgdata))}")
 
 
 @sandbox.command()
