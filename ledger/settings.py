@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ledger.errors import UserInputError
 from ledger.secret import Secret
@@ -114,6 +115,11 @@ def _secret_key(env: Mapping[str, str]) -> Secret:
             f"POPBILL_SECRET_KEY decodes to {len(decoded)} bytes, a Linkhub SecretKey has {SECRET_KEY_BYTES}"
         )
     return Secret(raw)
+
+
+def is_linkhub_host(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "linkhub.co.kr" or host.endswith(".linkhub.co.kr")
 
 
 def _default_home() -> Path:
@@ -235,6 +241,11 @@ class Settings:
     @property
     def uses_sandbox_credentials(self) -> bool:
         return self.link_id == SANDBOX_LINK_ID or self.secret_key.reveal() == SANDBOX_SECRET_KEY
+
+    @property
+    def real_hosts(self) -> list[str]:
+        """Those of the auth and API hosts that are Linkhub's own (not a simulator)."""
+        return [u for u in (self.resolved_auth_url, self.resolved_api_url) if is_linkhub_host(u)]
 
     @property
     def service_id(self) -> str:

@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 from ledger.settings import SANDBOX_LINK_ID, Settings, SettingsError
 
 CLOCK_TOLERANCE = dt.timedelta(minutes=1)
-REAL_HOST_SUFFIX = ".linkhub.co.kr"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,13 +62,8 @@ def link_id(settings: Settings) -> Finding:
     return ok("LinkID", settings.link_id)
 
 
-def is_real_host(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host == REAL_HOST_SUFFIX[1:] or host.endswith(REAL_HOST_SUFFIX)
-
-
 def sandbox_key_stays_home(settings: Settings) -> Finding:
-    real = [u for u in (settings.resolved_auth_url, settings.resolved_api_url) if is_real_host(u)]
+    real = settings.real_hosts
     if settings.uses_sandbox_credentials and real:
         return fail(
             "credentials",

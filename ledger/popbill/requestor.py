@@ -15,6 +15,7 @@ from ledger.popbill.clock import LocalClock, ServerClock, parse_server_time
 from ledger.popbill.errors import (
     AuthError,
     BusinessError,
+    InvalidRequestError,
     PopbillError,
     RateLimitError,
     ServerError,
@@ -152,6 +153,15 @@ class Requestor:
 
     def _issue_token(self, corp_num: str) -> auth.Token:
         settings = self.settings
+        if settings.uses_sandbox_credentials and settings.real_hosts:
+            # They open nothing there, but a real host should never see them (nor the partner's
+            # members be asked about under them): say what to configure instead.
+            raise InvalidRequestError(
+                "POPBILL_LINK_ID",
+                f"is the sandbox's (so is the key), not for {settings.real_hosts[0]}: set POPBILL_LINK_ID and"
+                ' POPBILL_SECRET_KEY, or point this shell at the sandbox with eval "$(ledger sandbox env)"',
+                call="Token",
+            )
         path = f"/{settings.service_id}/Token"
         body = auth.token_request_body(corp_num, SCOPES)
         now = self.clock.now()

@@ -13,7 +13,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from ledger.doctor import checks
-from ledger.settings import Settings
+from ledger.popbill import PopbillClient
+from ledger.popbill.errors import InvalidRequestError
+from ledger.settings import Settings, is_linkhub_host
 from ledger.simulator import Simulator
 from tests.conftest import TEST_DATABASE_URL, small_config
 
@@ -122,7 +124,12 @@ def test_the_sandbox_key_is_never_meant_for_real_hosts(sim):
         {"POPBILL_LINK_ID": "PARTNER", "POPBILL_SECRET_KEY": "c3VwZXItc2VjcmV0LWtleS1kby1ub3QtbGVhay0wMDA="}
     )
     assert not checks.sandbox_key_stays_home(real).failed
-    assert checks.is_real_host("https://static-auth.linkhub.co.kr") and not checks.is_real_host("http://127.0.0.1:1")
+    assert is_linkhub_host("https://static-auth.linkhub.co.kr") and not is_linkhub_host("http://127.0.0.1:1")
+    # Nor does the client send them: the token request is refused before anything leaves.
+    with PopbillClient(Settings()) as client, pytest.raises(InvalidRequestError) as refused:
+        client.get_balance("1234567890")
+    assert refused.value.parameter == "POPBILL_LINK_ID" and "ledger sandbox env" in str(refused.value)
+    assert client.stats.http_requests == 0
 
 
 @pytest.mark.parametrize(
