@@ -29,8 +29,8 @@ def test_url_has_no_password_and_no_driver():
     assert "s3cret" not in result.stdout + result.stderr
 
 
-def test_psql_runs_a_command_on_the_configured_database(clean_engine):
-    with clean_engine.begin() as conn:
+def test_psql_runs_a_command_on_the_configured_database(committed):
+    with committed.begin() as conn:
         conn.execute(text("INSERT INTO members (corp_num, name, active) VALUES ('1234567890', '셸상사', true)"))
     result = ledger("db", "shell", "-c", "SELECT name FROM members")
     assert result.returncode == 0 and "셸상사" in result.stdout and "(1 row)" in result.stdout
@@ -38,8 +38,8 @@ def test_psql_runs_a_command_on_the_configured_database(clean_engine):
     assert failed.returncode != 0 and "no_such_table" in failed.stderr
 
 
-def test_python_prompt_when_psql_is_absent(clean_engine):
-    with clean_engine.begin() as conn:
+def test_python_prompt_when_psql_is_absent(committed):
+    with committed.begin() as conn:
         conn.execute(text("INSERT INTO members (corp_num, name, active) VALUES ('1234567890', '파이썬상사', true)"))
     script = "SELECT corp_num, name\nFROM members;\nUPDATE members SET name = name;\n"
     result = ledger("db", "shell", "--python", stdin=script)

@@ -75,9 +75,10 @@ def test_expired_token_fault_never_answers_the_token_request(simulator):
     ]
 
 
-def test_sync_reaches_the_simulators_today_on_popbills_clock(clean_engine, db_settings):
+def test_sync_reaches_the_simulators_today_on_popbills_clock(committed):
     from sqlalchemy.orm import Session
 
+    clean_engine = committed
     with Simulator(small_config()) as sim:
         with Session(clean_engine) as session, session.begin():
             add_member(session, MemberInput(MEMBER))
