@@ -60,10 +60,5 @@ class ServerClock(LocalClock):
                 self._measured_at = time.monotonic()
             return self._offset
 
-    def forget(self) -> None:
-        """Measure again on the next use (after Linkhub refused our date, say)."""
-        with self._lock:
-            self._offset = None
-
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC) + self.offset()
