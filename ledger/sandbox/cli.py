@@ -12,7 +12,14 @@ import click
 
 from ledger.cli.main import friendly_errors, load_settings
 from ledger.cli.paths import typed_path
-from ledger.sandbox.state import SandboxState, clear_state, read_state, running_state, sandbox_home
+from ledger.sandbox.state import (
+    SandboxState,
+    clear_state,
+    previous_state,
+    read_state,
+    running_state,
+    sandbox_home,
+)
 
 START_TIMEOUT = 120.0  # seconds; a first start runs initdb
 
@@ -73,10 +80,12 @@ def up(db_port: int, sim_port: int, seed: int, days: int, usage_per_day: float, 
 def _start(home: Path, db_port: int, sim_port: int, seed: int, days: int, usage_per_day: float) -> SandboxState:
     from ledger.sandbox import postgres
 
-    previous = read_state(home)  # a supervisor that was killed: its ports, its orphaned server
-    if previous is not None:
-        postgres.stop(Path(previous.pgdata))
+    killed = read_state(home)  # a supervisor that was killed: stop the server it left behind
+    if killed is not None:
+        postgres.stop(Path(killed.pgdata))
         clear_state(home)
+    previous = previous_state(home)
+    if previous is not None:  # the same ports as last time, when they are free
         db_port, sim_port = db_port or previous.db_port, sim_port or previous.sim_port
     folder = sandbox_home(home)
     folder.mkdir(parents=True, exist_ok=True)

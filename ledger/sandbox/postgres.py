@@ -23,6 +23,9 @@ def free_port(preferred: int = 0) -> int:
     """`preferred` when it is free (the last sandbox's port, so saved connections keep working)."""
     for candidate in (preferred, 0) if preferred else (0,):
         with socket.socket() as probe:
+            # As PostgreSQL and the simulator bind: a port whose last connections linger in
+            # TIME_WAIT is free for them.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", candidate))
             except OSError:

@@ -50,16 +50,29 @@ def write_state(ledger_home: Path, state: SandboxState) -> None:
     partial.replace(path)  # atomic: a reader never sees half a file
 
 
-def read_state(ledger_home: Path) -> SandboxState | None:
+def _read(path: Path) -> SandboxState | None:
     try:
-        data = json.loads(state_path(ledger_home).read_text())
-        return SandboxState(**data)
+        return SandboxState(**json.loads(path.read_text()))
     except (FileNotFoundError, ValueError, TypeError):
         return None
 
 
+def read_state(ledger_home: Path) -> SandboxState | None:
+    return _read(state_path(ledger_home))
+
+
+def previous_state(ledger_home: Path) -> SandboxState | None:
+    """The last sandbox's, after it stopped: its ports are offered to the next one, so that
+    connections saved in DBeaver or Excel keep working."""
+    return _read(state_path(ledger_home).with_name("previous.json"))
+
+
 def clear_state(ledger_home: Path) -> None:
-    state_path(ledger_home).unlink(missing_ok=True)
+    path = state_path(ledger_home)
+    try:
+        path.replace(path.with_name("previous.json"))
+    except FileNotFoundError:
+        pass
 
 
 def process_alive(pid: int) -> bool:

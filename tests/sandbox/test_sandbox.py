@@ -59,3 +59,8 @@ def test_a_killed_sandbox_comes_back_with_its_data_and_ports(shell):
     code, output = shell.run("ledger sandbox down")
     assert code == 0 and "down" in output
     assert not shell.our_processes(), "sandbox down left processes running"
+
+    # A clean down and up keeps the ports too.
+    code, output = shell.run("ledger sandbox up --no-sync --days 5 && ledger sandbox down")
+    assert code == 0 and f"127.0.0.1:{first['db_port']}/ledger" in output, output
+    assert not shell.our_processes()
