@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import datetime as dt
 import os
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ledger.errors import UserInputError
 from ledger.secret import Secret
@@ -105,6 +108,31 @@ def parse_interval(text: str) -> float | None:
     return None
 
 
+# Linkhub SecretKeys are 32 random bytes, base64-encoded (44 characters ending in '=').
+SECRET_KEY_BYTES = 32
+
+
+def _secret_key(env: Mapping[str, str]) -> Secret:
+    raw = (env.get("POPBILL_SECRET_KEY") or "").strip() or SANDBOX_SECRET_KEY
+    try:
+        decoded = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        # The message never repeats the value: it is a secret even when malformed.
+        raise SettingsError(
+            "POPBILL_SECRET_KEY is not valid base64 (copy the SecretKey exactly as Popbill issued it)"
+        ) from None
+    if len(decoded) != SECRET_KEY_BYTES:
+        raise SettingsError(
+            f"POPBILL_SECRET_KEY decodes to {len(decoded)} bytes, a Linkhub SecretKey has {SECRET_KEY_BYTES}"
+        )
+    return Secret(raw)
+
+
+def is_linkhub_host(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "linkhub.co.kr" or host.endswith(".linkhub.co.kr")
+
+
 def _default_home() -> Path:
     data_home = Path.home() / ".local" / "share"
     return data_home / "popbill-ledger"
@@ -118,6 +146,7 @@ class Settings:
     ip_restrict: bool = True
     use_static_ip: bool = False
     use_ga_ip: bool = False
+    use_local_time: bool = True  # false: sign requests and judge token expiry by Popbill's clock (GET /Time)
     api_url: str | None = None
     auth_url: str | None = None
     connect_timeout: float = 5.0
@@ -171,16 +200,16 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        secret = env.get("POPBILL_SECRET_KEY") or SANDBOX_SECRET_KEY
         database_url = env.get("LEDGER_DATABASE_URL") or None
         home = env.get("LEDGER_HOME")
         return cls(
             link_id=env.get("POPBILL_LINK_ID") or SANDBOX_LINK_ID,
-            secret_key=Secret(secret),
+            secret_key=_secret_key(env),
             is_test=_flag(env, "POPBILL_IS_TEST", True),
             ip_restrict=_flag(env, "POPBILL_IP_RESTRICT", True),
             use_static_ip=_flag(env, "POPBILL_USE_STATIC_IP", False),
             use_ga_ip=_flag(env, "POPBILL_USE_GA_IP", False),
+            use_local_time=_flag(env, "POPBILL_USE_LOCAL_TIME", True),
             api_url=(env.get("POPBILL_API_URL") or None),
             auth_url=(env.get("LINKHUB_AUTH_URL") or None),
             connect_timeout=_number(env, "POPBILL_CONNECT_TIMEOUT", 5.0, minimum=0.001),
@@ -234,6 +263,15 @@ class Settings:
     def with_hosts(self, base_url: str) -> Settings:
         """The same settings pointed at one host serving both auth and API paths (the simulator)."""
         return dataclasses.replace(self, api_url=base_url, auth_url=base_url)
+
+    @property
+    def uses_sandbox_credentials(self) -> bool:
+        return self.link_id == SANDBOX_LINK_ID or self.secret_key.reveal() == SANDBOX_SECRET_KEY
+
+    @property
+    def real_hosts(self) -> list[str]:
+        """Those of the auth and API hosts that are Linkhub's own (not a simulator)."""
+        return [u for u in (self.resolved_auth_url, self.resolved_api_url) if is_linkhub_host(u)]
 
     @property
     def service_id(self) -> str:

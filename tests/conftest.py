@@ -93,10 +93,21 @@ def db(engine):
             outer.rollback()
 
 
-@pytest.fixture
-def clean_engine(engine):
-    """For code that commits on its own connections (the sync): empty tables before the test."""
+def _empty_tables(engine) -> None:
     names = ", ".join(t.name for t in reversed(metadata.sorted_tables) if not t.info.get("reference_data"))
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def clean_engine(engine):
+    """For code that commits on its own connections (the sync): empty tables before the test."""
+    _empty_tables(engine)
     return engine
+
+
+@pytest.fixture
+def committed(clean_engine):
+    """clean_engine, emptied again afterwards: rows committed here must not reach later tests."""
+    yield clean_engine
+    _empty_tables(clean_engine)

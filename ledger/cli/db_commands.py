@@ -1,10 +1,10 @@
-"""`ledger db ...`: schema management."""
+"""`ledger db ...`: schema management, a SQL shell and the URL for other tools."""
 
 from __future__ import annotations
 
 import click
 
-from ledger.cli.main import friendly_errors, open_engine
+from ledger.cli.main import friendly_errors, load_settings, open_engine
 
 
 @click.group()
@@ -37,3 +37,51 @@ def create_reader(role: str, password: str | None) -> None:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True, default="", show_default=False)
     create_reader(open_engine(), role, password or None)
     click.echo(f"{role} can now read the ledger")
+
+
+@db.command()
+@click.option("-c", "--command", "command", metavar="SQL", help="Run this SQL and exit.")
+@click.option("--python", "use_python", is_flag=True, help="Use the built-in SQL prompt even when psql is installed.")
+@friendly_errors
+def shell(command: str | None, use_python: bool) -> None:
+    """Open psql (or a built-in SQL prompt when psql is absent) on the ledger database.
+
+    \b
+    Examples:
+      ledger db shell
+      ledger db shell -c "SELECT corp_num, name FROM members"
+    """
+    from ledger.cli.output import print_table
+    from ledger.db.engine import database_url
+    from ledger.db.shell import find_psql, python_shell, run_psql
+
+    settings = load_settings()
+    url = database_url(settings)  # starts the embedded server when that is the database
+    psql = None if use_python else find_psql()
+    if psql is None:
+        code = python_shell(open_engine(settings), command, lambda rows: print_table("", rows))
+    else:
+        code = run_psql(psql, url, command)
+    raise SystemExit(code)
+
+
+@db.command()
+@friendly_errors
+def url() -> None:
+    """Print the database URL for psql, DBeaver or Excel, without its password.
+
+    \b
+    Example:
+      psql "$(ledger db url)"
+    """
+    from ledger.db.engine import database_url
+    from ledger.db.shell import public_url
+
+    settings = load_settings()
+    click.echo(public_url(database_url(settings)))
+    if settings.database_url is None:
+        click.echo(
+            "note: the embedded database listens on a socket only while a ledger command runs;"
+            " `ledger sandbox up` keeps one up on a TCP port",
+            err=True,
+        )

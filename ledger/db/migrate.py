@@ -27,3 +27,14 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def downgrade(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), revision)
+
+
+def revisions(engine: Engine) -> tuple[set[str], set[str]]:
+    """(the revisions the database is at, the newest revisions the code has)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
+    with engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    return current, heads

@@ -69,8 +69,9 @@ class TokenCache:
     """Tokens per (CorpNum, ServiceID). `fetch` issues a new token; calls for one member are
     serialised so that concurrent threads share one renewal instead of racing."""
 
-    def __init__(self, fetch: Callable[[str], Token]) -> None:
+    def __init__(self, fetch: Callable[[str], Token], now: Callable[[], dt.datetime] | None = None) -> None:
         self._fetch = fetch
+        self._now = now or (lambda: dt.datetime.now(dt.UTC))  # whose clock judges expiry
         self._tokens: dict[str, Token] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -82,7 +83,7 @@ class TokenCache:
     def get(self, corp_num: str) -> Token:
         with self._lock_for(corp_num):
             token = self._tokens.get(corp_num)
-            if token is None or token.needs_renewal(dt.datetime.now(dt.UTC)):
+            if token is None or token.needs_renewal(self._now()):
                 token = self._fetch(corp_num)
                 self._tokens[corp_num] = token
             return token

@@ -72,6 +72,14 @@ class PopbillClient:
 
     # -- Linkhub auth host -------------------------------------------------------------
 
+    def get_server_time(self) -> dt.datetime:
+        """Linkhub's clock now (GET /Time), as an aware UTC datetime."""
+        return self.requestor.server_time()
+
+    def today(self) -> dt.date:
+        """Today in Korea by the clock this client signs with (POPBILL_USE_LOCAL_TIME)."""
+        return self.requestor.clock.today_kst()
+
     def get_balance(self, corp_num: str) -> Decimal:
         """GetBalance: the member's remaining points."""
         corp = check.corp_num(corp_num, "GetBalance")

@@ -11,9 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.popbill import auth
+from ledger.popbill.clock import LocalClock, ServerClock, parse_server_time
 from ledger.popbill.errors import (
     AuthError,
     BusinessError,
+    InvalidRequestError,
     PopbillError,
     RateLimitError,
     ServerError,
@@ -110,10 +112,11 @@ class Requestor:
             max_response_bytes=settings.max_response_bytes,
             max_decoded_bytes=settings.max_decoded_bytes,
         )
-        self.tokens = auth.TokenCache(self._issue_token)
         self.stats = CallStats()
         self.api_url = settings.resolved_api_url
         self.auth_url = settings.resolved_auth_url
+        self.clock = LocalClock() if settings.use_local_time else ServerClock(self.server_time)
+        self.tokens = auth.TokenCache(self._issue_token, now=self.clock.now)
 
     def close(self) -> None:
         self.transport.close()
@@ -133,11 +136,46 @@ class Requestor:
         finally:
             self.stats.add(parse_seconds=time.perf_counter() - started)
 
+    def server_time(self) -> dt.datetime:
+        """Linkhub's clock: GET /Time on the auth host (no token; answers yyyy-MM-ddTHH:mm:ssZ)."""
+
+        def ask() -> dt.datetime:
+            started = time.perf_counter()
+            try:
+                raw = self.transport.send("GET", self.auth_url + "/Time", headers={}, body=None, call="Time")
+            finally:
+                self.stats.add(http_requests=1, http_seconds=time.perf_counter() - started)
+            if raw.status != 200:
+                decode_answer(raw, "Time")  # raises the matching error
+            try:
+                return parse_server_time(raw.body.decode("utf-8", "replace"))
+            except ValueError as exc:
+                raise TransportError(f"malformed time answer: {exc}", sent=True, status=200, call="Time") from None
+
+        settings = self.settings
+        return call_with_retries(
+            ask,
+            idempotent=True,
+            attempts=settings.retry_attempts,
+            max_seconds=settings.retry_max_seconds,
+            base=settings.retry_backoff,
+        )
+
     def _issue_token(self, corp_num: str) -> auth.Token:
         settings = self.settings
+        if settings.uses_sandbox_credentials and settings.real_hosts:
+            # They open nothing there, but a real host should never see them (nor the partner's
+            # members be asked about under them): say what to configure instead.
+            raise InvalidRequestError(
+                "POPBILL_LINK_ID",
+                f"is the sandbox's (so is the key), not for {settings.real_hosts[0]}: set POPBILL_LINK_ID and"
+                ' POPBILL_SECRET_KEY, or point this shell at the sandbox with eval "$(ledger sandbox env)"',
+                call="Token",
+            )
         path = f"/{settings.service_id}/Token"
         body = auth.token_request_body(corp_num, SCOPES)
-        date = auth.utc_stamp()
+        now = self.clock.now()
+        date = auth.utc_stamp(now)
         forwarded = None if settings.ip_restrict else "*"
         signature = auth.sign(settings.secret_key, auth.signing_message(body, date, forwarded, path))
         headers = {
@@ -157,7 +195,7 @@ class Requestor:
                 service_id=str(answer.get("serviceID") or settings.service_id),
                 corp_num=corp_num,
                 expires_at=auth.parse_expiration(str(answer["expiration"])),
-                issued_at=dt.datetime.now(dt.UTC),
+                issued_at=now,
                 scope=tuple(answer.get("scope") or ()),
             )
         except (KeyError, ValueError) as exc:

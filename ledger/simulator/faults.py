@@ -15,7 +15,7 @@ KINDS = {
     "latency": "before",  # wait `seconds`, then serve normally
     "status": "before",  # answer HTTP `status` (500, 503, ...) with a non-Popbill body
     "rate_limit": "before",  # answer 429 with Retry-After: `retry_after`
-    "expired_token": "before",  # answer 401 'token expired'
+    "expired_token": "before",  # answer 401 'token expired' (only to calls that carry a token)
     "drop": "after",  # process, then close the connection without an answer
     "stall": "after",  # process, then wait `seconds` before answering
     "malformed_json": "after",  # process, then answer 200 with broken JSON
@@ -47,7 +47,11 @@ class Fault:
     def phase(self) -> str:
         return KINDS[self.kind]
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, bearer: bool = True) -> bool:
+        # Linkhub never answers a token request with "token expired": such a fault waits for
+        # the next call that carries a token.
+        if self.kind == "expired_token" and not bearer:
+            return False
         return path.startswith(self.path) and (not self.method or self.method.upper() == method)
 
 
@@ -66,11 +70,11 @@ class FaultPlan:
         with self._lock:
             self._faults.clear()
 
-    def draw(self, method: str, path: str) -> Fault | None:
+    def draw(self, method: str, path: str, bearer: bool = True) -> Fault | None:
         """The fault for this call, if any, spending one of a counted fault's uses."""
         with self._lock:
             for fault in list(self._faults):
-                if not fault.matches(method, path):
+                if not fault.matches(method, path, bearer):
                     continue
                 if fault.skip > 0:
                     fault.skip -= 1

@@ -176,6 +176,10 @@ class Simulator:
     def advance_days(self, days: int) -> dt.datetime:
         return self.world.advance_days(days)
 
+    def skew_clock(self, seconds: float) -> None:
+        """Set this server's clock `seconds` off the real time (GET /Time and date checks follow)."""
+        self.world.skew_clock(seconds)
+
     def inject(self, kind: str, **options) -> Fault:
         return self.faults.add(Fault(kind, **options))
 
@@ -224,7 +228,12 @@ class Simulator:
             sent_at = dt.datetime.strptime(date, DATE_FORMAT).replace(tzinfo=dt.UTC)
         except ValueError:
             raise E.auth_error(E.STALE_DATE, "x-lh-date 형식이 올바르지 않습니다.") from None
-        if abs((dt.datetime.now(dt.UTC) - sent_at).total_seconds()) > self.date_skew:
+        # A date is fresh against the simulated clock (what GET /Time answers), or against the
+        # server's wall clock: advance_days stands for days passing on both sides, and a client
+        # on its own clock never moved with them. Only a skewed server clock refuses it.
+        clocks = (self.world.now(), self.world.wall_now())
+        fresh = [c for c in clocks if abs((c - sent_at).total_seconds()) <= self.date_skew]
+        if not fresh:
             raise E.auth_error(E.STALE_DATE, "요청 시간이 허용 범위를 벗어났습니다.")
         message = signing_message(body, date, headers.get("x-lh-forwarded"), path)
         expected = base64.b64encode(
@@ -248,7 +257,9 @@ class Simulator:
         expires_at = time.time() + self.token_lifetime
         with self._lock:
             self.tokens[token] = IssuedToken(access_id, service_id, expires_at, tuple(scope))
-        expiration = dt.datetime.fromtimestamp(expires_at, dt.UTC)
+        # The expiry is written in the clock the client signed with, so either kind of client
+        # judges it right; it is enforced in real seconds.
+        expiration = (fresh[0] + dt.timedelta(seconds=self.token_lifetime)).astimezone(dt.UTC)
         return {
             "session_token": token,
             "serviceID": service_id,
@@ -318,6 +329,11 @@ def _history_page(total: int, page: int, per_page: int, rows: list[bytes]) -> by
     )
 
 
+def _carries_token(path: str) -> bool:
+    """Requests that carry a session token; a token request and GET /Time carry none."""
+    return path != "/Time" and not path.endswith("/Token")
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "PopbillSimulator/1.0"
@@ -348,7 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
         path, query = unquote(parts.path), parse_qs(parts.query, keep_blank_values=True)
-        fault = None if path.startswith("/_sim/") else self.sim.faults.draw(method, path)
+        fault = None if path.startswith("/_sim/") else self.sim.faults.draw(method, path, bearer=_carries_token(path))
         corp_num: list[str | None] = [None]
         status = 200
         try:
@@ -427,7 +443,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/popup/"):
             return self._popup(path)
         first = path.split("/")[1] if path.count("/") >= 1 else ""
-        if first in SERVICE_IDS:
+        if first in SERVICE_IDS or path == "/Time":
             return self._auth_host(method, path, first, query, body, corp_num)
         if first not in {
             "EasyFin",
@@ -448,6 +464,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _auth_host(self, method, path, service_id, query, body, corp_num) -> Answer:
         sim = self.sim
+        if method == "GET" and path == "/Time":
+            return Answer(200, sim.world.now().astimezone(dt.UTC).strftime(DATE_FORMAT).encode(), "text/plain")
         if method == "POST" and path == f"/{service_id}/Token":
             answer = sim.issue_token(path, self.headers, body, service_id)
             corp_num[0] = None
@@ -590,6 +608,8 @@ def _controls(sim: Simulator, method: str, path: str, query: dict, body: bytes) 
     if path == "/_sim/clock":
         if method == "POST":
             sim.advance_days(int(data.get("advance_days", 0)))
+            if "skew_seconds" in data:
+                sim.world.skew_clock(float(data["skew_seconds"]))
         return Answer(200, _json({"now": sim.world.now().isoformat()}))
     if path == "/_sim/faults":
         if method == "DELETE":

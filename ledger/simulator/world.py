@@ -322,6 +322,7 @@ class World:
         self._clock_base = start.astimezone(KST).replace(microsecond=0)
         self._clock_started = time.monotonic()
         self._offset = dt.timedelta()
+        self.skew = dt.timedelta()  # how far this server's wall clock is off the real time
         self.lock = threading.RLock()
         self.members: dict[str, Member] = {}
         self.partner_balance = to_tenths(self.config.partner_balance)
@@ -330,7 +331,15 @@ class World:
 
     def now(self) -> dt.datetime:
         elapsed = dt.timedelta(seconds=int(time.monotonic() - self._clock_started))
-        return self._clock_base + elapsed + self._offset
+        return self._clock_base + elapsed + self._offset + self.skew
+
+    def wall_now(self) -> dt.datetime:
+        """The server's own wall clock: the real time plus its skew, whatever days were advanced."""
+        return dt.datetime.now(KST).replace(microsecond=0) + self.skew
+
+    def skew_clock(self, seconds: float) -> None:
+        with self.lock:
+            self.skew = dt.timedelta(seconds=seconds)
 
     def today(self) -> dt.date:
         return self.now().date()

@@ -30,7 +30,7 @@ from ledger.history.writer import (
     write_mutable_page,
     write_usage_copy,
 )
-from ledger.kst import KST, today_kst
+from ledger.kst import KST
 from ledger.members.models import Member
 from ledger.members.service import MemberError
 from ledger.popbill import PopbillClient
@@ -163,7 +163,7 @@ def sync_member(
             return result
         try:
             job = _Job(
-                conn, client, member.id, corp_num, member.user_id, kind, today or today_kst(), since,
+                conn, client, member.id, corp_num, member.user_id, kind, today or client.today(), since,
                 options or SyncOptions(), codes or load_codes(conn), result, progress, full,
             )  # fmt: skip
             _run(job)

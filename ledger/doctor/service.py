@@ -1,0 +1,52 @@
+"""`diagnose`: the doctor's checks in order, each yielded as soon as it is known."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+
+from ledger.doctor import checks
+from ledger.doctor.checks import Finding
+
+TIMEOUT = 5.0  # seconds for any one network check: a doctor must not hang
+
+
+def _first_member(engine) -> str | None:
+    from sqlalchemy import select
+
+    from ledger.members.models import Member
+
+    with engine.connect() as conn:
+        return conn.scalar(select(Member.corp_num).where(Member.active).order_by(Member.corp_num).limit(1))
+
+
+def diagnose(env: Mapping[str, str] | None = None) -> Iterator[Finding]:
+    from ledger.popbill import PopbillClient
+
+    settings, loaded = checks.load(env)
+    yield loaded
+    if settings is None:
+        return
+    yield checks.secret_key(settings)
+    yield checks.link_id(settings)
+    credentials = checks.sandbox_key_stays_home(settings)
+    yield credentials
+    auth = checks.host_answers("auth host", settings.resolved_auth_url, "/Time", TIMEOUT)
+    yield auth
+    yield checks.host_answers("API host", settings.resolved_api_url, "/", TIMEOUT)
+    quick = dataclasses.replace(
+        settings, retry_attempts=1, connect_timeout=min(settings.connect_timeout, TIMEOUT), read_timeout=TIMEOUT
+    )
+    with PopbillClient(quick) as client:
+        yield checks.clock(client, settings) if not auth.failed else checks.skip("clock", "the auth host is down")
+        database, engine = checks.database(settings)
+        yield database
+        if credentials.failed or auth.failed:
+            yield checks.skip("token", "not attempted: see the lines above")
+        else:
+            corp_num = settings.partner_corp_num or (_first_member(engine) if not database.failed else None)
+            yield checks.token_and_partner_balance(client, corp_num)
+    if engine is not None:
+        engine.dispose()
+    yield checks.broker(settings, TIMEOUT)
+    yield from checks.alert_channels(settings)
