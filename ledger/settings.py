@@ -130,6 +130,7 @@ class Settings:
     pending_first_poll: int = 600  # seconds; then doubling
     pending_max_interval: int = 21600
     pending_stuck_after: int = 3 * 86400
+    pending_unknown_grace: int = 900  # a request not in the history this long after it was sent never registered
     partner_corp_num: str | None = None
     alert_threshold: Decimal = Decimal("10000")
     partner_threshold: Decimal = Decimal("100000")
@@ -185,6 +186,7 @@ class Settings:
             pending_first_poll=_integer(env, "LEDGER_PENDING_FIRST_POLL", 600, minimum=0),
             pending_max_interval=_integer(env, "LEDGER_PENDING_MAX_INTERVAL", 21600, minimum=1),
             pending_stuck_after=_integer(env, "LEDGER_PENDING_STUCK_AFTER", 3 * 86400, minimum=1),
+            pending_unknown_grace=_integer(env, "LEDGER_PENDING_UNKNOWN_GRACE", 900, minimum=1),
             partner_corp_num=env.get("LEDGER_PARTNER_CORP_NUM") or None,
             alert_threshold=_decimal(env, "LEDGER_ALERT_THRESHOLD", "10000"),
             partner_threshold=_decimal(env, "LEDGER_PARTNER_THRESHOLD", "100000"),
