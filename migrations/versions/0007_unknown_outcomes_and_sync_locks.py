@@ -41,7 +41,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("sync_locks")
     # Requests whose code was never learnt cannot live in the old table.
-    op.execute("DELETE FROM tracked_items WHERE code IS NULL OR state IN ('sending', 'unknown', 'not_found', 'refused')")
+    op.execute(
+        "DELETE FROM tracked_items WHERE code IS NULL OR state IN ('sending', 'unknown', 'not_found', 'refused')"
+    )
     op.drop_constraint(op.f("ck_tracked_items_state_known"), "tracked_items", type_="check")
     op.create_check_constraint(op.f("ck_tracked_items_state_known"), "tracked_items", _OLD_STATES)
     for column in ("error", "registered_at", "answered_at", "form_digest", "counterparty", "amount"):
