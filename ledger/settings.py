@@ -116,6 +116,7 @@ class Settings:
     retry_backoff: float = 0.5
     ledger_home: Path = dataclasses.field(default_factory=_default_home)
     database_url: Secret | None = None
+    reader_password: Secret | None = None  # for `ledger db create-reader`, never on its command line
     sync_lookback_days: int = 3
     sync_window_days: int = 31
     sync_initial_days: int = 365
@@ -172,6 +173,7 @@ class Settings:
             retry_backoff=_number(env, "POPBILL_RETRY_BACKOFF", 0.5, minimum=0),
             ledger_home=Path(home).expanduser() if home else _default_home(),
             database_url=Secret(database_url) if database_url else None,
+            reader_password=Secret(env["LEDGER_READER_PASSWORD"]) if env.get("LEDGER_READER_PASSWORD") else None,
             sync_lookback_days=_integer(env, "LEDGER_SYNC_LOOKBACK_DAYS", 3, minimum=0),
             sync_window_days=_integer(env, "LEDGER_SYNC_WINDOW_DAYS", 31, minimum=1),
             sync_initial_days=_integer(env, "LEDGER_SYNC_INITIAL_DAYS", 365, minimum=0),

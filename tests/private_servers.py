@@ -36,14 +36,25 @@ def _as_postgres(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 class PrivatePostgres:
-    def __init__(self) -> None:
+    """log_statements: every statement in the server log (to prove what never reaches it);
+    passwords: every role but postgres logs in with a SCRAM password over TCP."""
+
+    def __init__(self, *, log_statements: bool = False, passwords: bool = False) -> None:
+        self.log_statements = log_statements
         self.dir = Path(tempfile.mkdtemp(prefix="ledger-i12a-pg-"))
         self.port = free_port()
         self.data = self.dir / "data"
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         _as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
+        if passwords:
+            (self.data / "pg_hba.conf").write_text(
+                "local all all trust\nhost all postgres 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+            )
         self.start()
+
+    def log_text(self) -> str:
+        return (self.dir / "log").read_text(errors="replace")
 
     @property
     def url(self) -> str:
@@ -51,6 +62,8 @@ class PrivatePostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60"
+        if self.log_statements:
+            options += " -c log_statement=all"
         _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.dir / "log"), "-w",
                       "start"])  # fmt: skip
 

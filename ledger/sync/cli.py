@@ -82,10 +82,13 @@ def sync(members, kinds, since, full, jobs, as_json) -> None:
         print_table("sync", rows)
         for r in results:
             if r.status == "skipped":
-                click.echo(f"{r.corp_num} {r.kind}: already running, skipped")
+                click.echo(f"{r.corp_num} {r.kind}: {r.error}, skipped")
     failed = [r for r in results if r.status == "failed"]
-    if failed:
-        raise click.ClickException(f"{len(failed)} of {len(results)} syncs failed; see the error column")
+    blocked = [r for r in results if r.locked_by_other]
+    if failed or blocked:
+        parts = [f"{len(failed)} of {len(results)} syncs failed"] if failed else []
+        parts += [f"{len(blocked)} skipped for a lock held by something other than a sync"] if blocked else []
+        raise click.ClickException("; ".join(parts) + "; see the error column")
 
 
 @click.command()
