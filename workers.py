@@ -48,6 +48,8 @@ def beat_schedule(settings: Settings) -> dict:
     entries = {
         "nightly-sync": ("ledger.sync.nightly", settings.schedule_sync),
         "poll-pending": ("ledger.pending.poll", settings.schedule_pending),
+        # Re-enqueues the syncs a broker or worker lost, and closes runs nothing is running.
+        "catch-up": ("ledger.sync.catch_up", settings.schedule_catch_up),
         "check-balances": ("ledger.alerts.check_balances", settings.schedule_balances),
         # After the nightly sync (02:00) has had time to finish; reconciles what it wrote.
         "reconcile": ("ledger.reconcile.nightly", settings.schedule_reconcile),

@@ -124,8 +124,12 @@ class Settings:
     broker_url: str = "redis://127.0.0.1:6379/0"
     broker_visibility_timeout: int = 7200
     task_time_limit: int = 3600
+    db_retry_attempts: int = 8  # a sync that lost the database tries again this many times...
+    db_retry_seconds: float = 120.0  # ...within this long, with jittered exponential backoff
+    catch_up_grace: int = 900  # a sync due this long ago and not yet succeeded is enqueued again
     schedule_sync: str = "0 2 * * *"  # crontab in Korean time, an interval like '600s', or 'off'
     schedule_pending: str = "600s"
+    schedule_catch_up: str = "300s"
     schedule_balances: str = "1800s"
     schedule_reconcile: str = "30 3 * * *"
     pending_first_poll: int = 600  # seconds; then doubling
@@ -181,8 +185,12 @@ class Settings:
             broker_url=env.get("LEDGER_BROKER_URL") or "redis://127.0.0.1:6379/0",
             broker_visibility_timeout=_integer(env, "LEDGER_BROKER_VISIBILITY_TIMEOUT", 7200, minimum=1),
             task_time_limit=_integer(env, "LEDGER_TASK_TIME_LIMIT", 3600, minimum=1),
+            db_retry_attempts=_integer(env, "LEDGER_DB_RETRY_ATTEMPTS", 8, minimum=1),
+            db_retry_seconds=_number(env, "LEDGER_DB_RETRY_SECONDS", 120.0, minimum=0),
+            catch_up_grace=_integer(env, "LEDGER_CATCH_UP_GRACE", 900, minimum=0),
             schedule_sync=_schedule(env, "LEDGER_SCHEDULE_SYNC", "0 2 * * *"),
             schedule_pending=_schedule(env, "LEDGER_SCHEDULE_PENDING", "600s"),
+            schedule_catch_up=_schedule(env, "LEDGER_SCHEDULE_CATCH_UP", "300s"),
             schedule_balances=_schedule(env, "LEDGER_SCHEDULE_BALANCES", "1800s"),
             schedule_reconcile=_schedule(env, "LEDGER_SCHEDULE_RECONCILE", "30 3 * * *"),
             pending_first_poll=_integer(env, "LEDGER_PENDING_FIRST_POLL", 600, minimum=0),

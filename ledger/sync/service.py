@@ -18,6 +18,7 @@ from functools import partial
 
 from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
+from ledger.db.transient import is_transient
 from ledger.history import identity
 from ledger.history.codes import load_codes
 from ledger.history.models import Payment, Refund
@@ -60,6 +61,7 @@ class SyncResult:
     db_seconds: float = 0.0  # writing and committing pages, for benchmarks
     retryable: bool = False  # the failure was transient (network, 5xx, 429): worth another try
     locked_by_other: bool = False  # skipped for a lock held by something that is not a sync
+    database_lost: bool = False  # failed because the database went away (worth a retry soon)
 
     def add(self, counts: WriteCounts) -> None:
         self.inserted += counts.inserted
@@ -187,6 +189,8 @@ def _run(job: _Job) -> None:
         text("INSERT INTO sync_states (member_id, kind) VALUES (:m, :k) ON CONFLICT DO NOTHING"),
         {"m": job.member_id, "k": job.kind},
     )
+    # The run's record must outlive a server crash (pages may not: they are redone).
+    conn.execute(text("SET LOCAL synchronous_commit = on"))
     result.run_id = conn.execute(
         insert(SyncRun).values(member_id=job.member_id, kind=job.kind).returning(SyncRun.id)
     ).scalar_one()
@@ -200,7 +204,8 @@ def _run(job: _Job) -> None:
     except Exception as exc:
         conn.rollback()
         result.status, result.error = "failed", _describe(exc)
-        result.retryable = should_retry(exc, idempotent=True)
+        result.database_lost = is_transient(exc)
+        result.retryable = result.database_lost or should_retry(exc, idempotent=True)
         if not isinstance(exc, (PopbillError, MemberError)):
             log.exception("sync of %s %s failed", job.corp_num, job.kind)
     finished = {"status": result.status, "finished_at": func.now(), "error": result.error}
@@ -212,6 +217,7 @@ def _run(job: _Job) -> None:
             rows_updated=result.updated, rows_unchanged=result.unchanged, **finished,
         )
     )  # fmt: skip
+    conn.execute(text("SET LOCAL synchronous_commit = on"))
     if result.status == "succeeded":
         conn.execute(
             update(SyncState)
@@ -334,6 +340,7 @@ def sync_all(
     kinds: tuple[str, ...] = KINDS,
     on_result: Callable[[SyncResult], None] | None = None,
     jobs: int = 1,
+    sync: Callable[..., SyncResult] = sync_member,  # or one that retries (sync/resilient.py)
     **kwargs,
 ) -> list[SyncResult]:
     """Every active member (or the named ones) and kind; one failure never stops the rest.
@@ -344,7 +351,7 @@ def sync_all(
     work = [(corp, kind) for corp in members_to_sync(engine, corp_nums) for kind in kinds]
 
     def one(item: tuple[str, str]) -> SyncResult:
-        result = sync_member(engine, client, *item, **kwargs)
+        result = sync(engine, client, *item, **kwargs)
         if on_result:
             on_result(result)
         return result
