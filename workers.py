@@ -58,6 +58,24 @@ def beat_schedule(settings: Settings) -> dict:
     return {name: {"task": task, "schedule": _every(spec)} for name, (task, spec) in entries.items() if spec != "off"}
 
 
+def is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "redis+socket://"))
+
+
+def broker_options(settings: Settings) -> dict:
+    """RabbitMQ: publisher confirms, so a task handed to the broker is on its disk before
+    .delay() returns (without them a broker crash lost a just-queued task). Redis: the
+    visibility timeout after which a dead worker's task is delivered again."""
+    if not is_redis(settings.broker_url):
+        return {"confirm_publish": True}
+    return {
+        "visibility_timeout": settings.broker_visibility_timeout,
+        # Sweep for the tasks of dead workers every few seconds, one Redis scan a sweep.
+        "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 3)),
+        "unacked_restore_throttle": 1,
+    }
+
+
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or context.settings()
     app = Celery("ledger", broker=settings.broker_url, include=TASK_MODULES)
@@ -65,12 +83,8 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={
-            "visibility_timeout": settings.broker_visibility_timeout,
-            # Sweep for the tasks of dead workers every few seconds, one Redis scan a sweep.
-            "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 3)),
-            "unacked_restore_throttle": 1,
-        },
+        broker_transport_options=broker_options(settings),
+        broker_heartbeat=10,  # RabbitMQ: a dead connection (worker or broker) is noticed in seconds
         task_time_limit=settings.task_time_limit,
         task_soft_time_limit=max(1, settings.task_time_limit - 60),
         timezone="Asia/Seoul",

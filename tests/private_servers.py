@@ -121,3 +121,57 @@ def wait_until(condition, *, timeout: float, what: str) -> float:
     started = time.monotonic()
     wait_for(condition, timeout=timeout, what=what)
     return time.monotonic() - started
+
+
+class PrivateRabbit:
+    """A RabbitMQ node of our own (its own name, ports, files and cookie), so that a test may
+    kill and restart it; the shared one is never touched. About 10 s to start."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ledger-i12a-rmq-"))
+        self.port, self.dist_port = free_port(), free_port()
+        self.node = f"ledger_i12a_{self.port}@localhost"
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _env(self) -> dict:
+        return {**os.environ, "HOME": str(self.dir), "RABBITMQ_NODENAME": self.node,
+                "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(self.port),
+                "RABBITMQ_DIST_PORT": str(self.dist_port), "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
+                "RABBITMQ_LOG_BASE": str(self.dir / "log"), "RABBITMQ_PID_FILE": str(self.dir / "pid"),
+                "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "enabled_plugins"),
+                "RABBITMQ_CONFIG_FILE": str(self.dir / "rabbitmq")}  # fmt: skip
+
+    def start(self) -> None:
+        (self.dir / "enabled_plugins").write_text("[].\n")
+        self.process = subprocess.Popen(
+            ["/usr/lib/rabbitmq/bin/rabbitmq-server"], env=self._env(), cwd=self.dir,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        wait_for(self._listening, timeout=60, what="the private RabbitMQ node to listen")
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """As a crash: SIGKILL to the node's whole process group (no clean shutdown)."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, 9)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+            self.process = None
+            wait_for(lambda: not self._listening(), timeout=10, what="the node to be gone")
+
+    def close(self) -> None:
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
