@@ -121,7 +121,9 @@ class Settings:
     sync_window_days: int = 31
     sync_initial_days: int = 365
     sync_per_page: int = 1000
-    broker_url: str = "redis://127.0.0.1:6379/0"
+    # RabbitMQ: a killed worker's task returns at once and queued tasks survive a broker crash
+    # (README "Reliability"); redis://... works too, with AOF and a visibility timeout.
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     broker_visibility_timeout: int = 7200
     task_time_limit: int = 3600
     db_retry_attempts: int = 8  # a sync that lost the database tries again this many times...
@@ -182,7 +184,7 @@ class Settings:
             sync_window_days=_integer(env, "LEDGER_SYNC_WINDOW_DAYS", 31, minimum=1),
             sync_initial_days=_integer(env, "LEDGER_SYNC_INITIAL_DAYS", 365, minimum=0),
             sync_per_page=_integer(env, "LEDGER_SYNC_PER_PAGE", 1000, minimum=1, maximum=1000),
-            broker_url=env.get("LEDGER_BROKER_URL") or "redis://127.0.0.1:6379/0",
+            broker_url=env.get("LEDGER_BROKER_URL") or "amqp://guest:guest@127.0.0.1:5672//",
             broker_visibility_timeout=_integer(env, "LEDGER_BROKER_VISIBILITY_TIMEOUT", 7200, minimum=1),
             task_time_limit=_integer(env, "LEDGER_TASK_TIME_LIMIT", 3600, minimum=1),
             db_retry_attempts=_integer(env, "LEDGER_DB_RETRY_ATTEMPTS", 8, minimum=1),
