@@ -14,7 +14,7 @@ from ledger.sync.models import KINDS
 KIND_CHOICES = click.Choice(list(KINDS))
 
 
-def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, settings, **options):
+def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, settings=None, **options):
     """sync_all, with a live progress line (members and kinds done, pages, rows) on a terminal.
     A member whose sync loses the database is tried again for a while, then reported failed
     while the others go on (sync/resilient.py)."""
@@ -25,9 +25,11 @@ def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, settings,
 
     from ledger.db.transient import retry_transient
     from ledger.members.service import get_member
+    from ledger.settings import Settings
     from ledger.sync.resilient import sync_member_resilient
     from ledger.sync.service import members_to_sync, sync_all
 
+    settings = settings or Settings()  # the retry bounds' defaults
     options["sync"] = partial(sync_member_resilient, settings=settings)
 
     def resolve() -> list[str]:

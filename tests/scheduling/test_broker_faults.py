@@ -22,38 +22,9 @@ from sqlalchemy import select
 from ledger.scheduling.service import claim
 from ledger.sync.models import KINDS, SyncRun
 from tests.private_servers import PrivateRabbit, PrivateRedis
-from tests.scheduling.test_celery import MEMBERS, Processes, app_for, process_env, runs
+from tests.scheduling.test_celery import MEMBERS, app_for, ledger_db, process_env, processes, runs, sim  # noqa: F401, I001 - fixtures
 from tests.sync.helpers import assert_ledger_equals_truth
 from tests.waiting import wait_for
-
-
-@pytest.fixture
-def ledger_db(clean_engine):
-    from sqlalchemy.orm import Session
-
-    from ledger.members.service import MemberInput, add_member
-
-    with Session(clean_engine) as session:
-        for corp in MEMBERS:
-            add_member(session, MemberInput(corp))
-        session.commit()
-    return clean_engine
-
-
-@pytest.fixture
-def sim():
-    from ledger.simulator import Simulator
-    from tests.conftest import small_config
-
-    with Simulator(small_config(history_days=20)) as simulator:
-        yield simulator
-
-
-@pytest.fixture
-def workers():
-    started = Processes()
-    yield started
-    started.stop_all()
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +58,13 @@ def broker(request):
     server.close()
 
 
-def test_worker_killed_mid_task_the_task_comes_back(ledger_db, sim, broker, workers, tmp_path):
+def test_worker_killed_mid_task_the_task_comes_back(ledger_db, sim, broker, processes, tmp_path):  # noqa: F811
     env = process_env(sim, tmp_path, LEDGER_BROKER_URL=broker.url, LEDGER_BROKER_VISIBILITY_TIMEOUT="3")
     app = app_for(env)
     app.control.purge()
     sim.inject("stall", path="/UseHistory", count=1, seconds=120)  # the worker that takes it hangs in it
     # Two idle workers first: what is measured is redelivery, not a worker's start.
-    pair = {name: workers.start(["worker", "-c", "1"], env, tmp_path, name) for name in ("one", "two")}
+    pair = {name: processes.start(["worker", "-c", "1"], env, tmp_path, name) for name in ("one", "two")}
     for name in pair:
         wait_for(lambda n=name: "ready." in (tmp_path / f"{n}.log").read_text(), timeout=60, what=f"worker {name}")
     app.send_task("ledger.sync.member", args=[MEMBERS[0], "usage"])
@@ -116,7 +87,7 @@ def _statuses(engine) -> list[str]:
         return conn.execute(select(SyncRun.status).order_by(SyncRun.id)).scalars().all()
 
 
-def test_broker_crash_keeps_the_queued_tasks(ledger_db, sim, broker, workers, tmp_path):
+def test_broker_crash_keeps_the_queued_tasks(ledger_db, sim, broker, processes, tmp_path):  # noqa: F811
     env = process_env(sim, tmp_path, LEDGER_BROKER_URL=broker.url)
     app = app_for(env)
     app.control.purge()
@@ -125,14 +96,12 @@ def test_broker_crash_keeps_the_queued_tasks(ledger_db, sim, broker, workers, tm
             app.send_task("ledger.sync.member", args=[corp, kind])  # confirmed (RabbitMQ) or fsynced (AOF)
     app.pool.force_close_all()
     broker.crash_and_restart()  # no worker ever saw them
-    workers.start(["worker", "-c", "2"], env, tmp_path, "worker")
+    processes.start(["worker", "-c", "2"], env, tmp_path, "worker")
     wait_for(lambda: len(runs(ledger_db)) == len(MEMBERS) * len(KINDS), timeout=90, what="every queued sync to run")
     assert_ledger_equals_truth(ledger_db, sim, MEMBERS)
 
 
-def test_tasks_lost_with_a_broker_without_persistence_are_enqueued_again_by_the_catch_up(
-    ledger_db, sim, workers, tmp_path
-):
+def test_tasks_a_broker_lost_are_enqueued_again_by_the_catch_up(ledger_db, sim, processes, tmp_path):  # noqa: F811
     """The measured loss (Redis restarted without persistence: queued tasks vanished) no longer
     costs a night: the catch-up finds the syncs the last scheduled run did not finish."""
     server = PrivateRedis(appendonly=False)
@@ -150,8 +119,8 @@ def test_tasks_lost_with_a_broker_without_persistence_are_enqueued_again_by_the_
         server.start()
         assert redis.Redis.from_url(server.url).llen("celery") == 0  # the loss measured in the issue
         restarted_at = time.monotonic()
-        workers.start(["worker", "-c", "2"], env, tmp_path, "worker")
-        workers.start(["beat"], env, tmp_path, "beat")
+        processes.start(["worker", "-c", "2"], env, tmp_path, "worker")
+        processes.start(["beat"], env, tmp_path, "beat")
         wait_for(lambda: len(runs(ledger_db)) == len(MEMBERS) * len(KINDS), timeout=90, what="the catch-up to redo all")
         print(
             f"\nredis without persistence: all lost syncs redone {time.monotonic() - restarted_at:.1f} s after restart"
