@@ -10,14 +10,18 @@ Reliability settings, and why:
   delivery is harmless.
 - worker_prefetch_multiplier = 1: a worker holds only the task it runs, so a crash strands
   nothing else and long syncs do not starve short polls.
-- broker visibility_timeout (default 2 h) above the hard task time limit (default 1 h): Redis
-  redelivers an unacknowledged task only after the timeout, which must never cut a live task.
-  The limits are enforced by the prefork pool only; `ledger worker` runs threads (one engine
+- the broker: RabbitMQ by default (durable queue, persistent messages, publisher confirms:
+  nothing queued is lost in a broker crash, and a dead worker's task returns the moment its
+  connection drops; README "Reliability" has the measurements). With Redis instead, the
+  visibility timeout (default 2 h) must stay above the hard task time limit (default 1 h):
+  Redis redelivers an unacknowledged task only after the timeout, which must never cut a live
+  task. The limits are enforced by the prefork pool only; `ledger worker` runs threads (one engine
   and one Popbill client shared), where what bounds a task is every HTTP call's connect and
   read timeout and the retry policy's total time (a 1M-row member syncs in under a minute).
 - timezone Asia/Seoul with enable_utc: crontabs read in Korean time, timestamps kept in UTC.
 - no long ETAs or countdowns (retries wait at most 10 minutes): Redis redelivers a delayed
   message after the visibility timeout, running it twice.
+- the catch-up (beat, every 5 minutes) enqueues again whatever a broker or worker lost.
 - one beat: scheduled tasks claim their slot in PostgreSQL (schedule_claims), so a second
   beat process by mistake triggers nothing twice.
 """

@@ -112,7 +112,10 @@ def send_request(
         code = post(corp_num, user_id)
     except Exception as exc:
         proven = _never_registered(exc)
-        _finish(engine, item.id, state=REFUSED if proven else UNKNOWN, error=_describe(exc), final=proven)
+        try:
+            _finish(engine, item.id, state=REFUSED if proven else UNKNOWN, error=_describe(exc), final=proven)
+        except DBAPIError:
+            pass  # the intent stays `sending`, which the poller treats as unknown once it is old
         if proven:
             raise
         raise OutcomeUnknown(
