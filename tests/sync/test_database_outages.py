@@ -94,20 +94,21 @@ def test_database_stopped_mid_run_the_cli_waits_retries_and_finishes_every_membe
         pg.close()
 
 
-def test_connection_terminated_mid_sync_is_retried_and_recorded(clean_engine, sim):
-    """Before: pg_terminate_backend on a sync's connection -> that sync `failed`, not retried."""
+def test_connection_terminated_mid_task_is_retried_inside_the_celery_task(clean_engine, sim):
+    """Before: pg_terminate_backend on a sync's connection -> that sync `failed`, not retried.
+    The Celery task itself runs here (eagerly, in this process), on the test database."""
+    from ledger import context
+    from ledger.sync.tasks import sync_member_task
+    from tests.conftest import TEST_DATABASE_URL
+
     add_members(clean_engine, MEMBERS[:1])
     sim.inject("stall", path="/UseHistory", skip=1, count=1, seconds=1.0)
-    settings = dataclasses.replace(client_settings(sim), db_retry_seconds=30)
-    results: list = []
-    with PopbillClient(settings) as client:
-        worker = threading.Thread(
-            target=lambda: results.append(
-                sync_member_resilient(clean_engine, client, MEMBERS[0], "usage", settings=settings)
-            )
-        )
-        worker.start()
-        wait_for(lambda: len(sim.requests("/UseHistory")) >= 2, what="the sync to be mid-run")
+    context.use(dataclasses.replace(client_settings(sim), database_url=Secret(TEST_DATABASE_URL), db_retry_seconds=30))
+    try:
+        results: list = []
+        task = threading.Thread(target=lambda: results.append(sync_member_task.apply(args=[MEMBERS[0], "usage"])))
+        task.start()
+        wait_for(lambda: len(sim.requests("/UseHistory")) >= 2, what="the task's sync to be mid-run")
         with clean_engine.connect() as conn:
             killed = conn.execute(
                 text(
@@ -115,9 +116,11 @@ def test_connection_terminated_mid_sync_is_retried_and_recorded(clean_engine, si
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )  # fmt: skip
             ).scalar()
-        worker.join(timeout=60)
+        task.join(timeout=60)
+    finally:
+        context.reset()
     assert killed >= 1
-    assert results[0].status == "succeeded"
+    assert results[0].get()["status"] == "succeeded"  # no Celery retry needed: retried in the task
     statuses = [s for s, _ in run_statuses(clean_engine, MEMBERS[0], "usage")]
     assert statuses[-1] == "succeeded" and statuses[0] in {"failed", "abandoned"} and "running" not in statuses
     assert_ledger_equals_truth(clean_engine, sim, MEMBERS[:1], kinds=("usage",))
