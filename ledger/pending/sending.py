@@ -168,14 +168,18 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _checked(validate_form, form, corp_num: str, call: str):
+    """The form and CorpNum, validated before anything is recorded or sent."""
+    try:
+        return validate_form(form, call), check.corp_num(corp_num, call)
+    except InvalidRequestError as exc:
+        raise RequestRefused(str(exc)) from None
+
+
 def request_payment(engine: Engine, client: PopbillClient, corp_num: str, form: PaymentForm, *,
                     force: bool = False) -> TrackedItem:  # fmt: skip
     """PaymentRequest, tracked from before it is sent. Validation happens first."""
-    try:
-        form = check.payment_form(form, "PaymentRequest")
-        corp_num = check.corp_num(corp_num, "PaymentRequest")
-    except InvalidRequestError as exc:
-        raise RequestRefused(str(exc)) from None
+    form, corp_num = _checked(check.payment_form, form, corp_num, "PaymentRequest")
 
     def post(corp: str, user_id: str | None) -> str:
         return client.payment_request(corp, form, user_id).settle_code
@@ -188,11 +192,7 @@ def request_payment(engine: Engine, client: PopbillClient, corp_num: str, form: 
 def request_refund(engine: Engine, client: PopbillClient, corp_num: str, form: RefundForm, *,
                    force: bool = False) -> TrackedItem:  # fmt: skip
     """Refund, never more than GetRefundableBalance, tracked from before it is sent."""
-    try:
-        form = check.refund_form(form, "Refund")
-        corp_num = check.corp_num(corp_num, "Refund")
-    except InvalidRequestError as exc:
-        raise RequestRefused(str(exc)) from None
+    form, corp_num = _checked(check.refund_form, form, corp_num, "Refund")
 
     with Session(engine) as session:
         user_id = session.scalar(select(Member.user_id).where(Member.corp_num == corp_num))
