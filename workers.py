@@ -10,14 +10,18 @@ Reliability settings, and why:
   delivery is harmless.
 - worker_prefetch_multiplier = 1: a worker holds only the task it runs, so a crash strands
   nothing else and long syncs do not starve short polls.
-- broker visibility_timeout (default 2 h) above the hard task time limit (default 1 h): Redis
-  redelivers an unacknowledged task only after the timeout, which must never cut a live task.
-  The limits are enforced by the prefork pool only; `ledger worker` runs threads (one engine
+- the broker: RabbitMQ by default (durable queue, persistent messages, publisher confirms:
+  nothing queued is lost in a broker crash, and a dead worker's task returns the moment its
+  connection drops; README "Reliability" has the measurements). With Redis instead, the
+  visibility timeout (default 2 h) must stay above the hard task time limit (default 1 h):
+  Redis redelivers an unacknowledged task only after the timeout, which must never cut a live
+  task. The limits are enforced by the prefork pool only; `ledger worker` runs threads (one engine
   and one Popbill client shared), where what bounds a task is every HTTP call's connect and
   read timeout and the retry policy's total time (a 1M-row member syncs in under a minute).
 - timezone Asia/Seoul with enable_utc: crontabs read in Korean time, timestamps kept in UTC.
 - no long ETAs or countdowns (retries wait at most 10 minutes): Redis redelivers a delayed
   message after the visibility timeout, running it twice.
+- the catch-up (beat, every 5 minutes) enqueues again whatever a broker or worker lost.
 - one beat: scheduled tasks claim their slot in PostgreSQL (schedule_claims), so a second
   beat process by mistake triggers nothing twice.
 """
@@ -48,12 +52,32 @@ def beat_schedule(settings: Settings) -> dict:
     entries = {
         "nightly-sync": ("ledger.sync.nightly", settings.schedule_sync),
         "poll-pending": ("ledger.pending.poll", settings.schedule_pending),
+        # Re-enqueues the syncs a broker or worker lost, and closes runs nothing is running.
+        "catch-up": ("ledger.sync.catch_up", settings.schedule_catch_up),
         "check-balances": ("ledger.alerts.check_balances", settings.schedule_balances),
         # After the nightly sync (02:00) has had time to finish; reconciles what it wrote.
         "reconcile": ("ledger.reconcile.nightly", settings.schedule_reconcile),
         "deliver-outbox": ("ledger.alerts.deliver", "60s"),
     }
     return {name: {"task": task, "schedule": _every(spec)} for name, (task, spec) in entries.items() if spec != "off"}
+
+
+def is_redis(url: str) -> bool:
+    return url.startswith(("redis://", "rediss://", "redis+socket://"))
+
+
+def broker_options(settings: Settings) -> dict:
+    """RabbitMQ: publisher confirms, so a task handed to the broker is on its disk before
+    .delay() returns (without them a broker crash lost a just-queued task). Redis: the
+    visibility timeout after which a dead worker's task is delivered again."""
+    if not is_redis(settings.broker_url):
+        return {"confirm_publish": True}
+    return {
+        "visibility_timeout": settings.broker_visibility_timeout,
+        # Sweep for the tasks of dead workers every few seconds, one Redis scan a sweep.
+        "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 3)),
+        "unacked_restore_throttle": 1,
+    }
 
 
 def make_app(settings: Settings | None = None) -> Celery:
@@ -63,12 +87,8 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={
-            "visibility_timeout": settings.broker_visibility_timeout,
-            # Sweep for the tasks of dead workers every few seconds, one Redis scan a sweep.
-            "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout // 3)),
-            "unacked_restore_throttle": 1,
-        },
+        broker_transport_options=broker_options(settings),
+        broker_heartbeat=10,  # RabbitMQ: a dead connection (worker or broker) is noticed in seconds
         task_time_limit=settings.task_time_limit,
         task_soft_time_limit=max(1, settings.task_time_limit - 60),
         timezone="Asia/Seoul",

@@ -164,20 +164,28 @@ class Settings:
     row_max_future_days: int = 2  # nor later than the sync's today plus this (clock skew)
     ledger_home: Path = dataclasses.field(default_factory=_default_home)
     database_url: Secret | None = None
+    reader_password: Secret | None = None  # for `ledger db create-reader`, never on its command line
     sync_lookback_days: int = 3
     sync_window_days: int = 31
     sync_initial_days: int = 365
     sync_per_page: int = 1000
-    broker_url: str = "redis://127.0.0.1:6379/0"
+    # RabbitMQ: a killed worker's task returns at once and queued tasks survive a broker crash
+    # (README "Reliability"); redis://... works too, with AOF and a visibility timeout.
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     broker_visibility_timeout: int = 7200
     task_time_limit: int = 3600
+    db_retry_attempts: int = 8  # a sync that lost the database tries again this many times...
+    db_retry_seconds: float = 120.0  # ...within this long, with jittered exponential backoff
+    catch_up_grace: int = 900  # a sync due this long ago and not yet succeeded is enqueued again
     schedule_sync: str = "0 2 * * *"  # crontab in Korean time, an interval like '600s', or 'off'
     schedule_pending: str = "600s"
+    schedule_catch_up: str = "300s"
     schedule_balances: str = "1800s"
     schedule_reconcile: str = "30 3 * * *"
     pending_first_poll: int = 600  # seconds; then doubling
     pending_max_interval: int = 21600
     pending_stuck_after: int = 3 * 86400
+    pending_unknown_grace: int = 900  # a request not in the history this long after it was sent never registered
     partner_corp_num: str | None = None
     alert_threshold: Decimal = Decimal("10000")
     partner_threshold: Decimal = Decimal("100000")
@@ -226,20 +234,26 @@ class Settings:
             row_max_future_days=_integer(env, "LEDGER_ROW_MAX_FUTURE_DAYS", 2, minimum=0),
             ledger_home=Path(home).expanduser() if home else _default_home(),
             database_url=Secret(database_url) if database_url else None,
+            reader_password=Secret(env["LEDGER_READER_PASSWORD"]) if env.get("LEDGER_READER_PASSWORD") else None,
             sync_lookback_days=_integer(env, "LEDGER_SYNC_LOOKBACK_DAYS", 3, minimum=0),
             sync_window_days=_integer(env, "LEDGER_SYNC_WINDOW_DAYS", 31, minimum=1),
             sync_initial_days=_integer(env, "LEDGER_SYNC_INITIAL_DAYS", 365, minimum=0),
             sync_per_page=_integer(env, "LEDGER_SYNC_PER_PAGE", 1000, minimum=1, maximum=1000),
-            broker_url=env.get("LEDGER_BROKER_URL") or "redis://127.0.0.1:6379/0",
+            broker_url=env.get("LEDGER_BROKER_URL") or "amqp://guest:guest@127.0.0.1:5672//",
             broker_visibility_timeout=_integer(env, "LEDGER_BROKER_VISIBILITY_TIMEOUT", 7200, minimum=1),
             task_time_limit=_integer(env, "LEDGER_TASK_TIME_LIMIT", 3600, minimum=1),
+            db_retry_attempts=_integer(env, "LEDGER_DB_RETRY_ATTEMPTS", 8, minimum=1),
+            db_retry_seconds=_number(env, "LEDGER_DB_RETRY_SECONDS", 120.0, minimum=0),
+            catch_up_grace=_integer(env, "LEDGER_CATCH_UP_GRACE", 900, minimum=0),
             schedule_sync=_schedule(env, "LEDGER_SCHEDULE_SYNC", "0 2 * * *"),
             schedule_pending=_schedule(env, "LEDGER_SCHEDULE_PENDING", "600s"),
+            schedule_catch_up=_schedule(env, "LEDGER_SCHEDULE_CATCH_UP", "300s"),
             schedule_balances=_schedule(env, "LEDGER_SCHEDULE_BALANCES", "1800s"),
             schedule_reconcile=_schedule(env, "LEDGER_SCHEDULE_RECONCILE", "30 3 * * *"),
             pending_first_poll=_integer(env, "LEDGER_PENDING_FIRST_POLL", 600, minimum=0),
             pending_max_interval=_integer(env, "LEDGER_PENDING_MAX_INTERVAL", 21600, minimum=1),
             pending_stuck_after=_integer(env, "LEDGER_PENDING_STUCK_AFTER", 3 * 86400, minimum=1),
+            pending_unknown_grace=_integer(env, "LEDGER_PENDING_UNKNOWN_GRACE", 900, minimum=1),
             partner_corp_num=env.get("LEDGER_PARTNER_CORP_NUM") or None,
             alert_threshold=_decimal(env, "LEDGER_ALERT_THRESHOLD", "10000"),
             partner_threshold=_decimal(env, "LEDGER_PARTNER_THRESHOLD", "100000"),

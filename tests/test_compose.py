@@ -41,7 +41,7 @@ def config(compose, *profiles) -> dict:
 
 def test_services_and_wiring(compose):
     plain = config(compose)
-    assert {"postgres", "redis", "migrate", "worker", "beat"} <= set(plain["services"])
+    assert {"postgres", "rabbitmq", "migrate", "worker", "beat"} <= set(plain["services"])
     worker = plain["services"]["worker"]
     assert worker["command"][0] == "worker" and plain["services"]["beat"]["command"] == ["beat"]
     assert plain["services"]["migrate"]["command"] == ["db", "upgrade"]
@@ -49,6 +49,10 @@ def test_services_and_wiring(compose):
     sandbox = config(compose, "sandbox")
     assert sandbox["services"]["simulator"]["profiles"] == ["sandbox"]
     assert sandbox["services"]["simulator"]["command"][0] == "simulator"
-    assert all(not plain["services"][s].get("profiles") for s in ("postgres", "redis", "migrate", "worker", "beat"))
+    assert all(not plain["services"][s].get("profiles") for s in ("postgres", "rabbitmq", "migrate", "worker", "beat"))
+    # The default broker is the durable RabbitMQ (README "Reliability"); Redis is opt-in.
+    assert worker["environment"]["LEDGER_BROKER_URL"].startswith("amqp://")
+    assert "rabbitmq" in json.dumps(worker["depends_on"])
+    assert plain["services"].get("redis", {"profiles": ["redis"]})["profiles"] == ["redis"]
     # With no .env, the pipeline points at the simulator: `--profile sandbox up` runs it end to end.
     assert sandbox["services"]["worker"]["environment"]["POPBILL_API_URL"] == "http://simulator:8765"

@@ -124,9 +124,9 @@ def review_stuck(engine: Engine, settings: Settings, *, now: dt.datetime | None 
     fired = []
     with engine.begin() as conn:
         items = conn.execute(
-            text("SELECT t.kind, t.code, t.state, t.requested_at, t.member_id, m.corp_num FROM tracked_items t "
+            text("SELECT t.kind, coalesce(t.code, 'item-' || t.id) AS code, t.state, t.requested_at, t.member_id, m.corp_num FROM tracked_items t "
                  "JOIN members m ON m.id = t.member_id "
-                 "WHERE t.state = 'pending' OR t.kind || ':' || t.code IN "
+                 "WHERE t.state = 'pending' OR t.kind || ':' || coalesce(t.code, 'item-' || t.id) IN "
                  "(SELECT subject FROM alerts WHERE rule = :rule AND state <> 'ok')"),
             {"rule": STUCK},
         ).all()  # fmt: skip

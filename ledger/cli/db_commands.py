@@ -25,18 +25,25 @@ def upgrade() -> None:
 
 @db.command("create-reader")
 @click.argument("role")
-@click.option("--password", help="Login password (asked for when omitted on a terminal).")
 @friendly_errors
-def create_reader(role: str, password: str | None) -> None:
-    """Create ROLE, which can SELECT every ledger table and view and do nothing else."""
+def create_reader(role: str) -> None:
+    """Create ROLE, which can SELECT every ledger table and view and do nothing else.
+
+    The password is asked for on a terminal, or read from LEDGER_READER_PASSWORD (never from
+    the command line, which other users of the machine can see); it is sent to the server
+    already hashed (SCRAM-SHA-256). An existing role with more than read rights is refused."""
     import sys
 
     from ledger.db.roles import create_reader
 
+    settings = load_settings()
+    password = settings.reader_password.reveal() if settings.reader_password else None
     if password is None and sys.stdin.isatty():
         password = click.prompt("password", hide_input=True, confirmation_prompt=True, default="", show_default=False)
-    create_reader(open_engine(), role, password or None)
-    click.echo(f"{role} can now read the ledger")
+    create_reader(open_engine(settings), role, password or None)
+    click.echo(
+        f"{role} can now read the ledger" + ("" if password else " (no password set: it logs in by other means)")
+    )
 
 
 @db.command()

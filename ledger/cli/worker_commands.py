@@ -10,12 +10,18 @@ from ledger.cli.main import load_settings
 @click.command()
 @click.option("--concurrency", "-c", default=4, show_default=True, type=click.IntRange(1, 64), help="Task threads.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
-def worker(concurrency: int, loglevel: str) -> None:
+@click.option("--hostname", "-n", help="Node name (default: one per process, worker<pid>@<host>).")
+def worker(concurrency: int, loglevel: str, hostname: str | None) -> None:
     """Run a Celery worker (threads: the engine and the Popbill client are shared)."""
+    import os
+
     load_settings()
     from workers import app
 
-    app.worker_main(["worker", "-P", "threads", "-c", str(concurrency), "-l", loglevel])
+    # RabbitMQ refuses a second worker of the same node name (its control queue is exclusive),
+    # so two workers on one machine need distinct names.
+    name = hostname or f"worker{os.getpid()}@%h"
+    app.worker_main(["worker", "-P", "threads", "-c", str(concurrency), "-l", loglevel, "-n", name])
 
 
 @click.command()

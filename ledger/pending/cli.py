@@ -7,18 +7,22 @@ from sqlalchemy.orm import Session
 
 from ledger.cli.main import friendly_errors, load_settings, open_engine
 from ledger.cli.output import echo_json, print_table
-from ledger.pending import service
+from ledger.pending import sending, service
 
 
-def _request(request, corp_num: str, form):
-    """Send a deposit or refund request and record its code, in one transaction."""
+def _request(request, corp_num: str, form, force: bool):
+    """Send a deposit or refund request, tracked from before it is sent (see pending/sending.py)."""
     from ledger.popbill import PopbillClient
 
     settings = load_settings()
-    with PopbillClient(settings) as client, Session(open_engine(settings), expire_on_commit=False) as session:
-        item = request(session, client, corp_num, form)
-        session.commit()
-    return item
+    with PopbillClient(settings) as client:
+        return request(open_engine(settings), client, corp_num, form, force=force)
+
+
+_FORCE = click.option(
+    "--force", is_flag=True,
+    help="Send even though an identical request's outcome is still unknown (it may have been registered).",
+)  # fmt: skip
 
 
 @click.group()
@@ -33,10 +37,12 @@ def payment() -> None:
 @click.option("--name", required=True, help="Who asks (settlerName).")
 @click.option("--email", required=True, help="settlerEmail.")
 @click.option("--hp", required=True, help="Mobile number to notify (notifyHP).")
+@_FORCE
 @friendly_errors
-def payment_request(corp_num, amount, depositor, name, email, hp) -> None:
+def payment_request(corp_num, amount, depositor, name, email, hp, force) -> None:
     """Call PaymentRequest and follow the settle code until the deposit settles."""
-    item = _request(service.request_payment, corp_num, service.payment_form(amount, depositor, name, email, hp))
+    form = service.payment_form(amount, depositor, name, email, hp)
+    item = _request(sending.request_payment, corp_num, form, force)
     click.echo(f"settle code {item.code}: tracked until it settles")
 
 
@@ -54,11 +60,12 @@ def refund() -> None:
 @click.option("--contact", required=True, help="contactName.")
 @click.option("--tel", required=True, help="Contact telephone.")
 @click.option("--reason", required=True, help="Why the refund is asked for.")
+@_FORCE
 @friendly_errors
-def refund_request(corp_num, points, bank, account, holder, contact, tel, reason) -> None:
+def refund_request(corp_num, points, bank, account, holder, contact, tel, reason, force) -> None:
     """Call Refund (never more than GetRefundableBalance) and follow the refund code."""
     form = service.refund_form(points, bank, account, holder, contact, tel, reason)
-    item = _request(service.request_refund, corp_num, form)
+    item = _request(sending.request_refund, corp_num, form, force)
     click.echo(f"refund code {item.code}: tracked until it settles")
 
 

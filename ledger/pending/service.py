@@ -59,28 +59,6 @@ def track_code(session: Session, corp_num: str, kind: str, code: str) -> Tracked
     ).one()
 
 
-def request_payment(
-    session: Session, client: PopbillClient, corp_num: str, form: PaymentForm, user_id: str | None = None
-) -> TrackedItem:
-    """PaymentRequest, then track its settle code. Validation happens before anything is sent."""
-    member = _member(session, corp_num)
-    answer = client.payment_request(member.corp_num, form, user_id or member.user_id)
-    return track_code(session, member.corp_num, "settle", answer.settle_code)
-
-
-def request_refund(
-    session: Session, client: PopbillClient, corp_num: str, form: RefundForm, user_id: str | None = None
-) -> TrackedItem:
-    """Refund, refusing more than GetRefundableBalance, then track its refund code."""
-    member = _member(session, corp_num)
-    check.refund_form(form, "Refund")
-    refundable = client.get_refundable_balance(member.corp_num, user_id or member.user_id)
-    if form.request_point > refundable:
-        raise PendingError(f"points: {form.request_point} is more than the refundable balance {refundable}")
-    answer = client.refund(member.corp_num, form, user_id or member.user_id)
-    return track_code(session, member.corp_num, "refund", answer.refund_code)
-
-
 @dataclasses.dataclass(frozen=True)
 class PollOutcome:
     corp_num: str
@@ -119,7 +97,7 @@ _TAKE_DUE = text(
     """
     SELECT t.id, t.kind, t.code, t.poll_count, m.corp_num, m.user_id
     FROM tracked_items t JOIN members m ON m.id = t.member_id
-    WHERE t.state = 'pending' AND t.next_poll_at <= :now AND NOT (t.id = ANY(:seen))
+    WHERE t.state = 'pending' AND t.code IS NOT NULL AND t.next_poll_at <= :now AND NOT (t.id = ANY(:seen))
     ORDER BY t.next_poll_at
     LIMIT 1
     FOR UPDATE OF t SKIP LOCKED
@@ -129,7 +107,8 @@ _TAKE_DUE = text(
 
 def poll_due(engine: Engine, client: PopbillClient, settings: Settings, *, now: dt.datetime | None = None,
              limit: int = 500) -> list[PollOutcome]:  # fmt: skip
-    """Poll every due item once (each in its own transaction) and return what was seen."""
+    """Poll every due item once (each in its own transaction) and return what was seen; requests
+    of ours whose code we never saw are looked up in their member's history."""
     now = now or dt.datetime.now(dt.UTC)
     codes = load_codes(engine)
     outcomes: list[PollOutcome] = []
@@ -159,17 +138,19 @@ def poll_due(engine: Engine, client: PopbillClient, settings: Settings, *, now: 
             )
         )  # fmt: skip
         outcomes.append(PollOutcome(item.corp_num, item.kind, item.code, state, raw_state))
-    return outcomes
+    from ledger.pending.matching import resolve_uncoded
+
+    return outcomes + resolve_uncoded(engine, client, settings, now=now, limit=limit)
 
 
 def list_items(engine: Engine, *, pending_only: bool = False) -> list[dict]:
     query = """
-        SELECT m.corp_num, t.kind, t.code, t.state, t.raw_state, t.requested_at, t.last_polled_at,
-               t.next_poll_at, t.poll_count, t.resolved_at
+        SELECT t.id, m.corp_num, t.kind, t.code, t.amount, t.state, t.raw_state, t.requested_at, t.last_polled_at,
+               t.next_poll_at, t.poll_count, t.resolved_at, t.error
         FROM tracked_items t JOIN members m ON m.id = t.member_id
     """
     if pending_only:
-        query += " WHERE t.state = 'pending'"
+        query += " WHERE t.state IN ('pending', 'sending', 'unknown')"
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(text(query + " ORDER BY t.requested_at"))]
 

@@ -14,22 +14,39 @@ from ledger.sync.models import KINDS
 KIND_CHOICES = click.Choice(list(KINDS))
 
 
-def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, **options):
-    """sync_all, with a live progress line (members and kinds done, pages, rows) on a terminal."""
+def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, settings=None, **options):
+    """sync_all, with a live progress line (members and kinds done, pages, rows) on a terminal.
+    A member whose sync loses the database is tried again for a while, then reported failed
+    while the others go on (sync/resilient.py)."""
+    from functools import partial
+
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from sqlalchemy.orm import Session
 
+    from ledger.db.transient import retry_transient
     from ledger.members.service import get_member
+    from ledger.settings import Settings
+    from ledger.sync.resilient import sync_member_resilient
     from ledger.sync.service import members_to_sync, sync_all
 
-    if corp_nums:
+    settings = settings or Settings()  # the retry bounds' defaults
+    options["sync"] = partial(sync_member_resilient, settings=settings)
+
+    def resolve() -> list[str]:
+        if not corp_nums:
+            return members_to_sync(engine)  # every active member
         with Session(engine) as session:
-            corp_nums = [get_member(session, c).corp_num for c in corp_nums]
+            return [get_member(session, c).corp_num for c in corp_nums]
+
+    # The database may be restarting right now: wait for it a while, as each sync would.
+    corp_nums = retry_transient(resolve, attempts=settings.db_retry_attempts, max_seconds=settings.db_retry_seconds)
+    if not corp_nums:
+        return []
     if not show_progress:
         return sync_all(engine, client, corp_nums=corp_nums or None, kinds=kinds, **options)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"))
     with Progress(*columns, transient=True) as progress:
-        total = len(members_to_sync(engine, corp_nums or None)) * len(kinds)
+        total = len(corp_nums) * len(kinds)
         task = progress.add_task("syncing", total=total, detail="")
         done = {"pages": 0, "rows": 0}
 
@@ -72,7 +89,7 @@ def sync(members, kinds, since, full, jobs, as_json) -> None:
     engine = open_engine(settings)
     with PopbillClient(settings) as client:
         results = run_sync(
-            engine, client, corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
+            engine, client, corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full, settings=settings,
             options=SyncOptions.from_settings(settings), jobs=jobs, show_progress=sys.stdout.isatty() and not as_json,
         )  # fmt: skip
     rows = summarize(results)
@@ -82,13 +99,16 @@ def sync(members, kinds, since, full, jobs, as_json) -> None:
         print_table("sync", rows)
         for r in results:
             if r.status == "skipped":
-                click.echo(f"{r.corp_num} {r.kind}: already running, skipped")
+                click.echo(f"{r.corp_num} {r.kind}: {r.error}, skipped")
             if r.quarantined:
                 click.echo(f"{r.corp_num} {r.kind}: {r.quarantined} rows refused, kept in quarantined_rows "
                            "(ledger reconcile reports them)")  # fmt: skip
     failed = [r for r in results if r.status == "failed"]
-    if failed:
-        raise click.ClickException(f"{len(failed)} of {len(results)} syncs failed; see the error column")
+    blocked = [r for r in results if r.locked_by_other]
+    if failed or blocked:
+        parts = [f"{len(failed)} of {len(results)} syncs failed"] if failed else []
+        parts += [f"{len(blocked)} skipped for a lock held by something other than a sync"] if blocked else []
+        raise click.ClickException("; ".join(parts) + "; see the error column")
 
 
 @click.command()

@@ -51,3 +51,15 @@ class SyncRun(Base):
     rows_updated: Mapped[int] = mapped_column(server_default="0")
     rows_unchanged: Mapped[int] = mapped_column(server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncLock(Base):
+    """One row per (member, kind) that a running sync holds FOR NO KEY UPDATE. A row lock needs
+    UPDATE rights on the table, which a read-only role never has: a reader cannot stop the syncs
+    (an advisory lock, which any role may take, could)."""
+
+    __tablename__ = "sync_locks"
+    __table_args__ = (CheckConstraint(_KIND_CHECK, name="kind_known"),)
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)

@@ -3,7 +3,7 @@
 The same plain function serves the CLI and the Celery task. Each page's rows and the advance
 of the sync state commit together, so a crash anywhere loses nothing: the next run starts
 again a lookback before the high-water mark, and identity keys make the rewrite a no-op.
-A PostgreSQL advisory lock keeps two syncs of one (member, kind) from running at once.
+A row lock no reader can take keeps two syncs of one (member, kind) apart (sync/lock.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from functools import partial
 
 from sqlalchemy import Connection, Engine, func, insert, select, text, update
 
+from ledger.db.transient import is_transient
 from ledger.history import identity, quarantine
 from ledger.history.codes import load_codes
 from ledger.history.models import Payment, Refund
@@ -39,13 +40,11 @@ from ledger.popbill.errors import PagingError, PopbillError
 from ledger.popbill.models import Page, PaymentHistory, RefundHistory, UseHistory
 from ledger.popbill.prefetch import prefetch
 from ledger.popbill.retry import should_retry
+from ledger.sync.lock import sync_lock
 from ledger.sync.models import KINDS, SyncRun, SyncState
 from ledger.sync.windows import SyncOptions, first_day, windows
 
 log = logging.getLogger(__name__)
-
-LOCK_NAMESPACE = 0x4C44  # advisory-lock class for syncs ('LD')
-_KIND_SLOT = {kind: n for n, kind in enumerate(KINDS)}
 
 
 @dataclasses.dataclass
@@ -63,6 +62,8 @@ class SyncResult:
     run_id: int | None = None
     db_seconds: float = 0.0  # writing and committing pages, for benchmarks
     retryable: bool = False  # the failure was transient (network, 5xx, 429): worth another try
+    locked_by_other: bool = False  # skipped for a lock held by something that is not a sync
+    database_lost: bool = False  # failed because the database went away (worth a retry soon)
 
     def add(self, counts: WriteCounts) -> None:
         self.inserted += counts.inserted
@@ -154,26 +155,25 @@ def sync_member(
         # Rows and sync state are lost or kept together on a server crash, so the next run
         # redoes what was lost: safe to skip the flush wait on every page's commit.
         conn.execute(text("SET synchronous_commit = off"))
-        lock = {"ns": LOCK_NAMESPACE, "key": member.id * len(KINDS) + _KIND_SLOT[kind]}
-        acquired = conn.execute(text("SELECT pg_try_advisory_lock(:ns, :key)"), lock).scalar()
         conn.commit()
-        if not acquired:
-            result.status, result.error = "skipped", "already running"
-            result.run_id = _record_run(conn, member.id, kind, status="skipped", error="already running")
-            return result
-        try:
-            job = _Job(
-                conn, client, member.id, corp_num, member.user_id, kind, today or client.today(), since,
-                options or SyncOptions(), codes or load_codes(conn), result, progress, full,
-            )  # fmt: skip
-            _run(job)
-        finally:
+        with sync_lock(engine, member.id, kind) as holder:
+            if holder is not None:
+                result.status, result.error = "skipped", holder.describe()
+                result.locked_by_other = not holder.is_sync
+                result.run_id = _record_run(conn, member.id, kind, status="skipped", error=result.error)
+                return result
             try:
-                conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), lock)
-                conn.execute(text("RESET synchronous_commit"))
-                conn.commit()
-            except Exception:  # a broken connection takes its lock with it
-                log.warning("could not release the sync lock of %s %s", corp_num, kind)
+                job = _Job(
+                    conn, client, member.id, corp_num, member.user_id, kind, today or client.today(), since,
+                    options or SyncOptions(), codes or load_codes(conn), result, progress, full,
+                )  # fmt: skip
+                _run(job)
+            finally:
+                try:
+                    conn.execute(text("RESET synchronous_commit"))
+                    conn.commit()
+                except Exception:  # the connection broke; the pool will discard it
+                    log.warning("could not reset the sync connection of %s %s", corp_num, kind)
     return result
 
 
@@ -196,6 +196,8 @@ def _run(job: _Job) -> None:
         text("INSERT INTO sync_states (member_id, kind) VALUES (:m, :k) ON CONFLICT DO NOTHING"),
         {"m": job.member_id, "k": job.kind},
     )
+    # The run's record must outlive a server crash (pages may not: they are redone).
+    conn.execute(text("SET LOCAL synchronous_commit = on"))
     result.run_id = conn.execute(
         insert(SyncRun).values(member_id=job.member_id, kind=job.kind).returning(SyncRun.id)
     ).scalar_one()
@@ -209,7 +211,8 @@ def _run(job: _Job) -> None:
     except Exception as exc:
         conn.rollback()
         result.status, result.error = "failed", _describe(exc)
-        result.retryable = should_retry(exc, idempotent=True)
+        result.database_lost = is_transient(exc)
+        result.retryable = result.database_lost or should_retry(exc, idempotent=True)
         if not isinstance(exc, (PopbillError, MemberError)):
             log.exception("sync of %s %s failed", job.corp_num, job.kind)
     finished = {"status": result.status, "finished_at": func.now(), "error": result.error}
@@ -221,6 +224,7 @@ def _run(job: _Job) -> None:
             rows_updated=result.updated, rows_unchanged=result.unchanged, **finished,
         )
     )  # fmt: skip
+    conn.execute(text("SET LOCAL synchronous_commit = on"))
     if result.status == "succeeded":
         conn.execute(
             update(SyncState)
@@ -363,6 +367,7 @@ def sync_all(
     kinds: tuple[str, ...] = KINDS,
     on_result: Callable[[SyncResult], None] | None = None,
     jobs: int = 1,
+    sync: Callable[..., SyncResult] = sync_member,  # or one that retries (sync/resilient.py)
     **kwargs,
 ) -> list[SyncResult]:
     """Every active member (or the named ones) and kind; one failure never stops the rest.
@@ -373,7 +378,7 @@ def sync_all(
     work = [(corp, kind) for corp in members_to_sync(engine, corp_nums) for kind in kinds]
 
     def one(item: tuple[str, str]) -> SyncResult:
-        result = sync_member(engine, client, *item, **kwargs)
+        result = sync(engine, client, *item, **kwargs)
         if on_result:
             on_result(result)
         return result

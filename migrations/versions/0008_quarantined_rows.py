@@ -1,7 +1,7 @@
 """quarantined rows: history rows Popbill sent that failed the row checks
 
 Revision ID: 0008
-Revises: 0003
+Revises: 0007
 Create Date: 2026-11-26 00:40:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0003"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

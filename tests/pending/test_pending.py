@@ -15,7 +15,7 @@ from ledger.alerts.models import Alert
 from ledger.alerts.service import review_stuck
 from ledger.history.models import Payment, StateChange
 from ledger.members.service import MemberInput, add_member
-from ledger.pending import service
+from ledger.pending import sending, service
 from ledger.pending.models import TrackedItem
 from ledger.popbill import PaymentForm, PopbillClient, RefundForm, codes
 from ledger.simulator import Simulator
@@ -49,9 +49,7 @@ def item_row(engine, code):
 
 def test_deposit_settles_after_polls_and_the_history_follows(env, sim):
     engine, client, settings = env
-    with Session(engine) as session:
-        code = service.request_payment(session, client, CORP, FORM).code
-        session.commit()
+    code = sending.request_payment(engine, client, CORP, FORM).code
     sync_member(engine, client, CORP, "payments", today=sim.world.today())
     states = []
     for _ in range(3):
@@ -80,14 +78,10 @@ def test_refund_settles_and_over_refund_is_refused_before_sending(env, sim):
     engine, client, settings = env
     too_much = sim.world.refundable_balance(CORP) + 1
     form = RefundForm("담당", "02", too_much, "004", "123", "홍길동", "해지")
-    with Session(engine) as session, pytest.raises(service.PendingError, match="refundable"):
-        service.request_refund(session, client, CORP, form)
+    with pytest.raises(service.PendingError, match="refundable"):
+        sending.request_refund(engine, client, CORP, form)
     assert sim.requests("/Refund", method="POST") == []
-    with Session(engine) as session:
-        code = service.request_refund(
-            session, client, CORP, dataclasses.replace(form, request_point=Decimal("100"))
-        ).code
-        session.commit()
+    code = sending.request_refund(engine, client, CORP, dataclasses.replace(form, request_point=Decimal("100"))).code
     service.poll_due(engine, client, settings)
     assert [o.state for o in service.poll_due(engine, client, settings)] == ["done"]
     assert item_row(engine, code).state == "done"
@@ -119,9 +113,7 @@ def test_tracking_twice_is_harmless_and_bad_input_is_refused(env):
 
 def test_old_pending_item_raises_the_stuck_alert_then_resolves(env, sim):
     engine, client, settings = env
-    with Session(engine) as session:
-        code = service.request_payment(session, client, CORP, FORM).code
-        session.commit()
+    code = sending.request_payment(engine, client, CORP, FORM).code
     with engine.begin() as conn:
         conn.execute(text("UPDATE tracked_items SET requested_at = now() - interval '4 days'"))
     assert review_stuck(engine, settings) == [f"settle:{code}"]
@@ -137,9 +129,7 @@ def test_old_pending_item_raises_the_stuck_alert_then_resolves(env, sim):
 def test_concurrent_pollers_never_poll_one_item_twice(env, sim):
     engine, client, settings = env
     settings = dataclasses.replace(settings, pending_first_poll=600)  # once polled, not due again
-    with Session(engine) as session:
-        codes_ = [service.request_payment(session, client, CORP, FORM).code for _ in range(6)]
-        session.commit()
+    codes_ = [sending.request_payment(engine, client, CORP, FORM).code for _ in range(6)]
     results: list = []
     barrier = threading.Barrier(3)
 
@@ -159,9 +149,7 @@ def test_concurrent_pollers_never_poll_one_item_twice(env, sim):
 def test_state_meanings_come_from_the_state_codes_table(env, sim):
     """Correcting one row of state_codes changes the poller and the accountants' view alike."""
     engine, client, settings = env
-    with Session(engine) as session:
-        code = service.request_payment(session, client, CORP, FORM).code
-        session.commit()
+    code = sending.request_payment(engine, client, CORP, FORM).code
     sync_member(engine, client, CORP, "payments", today=sim.world.today())
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM v_pending_items WHERE source = 'payment'")).scalar() >= 1

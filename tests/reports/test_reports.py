@@ -9,6 +9,7 @@ import io
 import os
 import subprocess
 import sys
+import uuid
 from collections import defaultdict
 from decimal import Decimal
 
@@ -144,9 +145,10 @@ def test_export_filters_by_korean_day(synced):
 
 def test_reader_role_reads_and_cannot_write(synced):
     engine, _ = synced
-    create_reader(engine, "ledger_reader_test", "pw-not-logged")
+    role = f"ledger_reader_{uuid.uuid4().hex[:8]}"  # roles are cluster-wide: unique per run
+    create_reader(engine, role, "pw-not-logged")
     url = make_url(TEST_DATABASE_URL)
-    with psycopg.connect(host=url.host, port=url.port, dbname=url.database, user="ledger_reader_test",
+    with psycopg.connect(host=url.host, port=url.port, dbname=url.database, user=role,
                          password="pw-not-logged", autocommit=True) as conn:  # fmt: skip
         assert conn.execute("SELECT count(*) FROM usages").fetchone()[0] > 0
         assert conn.execute("SELECT count(*) FROM v_monthly_statements").fetchone()[0] > 0
@@ -156,6 +158,9 @@ def test_reader_role_reads_and_cannot_write(synced):
                 conn.execute(statement)
     with pytest.raises(RoleError, match="ROLE"):
         create_reader(engine, "Robert'); DROP TABLE usages;--")
+    with engine.begin() as conn:  # the role is cluster-wide: leave nothing behind
+        conn.execute(text(f"DROP OWNED BY {role}"))
+        conn.execute(text(f"DROP ROLE {role}"))
 
 
 def ledger_cli(*args):
@@ -191,6 +196,6 @@ def test_statement_and_export_commands(synced, tmp_path):
                          (["export", "usages", "--from", "2026-02-01", "--to", "2026-01-01"], "--from"),
                          (["report", "statement", "--member", MEMBERS[0], "--month", month, "--format", "xlsx"], "--out"),
                          (["reconcile", "--date", "yesterday"], "--date"),
-                         (["db", "create-reader", "Bad Name", "--password", "x"], "ROLE")]:  # fmt: skip
+                         (["db", "create-reader", "Bad Name"], "ROLE")]:  # fmt: skip
         result = ledger_cli(*args)
         assert result.returncode != 0 and needle in result.stderr, (args, result.stderr)

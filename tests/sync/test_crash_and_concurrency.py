@@ -17,8 +17,9 @@ from ledger.history.models import Usage
 from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
+from ledger.sync.lock import APPLICATION_NAME
 from ledger.sync.models import SyncRun
-from ledger.sync.service import LOCK_NAMESPACE, sync_member
+from ledger.sync.service import sync_member
 from ledger.sync.windows import SyncOptions
 from tests.conftest import TEST_DATABASE_URL, client_settings, small_config
 from tests.sync.helpers import assert_ledger_equals_truth
@@ -137,13 +138,8 @@ def test_second_sync_of_the_same_member_says_already_running(ledger_db, sim):
 
         def lock_held() -> bool:
             with ledger_db.connect() as conn:
-                return (
-                    conn.execute(
-                        text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :ns"),
-                        {"ns": LOCK_NAMESPACE},
-                    ).scalar()
-                    > 0
-                )
+                held = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"
+                return conn.execute(text(held), {"name": APPLICATION_NAME}).scalar() > 0
 
         wait_for(lock_held, what="the first sync to take its lock")
         second = sync_member(ledger_db, client, CORP, "usage", today=sim.world.today())
