@@ -20,6 +20,13 @@ Reliability settings, and why:
   message after the visibility timeout, running it twice.
 - one beat: scheduled tasks claim their slot in PostgreSQL (schedule_claims), so a second
   beat process by mistake triggers nothing twice.
+- worker_soft_shutdown_timeout (default 10 s): a worker stopped with SIGTERM gives its running
+  task that long to finish, then stops cold, and Redis gets the unacknowledged task back at once
+  (kombu restores it when the channel closes) instead of after the visibility timeout.
+  docker-compose's stop_grace_period for the worker is longer than this.
+- task events on (worker_send_task_events, task_send_sent_event): Flower and celery-exporter work.
+- beat writes a heartbeat row as it ticks (ledger.health.beat); the worker runs the watchdog
+  that alerts when beat or the nightly sync stops (ledger.health.watchdog).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from celery import Celery
 from celery.schedules import crontab, schedule
 
 from ledger import context
+from ledger.health import worker_hooks  # noqa: F401 - connects the Celery signal handlers
 from ledger.settings import Settings, parse_interval
 
 TASK_MODULES = ["ledger.sync.tasks", "ledger.pending.tasks", "ledger.alerts.tasks", "ledger.reconcile.tasks"]
@@ -77,6 +85,12 @@ def make_app(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         beat_schedule=beat_schedule(settings),
+        beat_scheduler="ledger.health.beat:HeartbeatScheduler",
+        beat_max_loop_interval=30,  # a heartbeat at least this often, whatever the schedule
+        worker_soft_shutdown_timeout=settings.worker_soft_shutdown_timeout,
+        worker_enable_soft_shutdown_on_idle=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     return app
 

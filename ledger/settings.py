@@ -182,8 +182,9 @@ class Settings:
     alert_webhook_timeout: float = 10.0
     metrics_per_member: bool = True
     worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"
     log_format: str = "text"  # or 'json'
-    log_level: str = "INFO"
+    log_level: str | None = None  # None: WARNING for commands, INFO for the worker and beat
     health_beat_max_age: int = 300  # seconds without a beat heartbeat before beat counts as down
     health_sync_deadline: dt.time | None = dt.time(6, 0)  # Korean time the nightly sync must be done by
     watchdog_interval: int = 60
@@ -247,8 +248,9 @@ class Settings:
             alert_webhook_timeout=_number(env, "LEDGER_ALERT_WEBHOOK_TIMEOUT", 10.0, minimum=0.001),
             metrics_per_member=_flag(env, "LEDGER_METRICS_PER_MEMBER", True),
             worker_metrics_port=_integer(env, "LEDGER_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
+            worker_metrics_host=env.get("LEDGER_WORKER_METRICS_HOST") or "127.0.0.1",
             log_format=_choice(env, "LEDGER_LOG_FORMAT", "text", ("text", "json")),
-            log_level=_choice(env, "LEDGER_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True),
+            log_level=_choice(env, "LEDGER_LOG_LEVEL", "", ("", "DEBUG", "INFO", "WARNING", "ERROR"), upper=True) or None,
             health_beat_max_age=_integer(env, "LEDGER_HEALTH_BEAT_MAX_AGE", 300, minimum=1),
             health_sync_deadline=_clock_time(env, "LEDGER_HEALTH_SYNC_DEADLINE", "06:00"),
             watchdog_interval=_integer(env, "LEDGER_WATCHDOG_INTERVAL", 60, minimum=1),

@@ -44,6 +44,12 @@ def friendly_errors(fn):
 @click.version_option(__version__, prog_name="ledger")
 def cli() -> None:
     """ledger: your Popbill members' point ledger, in your own PostgreSQL."""
+    from ledger import logs
+
+    try:
+        logs.configure(Settings.from_env())
+    except SettingsError:
+        logs.configure(Settings())  # the command itself reports the bad variable
 
 
 def open_engine(settings: Settings | None = None):
@@ -58,7 +64,9 @@ def open_engine(settings: Settings | None = None):
 def _register() -> None:
     from ledger.alerts import cli as alerts_cli
     from ledger.cli import db_commands, demo_command, popbill_commands, simulator_commands, worker_commands
+    from ledger.health import cli as health_cli
     from ledger.members import cli as members_cli
+    from ledger.metrics import cli as metrics_cli
     from ledger.pending import cli as pending_cli
     from ledger.reconcile import cli as reconcile_cli
     from ledger.reports import cli as reports_cli
@@ -82,6 +90,8 @@ def _register() -> None:
     cli.add_command(demo_command.demo)
     cli.add_command(popbill_commands.popbill)
     cli.add_command(simulator_commands.simulator)
+    cli.add_command(metrics_cli.metrics)
+    cli.add_command(health_cli.healthcheck)
 
 
 _register()

@@ -12,7 +12,9 @@ from ledger.cli.main import load_settings
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 def worker(concurrency: int, loglevel: str) -> None:
     """Run a Celery worker (threads: the engine and the Popbill client are shared)."""
-    load_settings()
+    from ledger import logs
+
+    logs.configure(load_settings(), default_level="INFO")
     from workers import app
 
     app.worker_main(["worker", "-P", "threads", "-c", str(concurrency), "-l", loglevel])
@@ -22,7 +24,10 @@ def worker(concurrency: int, loglevel: str) -> None:
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
     """Run Celery beat, the scheduler. Run one; a second is harmless (slots are claimed)."""
+    from ledger import logs
+
     settings = load_settings()
+    logs.configure(settings, default_level="INFO")
     from workers import app
 
     settings.ledger_home.mkdir(parents=True, exist_ok=True)

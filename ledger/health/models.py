@@ -20,5 +20,6 @@ class Heartbeat(Base):
     name: Mapped[str] = mapped_column(String(80), primary_key=True)
     started_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
     finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    succeeded_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     status: Mapped[str | None] = mapped_column(String(12))  # running, succeeded, failed (tasks only)
     detail: Mapped[str | None] = mapped_column(Text)

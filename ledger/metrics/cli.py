@@ -1,0 +1,49 @@
+"""`ledger metrics serve`: a Prometheus endpoint for the ledger's state."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from ledger.cli.main import friendly_errors, load_settings, open_engine
+
+
+@click.group()
+def metrics() -> None:
+    """Prometheus metrics."""
+
+
+@metrics.command()
+@click.option("--port", default=9464, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to be scraped from other hosts.")
+@friendly_errors
+def serve(port: int, host: str) -> None:
+    """Serve /metrics: balances, sync freshness, rows held, pending items, discrepancies, the
+    outbox and alerts, all read from PostgreSQL at each scrape.
+
+    \b
+    Example:
+      ledger metrics serve --port 9464 & curl -s 127.0.0.1:9464/metrics | grep ledger_member_balance
+    """
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from ledger.metrics.ledger_state import LedgerCollector
+
+    settings = load_settings()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LedgerCollector(open_engine(settings), per_member=settings.metrics_per_member))
+    try:
+        server, _ = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise click.ClickException(f"--port: cannot listen on {host}:{port}: {exc.strerror}") from None
+    click.echo(f"serving metrics on http://{host}:{server.server_address[1]}/metrics", err=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    server.shutdown()
