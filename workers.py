@@ -20,9 +20,10 @@ Reliability settings, and why:
   message after the visibility timeout, running it twice.
 - one beat: scheduled tasks claim their slot in PostgreSQL (schedule_claims), so a second
   beat process by mistake triggers nothing twice.
-- worker_soft_shutdown_timeout (default 10 s): a worker stopped with SIGTERM gives its running
-  task that long to finish, then stops cold, and Redis gets the unacknowledged task back at once
-  (kombu restores it when the channel closes) instead of after the visibility timeout.
+- worker_soft_shutdown_timeout (LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT, default 10 s): a worker
+  stopped with SIGTERM gives its running task that long to finish, then hands it back to the
+  broker at once (ledger.health.shutdown: the thread pool cannot cancel a task, so Celery's own
+  cold shutdown cannot either) instead of leaving it to the visibility timeout.
   docker-compose's stop_grace_period for the worker is longer than this.
 - task events on (worker_send_task_events, task_send_sent_event): Flower and celery-exporter work.
 - beat writes a heartbeat row as it ticks (ledger.health.beat); the worker runs the watchdog
@@ -86,9 +87,9 @@ def make_app(settings: Settings | None = None) -> Celery:
         worker_hijack_root_logger=False,
         beat_schedule=beat_schedule(settings),
         beat_scheduler="ledger.health.beat:HeartbeatScheduler",
-        beat_max_loop_interval=30,  # a heartbeat at least this often, whatever the schedule
+        # A tick, and so a heartbeat, well within the age at which beat counts as down.
+        beat_max_loop_interval=max(1, min(30, settings.health_beat_max_age // 4)),
         worker_soft_shutdown_timeout=settings.worker_soft_shutdown_timeout,
-        worker_enable_soft_shutdown_on_idle=True,
         worker_send_task_events=True,
         task_send_sent_event=True,
     )

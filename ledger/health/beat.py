@@ -11,7 +11,6 @@ from ledger import context
 from ledger.health.heartbeat import beat_tick
 
 log = logging.getLogger(__name__)
-MIN_GAP = 5.0  # seconds between two heartbeat writes
 
 
 class HeartbeatScheduler(PersistentScheduler):
@@ -19,7 +18,8 @@ class HeartbeatScheduler(PersistentScheduler):
 
     def tick(self, *args, **kwargs):
         interval = super().tick(*args, **kwargs)
-        if time.monotonic() - self._last_beat >= MIN_GAP:
+        # At most one write per loop interval: a busy schedule must not write on every send.
+        if time.monotonic() - self._last_beat >= self.app.conf.beat_max_loop_interval:
             try:
                 beat_tick(context.engine())
                 self._last_beat = time.monotonic()

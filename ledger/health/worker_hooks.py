@@ -9,7 +9,7 @@ import time
 from celery import signals
 
 from ledger import context, logs
-from ledger.health import heartbeat, watchdog
+from ledger.health import heartbeat, shutdown, watchdog
 from ledger.metrics import process as process_metrics
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,12 @@ def _task_postrun(task_id=None, task=None, state=None, **_) -> None:
 @signals.after_setup_task_logger.connect
 def _guard_celery_handlers(**_) -> None:
     logs.guard_all_handlers()
+
+
+@signals.worker_shutting_down.connect
+def _bounded_shutdown(how=None, **_) -> None:
+    if how == "Warm":
+        shutdown.start(context.settings().worker_soft_shutdown_timeout)
 
 
 @signals.worker_ready.connect

@@ -1,0 +1,65 @@
+"""A worker stopped with SIGTERM hands its task back within seconds (soft shutdown), not after
+the broker's visibility timeout, and the ledger ends exact."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.members.service import MemberInput, add_member
+from ledger.simulator import Simulator
+from ledger.sync.models import SyncRun
+from tests.conftest import small_config
+from tests.scheduling.test_celery import BROKER, Processes, app_for, process_env, runs
+from tests.sync.helpers import assert_ledger_equals_truth
+from tests.waiting import wait_for
+
+CORP = "1234567890"
+
+
+@pytest.fixture
+def broker():
+    client = redis.Redis.from_url(BROKER)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def processes():
+    procs = Processes()
+    yield procs
+    procs.stop_all()
+
+
+def test_sigterm_worker_hands_its_task_back_within_seconds(clean_engine, broker, processes, tmp_path):
+    with Session(clean_engine) as session:
+        add_member(session, MemberInput(CORP))
+        session.commit()
+    with Simulator(small_config(history_days=20)) as sim:
+        # An hour's visibility timeout: only the soft shutdown can bring the task back quickly.
+        env = process_env(sim, tmp_path, LEDGER_BROKER_VISIBILITY_TIMEOUT="3600",
+                          LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT="2", POPBILL_READ_TIMEOUT="300")  # fmt: skip
+        sim.inject("stall", path="/UseHistory", count=1, seconds=60)  # the task cannot finish in time
+        first = processes.start(["worker", "-c", "1"], env, tmp_path, "worker1")
+        app_for(env).send_task("ledger.sync.member", args=[CORP, "usage"])
+        wait_for(lambda: len(sim.requests("/UseHistory")) >= 1, timeout=60, what="the worker to start the task")
+        stopped_at = time.monotonic()
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+        shutdown_seconds = time.monotonic() - stopped_at
+        processes.start(["worker", "-c", "1"], env, tmp_path, "worker2")
+        wait_for(lambda: runs(clean_engine), timeout=60, what="the handed-back task to run again and succeed")
+        handed_back_seconds = time.monotonic() - stopped_at
+        assert_ledger_equals_truth(clean_engine, sim, [CORP], kinds=("usage",))
+    with clean_engine.connect() as conn:
+        statuses = conn.execute(select(SyncRun.status).order_by(SyncRun.id)).scalars().all()
+    assert statuses[-1] == "succeeded" and set(statuses) <= {"abandoned", "succeeded", "failed"}
+    # Not a timing assertion on performance: 3600 s is the alternative this test rules out.
+    assert shutdown_seconds < 60 and handed_back_seconds < 120, (shutdown_seconds, handed_back_seconds)
+    print(f"worker stopped {shutdown_seconds:.1f} s after SIGTERM; task done again {handed_back_seconds:.1f} s after")
