@@ -33,7 +33,8 @@ def serve(port: int, host: str) -> None:
 
     settings = load_settings()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(open_engine(settings), per_member=settings.metrics_per_member))
+    registry.register(LedgerCollector(open_engine(settings), per_member=settings.metrics_per_member,
+                                      default_threshold=settings.alert_threshold))  # fmt: skip
     try:
         server, _ = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:

@@ -5,6 +5,7 @@ at 10,000 members and prints the plans."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -18,7 +19,7 @@ EXACT_COUNT_BELOW = 200_000
 
 QUERIES = {
     "member_balances": """
-        SELECT m.corp_num, b.balance
+        SELECT m.corp_num, b.balance, m.low_balance_threshold
         FROM members m
         CROSS JOIN LATERAL (
             SELECT balance FROM balance_snapshots s WHERE s.member_id = m.id ORDER BY s.taken_at DESC LIMIT 1
@@ -80,9 +81,10 @@ class LedgerCollector(Collector):
     """Reads the ledger's state at every scrape. A database that cannot be read gives
     ledger_database_up 0 and nothing else, never stale numbers."""
 
-    def __init__(self, engine: Engine, *, per_member: bool = True) -> None:
+    def __init__(self, engine: Engine, *, per_member: bool = True, default_threshold: Decimal = Decimal("10000")) -> None:
         self.engine = engine
         self.per_member = per_member
+        self.default_threshold = default_threshold
 
     def describe(self) -> Iterator:
         return iter(())  # collected fresh each time; no fixed description to register
@@ -110,9 +112,13 @@ class LedgerCollector(Collector):
             if self.per_member:
                 balance = GaugeMetricFamily("ledger_member_balance_points",
                                             "Latest balance reading of each active member, in points.", labels=["corp_num"])  # fmt: skip
-                for corp, value in rows("member_balances"):
+                threshold = GaugeMetricFamily("ledger_member_low_balance_threshold_points",
+                                              "The balance below which a member's low-balance alert fires, in points.",
+                                              labels=["corp_num"])  # fmt: skip
+                for corp, value, own_threshold in rows("member_balances"):
                     balance.add_metric([corp], float(value))
-                out.append(balance)
+                    threshold.add_metric([corp], float(own_threshold if own_threshold is not None else self.default_threshold))
+                out += [balance, threshold]
             partner = GaugeMetricFamily("ledger_partner_balance_points", "Latest reading of the partner's own balance, in points.")  # fmt: skip
             for (value,) in rows("partner_balance"):
                 partner.add_metric([], float(value))
