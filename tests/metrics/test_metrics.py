@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import pytest
 import requests
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from ledger.alerts import service
 from ledger.alerts.outbox import deliver
 from ledger.members.service import MemberInput, add_member
-from ledger.metrics.ledger_state import LedgerCollector, ledger_tables
+from ledger.metrics.ledger_state import ledger_tables, render
 from ledger.pending.models import TrackedItem
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
@@ -75,16 +75,15 @@ def db_value(engine, sql: str, **params):
 
 
 def test_exposition_names_help_and_values_match_the_database(filled, sim):
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(filled))
-    exposition = generate_latest(registry).decode()
+    exposition = render(filled, default_threshold=Decimal("1000")).decode()
     families = {f.name: f for f in text_string_to_metric_families(exposition)}
     assert all(name.startswith("ledger_") and families[name].documentation for name in families)
-    assert all(not name.endswith("_total") for name in families)  # gauges, not counters
+    assert all(families[name].type == "gauge" for name in families)
     got = samples(exposition)
     assert got[("ledger_database_up", ())] == 1
     assert got[("ledger_member_balance_points", (("corp_num", MEMBERS[0]),))] == 10.5
     assert got[("ledger_member_balance_points", (("corp_num", MEMBERS[1]),))] == float(sim.world.balance(MEMBERS[1]))
+    assert got[("ledger_member_low_balance_threshold_points", (("corp_num", MEMBERS[0]),))] == 1000
     partner = db_value(filled, "SELECT balance FROM balance_snapshots WHERE member_id IS NULL")
     assert got[("ledger_partner_balance_points", ())] == float(partner)
     for table in ledger_tables():
@@ -104,9 +103,7 @@ def test_exposition_names_help_and_values_match_the_database(filled, sim):
 
 
 def test_per_member_series_can_be_switched_off(filled):
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(filled, per_member=False))
-    got = samples(generate_latest(registry).decode())
+    got = samples(render(filled, per_member=False).decode())
     assert not any(name in ("ledger_member_balance_points", "ledger_sync_age_seconds") for name, _ in got)
     assert got[("ledger_members", (("active", "true"),))] == 2
     assert ("ledger_sync_oldest_age_seconds", (("kind", "usage"),)) in got
@@ -145,9 +142,7 @@ def test_a_database_that_cannot_be_read_says_so(filled):
     from ledger.settings import Settings
 
     broken = make_engine(dataclasses.replace(Settings(), database_url=Secret(f"postgresql://postgres@127.0.0.1:{free_port()}/x")))
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(broken))
-    assert samples(generate_latest(registry).decode()) == {("ledger_database_up", ()): 0}
+    assert samples(render(broken).decode()) == {("ledger_database_up", ()): 0}
 
 
 def test_worker_process_metrics_count_popbill_calls_and_retries(sim):
