@@ -86,8 +86,8 @@ def test_healthcheck_passes_when_all_run_and_names_what_stopped(clean_engine, si
     assert problems("worker", env, LEDGER_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0") == [
         "broker unreachable: OperationalError"
     ]
-    code, line = health("beat", env, LEDGER_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/ledger")
-    assert code == 1 and line.startswith("database unreachable: ")
+    (dead_database,) = problems("beat", env, LEDGER_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/ledger")
+    assert dead_database.startswith("database unreachable: ") and "\n" not in dead_database
 
     beat.send_signal(signal.SIGTERM)
     beat.wait(timeout=20)
