@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import text
 
 from ledger.db.registry import metadata
+from tests.scheduling.test_celery import broker, processes  # noqa: F401 - the same fixtures as there
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ import datetime as dt
 import signal
 
 import pytest
-import redis
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -21,7 +20,7 @@ from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_member
 from tests.conftest import client_settings, small_config
-from tests.scheduling.test_celery import BROKER, Processes, process_env
+from tests.scheduling.test_celery import process_env
 from tests.services import free_port
 from tests.test_cli_ledger import ledger
 from tests.waiting import wait_for
@@ -30,24 +29,9 @@ MEMBERS = ["1234567890", "2208112345"]
 
 
 @pytest.fixture
-def broker():
-    client = redis.Redis.from_url(BROKER)
-    client.flushdb()
-    yield client
-    client.flushdb()
-
-
-@pytest.fixture
 def sim():
     with Simulator(small_config(history_days=5)) as simulator:
         yield simulator
-
-
-@pytest.fixture
-def processes():
-    procs = Processes()
-    yield procs
-    procs.stop_all()
 
 
 def health(target: str, env: dict, **overrides):

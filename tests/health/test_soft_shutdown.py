@@ -6,8 +6,6 @@ from __future__ import annotations
 import signal
 import time
 
-import pytest
-import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,26 +13,11 @@ from ledger.members.service import MemberInput, add_member
 from ledger.simulator import Simulator
 from ledger.sync.models import SyncRun
 from tests.conftest import small_config
-from tests.scheduling.test_celery import BROKER, Processes, app_for, process_env, runs
+from tests.scheduling.test_celery import app_for, process_env, runs
 from tests.sync.helpers import assert_ledger_equals_truth
 from tests.waiting import wait_for
 
 CORP = "1234567890"
-
-
-@pytest.fixture
-def broker():
-    client = redis.Redis.from_url(BROKER)
-    client.flushdb()
-    yield client
-    client.flushdb()
-
-
-@pytest.fixture
-def processes():
-    procs = Processes()
-    yield procs
-    procs.stop_all()
 
 
 def test_sigterm_worker_hands_its_task_back_within_seconds(clean_engine, broker, processes, tmp_path):
