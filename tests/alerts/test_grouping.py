@@ -74,21 +74,31 @@ def test_a_thousand_low_members_make_one_notification_per_channel(clean_engine, 
     assert sorted(a["subject"] for a in message["alerts"]) == sorted(MEMBERS)
     assert message["text"].startswith(f"[FIRING] low_balance: {len(MEMBERS)} started firing")
 
-    # Later: half recover, half are still low at the repeat. Again one message per channel.
-    recovered = MEMBERS[:500]
+
+
+def test_a_later_run_groups_the_repeats_and_the_resolved(clean_engine, sim, hook):
+    members = MEMBERS[:6]
+    add_members(clean_engine, members)
+    settings = settings_for(sim, hook)
+    with PopbillClient(settings) as client:
+        service.check_balances(clean_engine, client, settings, now=T0)
+    deliver(clean_engine, settings, now=T0)
+    # Later, at the repeat: half recover (a threshold of 1), half are still low.
+    recovered = members[:3]
     high = settings_for(sim, hook, alert_threshold=Decimal("1"))
     with clean_engine.begin() as conn:
-        conn.execute(Member.__table__.update().where(Member.corp_num.in_(MEMBERS[500:]))
+        conn.execute(Member.__table__.update().where(Member.corp_num.in_(members[3:]))
                      .values(low_balance_threshold=Decimal("99999999")))  # fmt: skip
     with PopbillClient(high) as client:
         service.check_balances(clean_engine, client, high, now=T0 + dt.timedelta(hours=5))
     deliver(clean_engine, high, now=T0 + dt.timedelta(hours=5))
+    assert len(hook.received) == 2
     second = hook.received[1]
-    assert second["counts"] == {"firing": 0, "repeat": 500, "unknown": 0, "resolved": 500}
+    assert second["counts"] == {"firing": 0, "repeat": 3, "unknown": 0, "resolved": 3}
+    assert second["text"].startswith("[REPEAT] low_balance: 3 still firing, 3 resolved")
     resolved = sorted(a["subject"] for a in second["alerts"] if a["change"] == "resolved")
     assert resolved == sorted(recovered)
     assert all("no longer below" in a["summary"] for a in second["alerts"] if a["change"] == "resolved")
-    assert len(hook.received) == 2
 
 
 def test_popbill_unreachable_is_one_alert_and_inhibits_the_unknowns(clean_engine, sim, hook):
