@@ -44,7 +44,7 @@ QUERIES = {
     "notifications": """
         SELECT channel, status, count(*) AS n,
                extract(epoch FROM now() - min(created_at)) AS oldest
-        FROM notifications WHERE status <> 'sent' GROUP BY channel, status
+        FROM notifications WHERE status IN ('pending', 'failed') GROUP BY channel, status
     """,
     "notifications_sent": "SELECT channel, count(*) FROM notifications WHERE status = 'sent' GROUP BY channel",
     "alerts": "SELECT rule, state, count(*) FROM alerts GROUP BY rule, state",

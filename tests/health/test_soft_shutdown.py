@@ -6,7 +6,9 @@ from __future__ import annotations
 import signal
 import time
 
-from sqlalchemy import select
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.members.service import MemberInput, add_member
@@ -14,6 +16,7 @@ from ledger.simulator import Simulator
 from ledger.sync.models import SyncRun
 from tests.conftest import small_config
 from tests.scheduling.test_celery import app_for, process_env, runs
+from tests.services import free_port
 from tests.sync.helpers import assert_ledger_equals_truth
 from tests.waiting import wait_for
 
@@ -36,10 +39,26 @@ def test_sigterm_worker_hands_its_task_back_within_seconds(clean_engine, broker,
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=30)
         shutdown_seconds = time.monotonic() - stopped_at
-        processes.start(["worker", "-c", "1"], env, tmp_path, "worker2")
+        metrics_port = free_port()
+        processes.start(["worker", "-c", "1"], {**env, "LEDGER_WORKER_METRICS_PORT": str(metrics_port)}, tmp_path,
+                        "worker2")  # fmt: skip
         wait_for(lambda: runs(clean_engine), timeout=60, what="the handed-back task to run again and succeed")
         handed_back_seconds = time.monotonic() - stopped_at
         assert_ledger_equals_truth(clean_engine, sim, [CORP], kinds=("usage",))
+
+    # The second worker's own metrics: the task it ran, the rows it wrote, the calls it made.
+    def worker_metrics() -> dict:
+        body = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in text_string_to_metric_families(body) for s in f.samples}  # fmt: skip
+
+    task = ("ledger_task_duration_seconds_count", (("outcome", "ok"), ("task", "ledger.sync.member")))
+    wait_for(lambda: worker_metrics().get(task) == 1, timeout=30, what="the task's duration in the worker's metrics")
+    got = worker_metrics()
+    with clean_engine.connect() as conn:
+        written = conn.execute(select(func.sum(SyncRun.rows_inserted)).where(SyncRun.status == "succeeded")).scalar()
+    assert got[("ledger_sync_rows_written_total", (("change", "inserted"), ("kind", "usage")))] == written > 0
+    assert got[("ledger_popbill_calls_total", (("call", "GetUseHistory"), ("outcome", "ok")))] >= 1
     with clean_engine.connect() as conn:
         statuses = conn.execute(select(SyncRun.status).order_by(SyncRun.id)).scalars().all()
     assert statuses[-1] == "succeeded" and set(statuses) <= {"abandoned", "succeeded", "failed"}
