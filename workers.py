@@ -24,6 +24,14 @@ Reliability settings, and why:
 - the catch-up (beat, every 5 minutes) enqueues again whatever a broker or worker lost.
 - one beat: scheduled tasks claim their slot in PostgreSQL (schedule_claims), so a second
   beat process by mistake triggers nothing twice.
+- worker_soft_shutdown_timeout (LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT, default 10 s): a worker
+  stopped with SIGTERM gives its running task that long to finish, then hands it back to the
+  broker at once (ledger.health.shutdown: the thread pool cannot cancel a task, so Celery's own
+  cold shutdown cannot either) instead of leaving it to the visibility timeout.
+  docker-compose's stop_grace_period for the worker is longer than this.
+- task events on (worker_send_task_events, task_send_sent_event): Flower and celery-exporter work.
+- beat writes a heartbeat row as it ticks (ledger.health.beat); the worker runs the watchdog
+  that alerts when beat or the nightly sync stops (ledger.health.watchdog).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from celery import Celery
 from celery.schedules import crontab, schedule
 
 from ledger import context
+from ledger.health import worker_hooks  # noqa: F401 - connects the Celery signal handlers
 from ledger.settings import Settings, parse_interval
 
 TASK_MODULES = ["ledger.sync.tasks", "ledger.pending.tasks", "ledger.alerts.tasks", "ledger.reconcile.tasks"]
@@ -97,6 +106,12 @@ def make_app(settings: Settings | None = None) -> Celery:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         beat_schedule=beat_schedule(settings),
+        beat_scheduler="ledger.health.beat:HeartbeatScheduler",
+        # A tick, and so a heartbeat, well within the age at which beat counts as down.
+        beat_max_loop_interval=max(1, min(30, settings.health_beat_max_age // 4)),
+        worker_soft_shutdown_timeout=settings.worker_soft_shutdown_timeout,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )
     return app
 

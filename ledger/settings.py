@@ -96,6 +96,35 @@ def _schedule(env: Mapping[str, str], name: str, default: str) -> str:
     raise SettingsError(f"{name} must be 'off', an interval such as 600s or 10m, or a crontab, got {raw!r}")
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:
+    raw = (env.get(name) or default).strip()
+    value = raw.upper() if upper else raw.lower()
+    if value not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str) -> Secret | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(("http://", "https://")):
+        # Not echoed: the URL may carry credentials.
+        raise SettingsError(f"{name} must be an http:// or https:// URL")
+    return Secret(raw.rstrip("/"))
+
+
+def _clock_time(env: Mapping[str, str], name: str, default: str) -> dt.time | None:
+    """'HH:MM' (Korean time), or 'off'."""
+    raw = (env.get(name) or default).strip()
+    if raw.lower() == "off":
+        return None
+    try:
+        return dt.time.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a time of day such as 06:00, or off, got {raw!r}") from None
+
+
 def parse_interval(text: str) -> float | None:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip().lower()
@@ -204,6 +233,17 @@ class Settings:
     reconcile_match_days: int = 2  # how far a deposit's credit may be from its stateDT
     reconcile_refund_days: int = 30  # how long after the request a refund's debit may come
     reconcile_max_sync_age: int = 26 * 3600  # a ledger older than this is stale, never reconciled
+    alertmanager_url: Secret | None = None  # may carry basic-auth credentials
+    alert_webhook_timeout: float = 10.0
+    metrics_per_member: bool = True
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"
+    log_format: str = "text"  # or 'json'
+    log_level: str | None = None  # None: WARNING for commands, INFO for the worker and beat
+    health_beat_max_age: int = 300  # seconds without a beat heartbeat before beat counts as down
+    health_sync_deadline: dt.time | None = dt.time(6, 0)  # Korean time the nightly sync must be done by
+    watchdog_interval: int = 60
+    worker_soft_shutdown_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -272,6 +312,17 @@ class Settings:
             reconcile_match_days=_integer(env, "LEDGER_RECONCILE_MATCH_DAYS", 2, minimum=0),
             reconcile_refund_days=_integer(env, "LEDGER_RECONCILE_REFUND_DAYS", 30, minimum=0),
             reconcile_max_sync_age=_integer(env, "LEDGER_RECONCILE_MAX_SYNC_AGE", 26 * 3600, minimum=1),
+            alertmanager_url=_url(env, "LEDGER_ALERTMANAGER_URL"),
+            alert_webhook_timeout=_number(env, "LEDGER_ALERT_WEBHOOK_TIMEOUT", 10.0, minimum=0.001),
+            metrics_per_member=_flag(env, "LEDGER_METRICS_PER_MEMBER", True),
+            worker_metrics_port=_integer(env, "LEDGER_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
+            worker_metrics_host=env.get("LEDGER_WORKER_METRICS_HOST") or "127.0.0.1",
+            log_format=_choice(env, "LEDGER_LOG_FORMAT", "text", ("text", "json")),
+            log_level=_choice(env, "LEDGER_LOG_LEVEL", "", ("", "DEBUG", "INFO", "WARNING", "ERROR"), upper=True) or None,
+            health_beat_max_age=_integer(env, "LEDGER_HEALTH_BEAT_MAX_AGE", 300, minimum=1),
+            health_sync_deadline=_clock_time(env, "LEDGER_HEALTH_SYNC_DEADLINE", "06:00"),
+            watchdog_interval=_integer(env, "LEDGER_WATCHDOG_INTERVAL", 60, minimum=1),
+            worker_soft_shutdown_timeout=_number(env, "LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT", 10.0, minimum=0),
         )
 
     def with_hosts(self, base_url: str) -> Settings:

@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
 
 
 class WebhookReceiver:
-    """Collects JSON POSTs; `fail_next` answers 500 that many times first (a channel down)."""
+    """Collects JSON POSTs; `fail_next` answers 500 that many times first (a channel down);
+    `slow_next` answers that many only after `slow_seconds` (a slow receiver the sender gives up
+    on, though the message did arrive). `keys` holds every request's Idempotency-Key."""
 
     def __init__(self) -> None:
         self.received: list[dict] = []
+        self.keys: list[str | None] = []
         self.fail_next = 0
+        self.slow_next = 0
+        self.slow_seconds = 0.0
         self.arrived = threading.Condition()
         receiver = self
 
@@ -25,6 +31,21 @@ class WebhookReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.arrived:
+                    receiver.keys.append(self.headers.get("Idempotency-Key"))
+                    receiver.arrived.notify_all()
+                if receiver.slow_next > 0:
+                    receiver.slow_next -= 1
+                    with receiver.arrived:
+                        receiver.received.append(json.loads(body))
+                    time.sleep(receiver.slow_seconds)  # the sender has timed out by now
+                    try:
+                        self.send_response(200)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                    except OSError:
+                        pass
+                    return
                 if receiver.fail_next > 0:
                     receiver.fail_next -= 1
                     self.send_response(500)

@@ -56,3 +56,24 @@ def test_services_and_wiring(compose):
     assert plain["services"].get("redis", {"profiles": ["redis"]})["profiles"] == ["redis"]
     # With no .env, the pipeline points at the simulator: `--profile sandbox up` runs it end to end.
     assert sandbox["services"]["worker"]["environment"]["POPBILL_API_URL"] == "http://simulator:8765"
+
+
+def test_ops_profile_and_healthchecks(compose):
+    plain = config(compose)
+    # Only with --profile ops (`config` may list them, but marked with the profile).
+    assert all(plain["services"].get(s, {"profiles": ["ops"]})["profiles"] == ["ops"]
+               for s in ("prometheus", "alertmanager", "grafana", "flower", "metrics"))  # fmt: skip
+    worker, beat = plain["services"]["worker"], plain["services"]["beat"]
+    assert worker["healthcheck"]["test"] == ["CMD", "ledger", "healthcheck", "worker"]
+    assert beat["healthcheck"]["test"] == ["CMD", "ledger", "healthcheck", "beat"]
+    # The grace period outlasts the worker's soft shutdown, so a stopped task is handed back, not killed.
+    grace = worker["stop_grace_period"]
+    grace_seconds = int(str(grace).rstrip("s")) if isinstance(grace, str) else grace
+    assert grace_seconds > int(worker["environment"]["LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT"])
+    ops = config(compose, "ops")["services"]
+    assert {"prometheus", "alertmanager", "grafana", "flower", "metrics"} <= set(ops)
+    assert all(ops[s]["profiles"] == ["ops"] for s in ("prometheus", "alertmanager", "grafana", "flower", "metrics"))
+    assert ops["metrics"]["command"][:2] == ["metrics", "serve"]
+    mounts = json.dumps(ops["prometheus"]["volumes"]) + json.dumps(ops["grafana"]["volumes"])
+    for shipped in ("deploy/prometheus/alerts.yml", "deploy/prometheus/prometheus.yml", "deploy/grafana/ledger.json"):
+        assert (ROOT / shipped).is_file() and shipped.split("/")[-1] in mounts

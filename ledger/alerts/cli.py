@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ledger.alerts import service
+from ledger.alerts.alertmanager import push_quietly
 from ledger.alerts.outbox import channels, deliver
 from ledger.cli.main import friendly_errors, load_settings, open_engine
 from ledger.cli.output import echo_json, print_table
@@ -22,6 +23,7 @@ def balances(as_json: bool) -> None:
     with PopbillClient(settings) as client:
         readings = service.check_balances(engine, client, settings)
     deliver(engine, settings)
+    push_quietly(engine, settings)
     rows = [
         {"subject": r.subject, "balance": r.balance, "threshold": r.threshold, "daily_use": r.daily_use,
          "days_left": r.days_left, "alerts": ", ".join(r.alerts), "error": r.error}
@@ -48,17 +50,65 @@ def list_(firing: bool, as_json: bool) -> None:
 
 
 @alerts.command()
-@click.argument("corp_num")
-@click.option("--for", "duration", required=True, help="How long: 30m, 12h, 2d, 1w.")
+@click.argument("corp_num", required=False)
+@click.option("--rule", help=f"Only this rule ({', '.join(service.RULES)}); without CORP_NUM, for every member.")
+@click.option("--for", "duration", required=True, help="How long: 30m, 12h, 2d, 1w (at most a year).")
+@click.option("--comment", "-m", default="no reason given", help="Why; shown with the silence.")
+@click.option("--by", "created_by", default=None, help="Who sets it (default: your login name).")
 @friendly_errors
-def mute(corp_num: str, duration: str) -> None:
-    """Hold back a member's notifications for a while ('partner' mutes the partner's)."""
+def mute(corp_num: str | None, rule: str | None, duration: str, comment: str, created_by: str | None) -> None:
+    """Silence notifications of a member ('partner' for the partner's), of a rule, or both.
+
+    \b
+    Examples:
+      ledger alerts mute 1234567890 --for 2d -m "deposit promised on Friday"
+      ledger alerts mute --rule runway --for 12h -m "usage spike during the migration"
+    """
+    import getpass
+
     from ledger.popbill import validation
 
     span = service.parse_duration(duration)
-    subject = "partner" if corp_num == "partner" else validation.corp_num(corp_num, "mute")
-    until = service.mute(open_engine(), subject, span)
-    click.echo(f"{subject} muted until {until.isoformat()}")
+    subject = None if corp_num is None else "partner" if corp_num == "partner" else validation.corp_num(corp_num, "mute")
+    row = service.silence(open_engine(), subject=subject, rule=rule, duration=span, comment=comment,
+                          created_by=created_by or getpass.getuser())  # fmt: skip
+    what = " ".join(x for x in (row.subject, row.rule and f"rule {row.rule}") if x)
+    click.echo(f"silence {row.id}: {what} until {row.ends_at.isoformat()}")
+
+
+@alerts.command()
+@click.option("--all", "include_ended", is_flag=True, help="Ended silences too.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def mutes(include_ended: bool, as_json: bool) -> None:
+    """List silences in force (who set them, why, until when)."""
+    rows = service.list_silences(open_engine(), include_ended=include_ended)
+    echo_json(rows) if as_json else print_table("silences", rows)
+
+
+@alerts.command()
+@click.argument("silence_id", metavar="ID", type=int)
+@friendly_errors
+def unmute(silence_id: int) -> None:
+    """End a silence now (its ID from `ledger alerts mutes`)."""
+    service.unsilence(open_engine(), silence_id)
+    click.echo(f"silence {silence_id} ended")
+
+
+@alerts.command()
+@click.option("--status", type=click.Choice(["pending", "sent", "failed"]), help="Only notifications in this state.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def outbox(status: str | None, limit: int, as_json: bool) -> None:
+    """Notifications, newest first: channel, state, attempts, and why a failed one failed.
+
+    \b
+    Example:
+      ledger alerts outbox --status failed
+    """
+    rows = service.list_outbox(open_engine(), limit=limit, status=status)
+    echo_json(rows) if as_json else print_table("outbox", rows)
 
 
 @alerts.command()

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, func
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp
@@ -38,13 +39,25 @@ class Alert(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
 
 
-class AlertMute(Base):
-    """Notifications for a subject are held back until `until` (the alert state still moves)."""
+class AlertSilence(Base):
+    """Notifications matching it are held back from starts_at to ends_at (the alert states still
+    move). It matches a subject (a CorpNum or 'partner'), a rule, or both; who set it and why are
+    kept, as in Alertmanager."""
 
-    __tablename__ = "alert_mutes"
+    __tablename__ = "alert_silences"
+    __table_args__ = (
+        CheckConstraint("subject IS NOT NULL OR rule IS NOT NULL", name="matches_something"),
+        CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+        Index("ix_alert_silences_ends_at", "ends_at"),
+    )
 
-    subject: Mapped[str] = mapped_column(String(60), primary_key=True)
-    until: Mapped[dt.datetime] = mapped_column(Timestamp)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str | None] = mapped_column(String(60))
+    rule: Mapped[str | None] = mapped_column(String(30))
+    comment: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(100))
+    starts_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+    ends_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
 
 
@@ -59,7 +72,11 @@ class Notification(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The notification's stable id: sent as `notification_id` and the Idempotency-Key header on
+    # every attempt, so a receiver that got a retried delivery twice can drop the repeat.
+    key: Mapped[uuid.UUID] = mapped_column(server_default=text("gen_random_uuid()"), unique=True)
     alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="SET NULL"))
+    rule: Mapped[str | None] = mapped_column(String(30))  # grouped notifications: one per channel and rule
     channel: Mapped[str] = mapped_column(String(10))
     kind: Mapped[str] = mapped_column(String(20))  # firing, repeat, resolved, unknown, test, discrepancy
     text: Mapped[str] = mapped_column(Text)

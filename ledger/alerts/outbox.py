@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import smtplib
+import uuid
 from email.message import EmailMessage
 
 import requests
@@ -34,6 +35,7 @@ def enqueue(
     settings: Settings,
     *,
     alert_id: int | None,
+    rule: str | None = None,
     kind: str,
     text: str,
     payload: dict,
@@ -45,7 +47,7 @@ def enqueue(
     conn.execute(
         insert(Notification),
         [
-            {"alert_id": alert_id, "channel": c, "kind": kind, "text": text, "payload": payload,
+            {"key": uuid.uuid4(), "alert_id": alert_id, "rule": rule, "channel": c, "kind": kind, "text": text, "payload": payload,
              "created_at": now, "next_attempt_at": now}
             for c in channels(settings)
         ],
@@ -60,9 +62,14 @@ def _send(channel: str, row, settings: Settings) -> None:
     if channel == "log":
         log.warning("ALERT %s", row.text)
     elif channel == "webhook":
-        # Slack-compatible: a "text" field, plus the structured alert for other receivers.
+        # Slack-compatible: a "text" field, plus the structured alert for other receivers. The
+        # notification's id is the same on every attempt, so a receiver can drop a repeat.
+        key = str(row.key)
         try:
-            answer = requests.post(settings.alert_webhook_url.reveal(), json=row.payload, timeout=10)
+            answer = requests.post(
+                settings.alert_webhook_url.reveal(), json={**row.payload, "notification_id": key},
+                headers={"Idempotency-Key": key}, timeout=settings.alert_webhook_timeout,
+            )  # fmt: skip
         except requests.RequestException as exc:
             # The URL is a credential (Slack's are): report the failure without it.
             raise RuntimeError(f"webhook unreachable: {type(exc).__name__}") from None
@@ -70,7 +77,8 @@ def _send(channel: str, row, settings: Settings) -> None:
             raise RuntimeError(f"webhook answered HTTP {answer.status_code}")
     elif channel == "email":
         message = EmailMessage()
-        message["Subject"] = row.text[:150]
+        message["Subject"] = row.text.splitlines()[0][:150]
+        message["Message-ID"] = f"<{row.key}@ledger>"  # the same on every attempt
         message["From"] = settings.mail_from
         message["To"] = ", ".join(settings.mail_to)
         message.set_content(row.text + "\n\n" + jsonutil.dumps(row.payload))
@@ -86,7 +94,7 @@ def _send(channel: str, row, settings: Settings) -> None:
 
 _TAKE_DUE = text(
     """
-    SELECT id, channel, text, payload, attempts FROM notifications
+    SELECT id, key, channel, text, payload, attempts FROM notifications
     WHERE status IN ('pending', 'failed') AND next_attempt_at <= :now
     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
     """

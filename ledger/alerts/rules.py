@@ -5,7 +5,9 @@
 - it resolves only once the value clears the threshold by the hysteresis margin, so a
   balance hovering at the threshold does not flap;
 - a failed check sets it to 'unknown', which is never taken as OK;
-- a muted subject's alerts still move, but send nothing until the mute expires.
+- a silenced alert still moves, but sends nothing until the silence ends;
+- evaluate() only moves the alert and says what changed (an Event); the caller groups the
+  events of a check run into one notification per channel and rule (ledger.alerts.grouping).
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ import dataclasses
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
-from ledger.alerts.models import Alert, AlertMute
-from ledger.alerts.outbox import enqueue
+from ledger.alerts.models import Alert, AlertSilence
 from ledger.settings import Settings
 
 
@@ -34,6 +35,20 @@ class Check:
     summary: str = ""
 
 
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """What one check did to an alert that someone should hear about."""
+
+    kind: str  # firing (started), repeat (still firing), resolved, unknown (the check failed)
+    alert_id: int
+    subject: str
+    rule: str
+    member_id: int | None
+    summary: str
+    value: Decimal | None = None
+    threshold: Decimal | None = None
+
+
 def _alert(conn: Connection, check: Check) -> Row:
     """The alert's row, created if new, locked for this check."""
     conn.execute(
@@ -47,13 +62,19 @@ def _alert(conn: Connection, check: Check) -> Row:
     return row
 
 
-def muted(conn: Connection, subject: str, now: dt.datetime) -> bool:
-    until = conn.execute(select(AlertMute.until).where(AlertMute.subject == subject)).scalar()
-    return until is not None and until > now
+def silenced(conn: Connection, subject: str, rule: str, now: dt.datetime) -> bool:
+    """A silence in force matches the subject, the rule, or both."""
+    matching = select(AlertSilence.id).where(
+        AlertSilence.starts_at <= now,
+        AlertSilence.ends_at > now,
+        or_(AlertSilence.subject.is_(None), AlertSilence.subject == subject),
+        or_(AlertSilence.rule.is_(None), AlertSilence.rule == rule),
+    )
+    return conn.execute(matching.limit(1)).first() is not None
 
 
-def evaluate(conn: Connection, check: Check, settings: Settings, now: dt.datetime) -> str | None:
-    """Move the alert for one check; returns the notification kind sent, if any."""
+def evaluate(conn: Connection, check: Check, settings: Settings, now: dt.datetime) -> Event | None:
+    """Move the alert for one check; returns the event to notify, if any (none when silenced)."""
     alert = _alert(conn, check)
     incident_open = alert.fired_at is not None and alert.resolved_at is None
     changes: dict = {"checked_at": now, "updated_at": now}
@@ -87,13 +108,12 @@ def evaluate(conn: Connection, check: Check, settings: Settings, now: dt.datetim
                 changes["state"] = "firing"  # inside the hysteresis band: not resolved yet
             else:
                 changes["state"] = "ok"
-    if notify and muted(conn, check.subject, now):
+    if notify and silenced(conn, check.subject, check.rule, now):
         notify = None
     if notify:
         changes["last_notified_at"] = now
-        text = f"[{notify.upper()}] {check.rule} {check.subject}: {check.summary or 'balance check failed'}"
-        enqueue(conn, settings, alert_id=alert.id, kind=notify, text=text, now=now,
-                payload={"subject": check.subject, "rule": check.rule, "state": changes["state"],
-                         "value": check.value, "threshold": check.threshold})  # fmt: skip
     conn.execute(Alert.__table__.update().where(Alert.id == alert.id).values(**changes))
-    return notify
+    if not notify:
+        return None
+    return Event(notify, alert.id, check.subject, check.rule, check.member_id,
+                 check.summary or "the check failed", check.value, check.threshold)  # fmt: skip

@@ -10,17 +10,22 @@ from decimal import Decimal
 from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from ledger.alerts.models import PARTNER, Alert, AlertMute
+from ledger.alerts import grouping
+from ledger.alerts.models import PARTNER, Alert, AlertSilence, Notification
 from ledger.alerts.outbox import enqueue
-from ledger.alerts.rules import Check, evaluate
+from ledger.alerts.rules import Check, Event, evaluate
 from ledger.balances.models import BalanceSnapshot
 from ledger.errors import UserInputError
 from ledger.history.codes import load_codes
 from ledger.members.models import Member
 from ledger.popbill import PopbillClient, PopbillError
+from ledger.popbill.errors import RateLimitError, ServerError, TransportError
 from ledger.settings import Settings
 
 LOW_BALANCE, RUNWAY, STUCK = "low_balance", "runway", "stuck_pending"
+UNREACHABLE, BEAT_DOWN, SYNC_LATE = "popbill_unreachable", "beat_down", "nightly_sync_late"
+RULES = (LOW_BALANCE, RUNWAY, STUCK, UNREACHABLE, BEAT_DOWN, SYNC_LATE)
+POPBILL = "popbill"  # the subject of the unreachable alert
 
 
 @dataclasses.dataclass
@@ -33,6 +38,7 @@ class BalanceReading:
     daily_use: Decimal | None = None
     days_left: Decimal | None = None
     error: str | None = None
+    unreachable: bool = False  # the error says Popbill could not be reached, not that the member is wrong
     alerts: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -44,19 +50,40 @@ _USED_IN_WEEK = text(
 )
 
 
-def _read(client: PopbillClient, subject: str, corp_num: str) -> tuple[Decimal | None, str | None]:
+def _read(client: PopbillClient, reading: BalanceReading) -> None:
     try:
-        if subject == PARTNER:
-            return client.get_partner_balance(corp_num), None
-        return client.get_balance(corp_num), None
+        if reading.subject == PARTNER:
+            reading.balance = client.get_partner_balance(reading.corp_num)
+        else:
+            reading.balance = client.get_balance(reading.corp_num)
     except PopbillError as exc:
-        return None, str(exc)
+        reading.error = str(exc)
+        reading.unreachable = isinstance(exc, (TransportError, ServerError, RateLimitError))
+
+
+def _low_balance(reading: BalanceReading, h: Decimal) -> Check:
+    balance, threshold = reading.balance, reading.threshold
+    if balance is None:
+        return Check(reading.subject, LOW_BALANCE, reading.member_id, None, summary=reading.error or "")
+    holds = balance < threshold
+    # Said so that it is true in every state: a resolved alert must not say "is below".
+    summary = f"balance {balance} is below {threshold}" if holds else f"balance {balance} is no longer below {threshold}"
+    return Check(reading.subject, LOW_BALANCE, reading.member_id, holds, balance, threshold,
+                 cleared=balance > threshold * h, summary=summary)  # fmt: skip
+
+
+def popbill_unreachable(readings: list[BalanceReading]) -> bool:
+    """Most reads failed for want of Popbill itself (connection, 5xx, 429), not per member."""
+    failed = sum(1 for r in readings if r.unreachable)
+    return failed > 0 and failed * 2 >= len(readings)
 
 
 def check_balances(engine: Engine, client: PopbillClient, settings: Settings, *, now: dt.datetime | None = None
                    ) -> list[BalanceReading]:  # fmt: skip
     """GetBalance for every active member and GetPartnerBalance for the partner, each kept as a
-    snapshot and run through the low-balance and runway rules."""
+    snapshot and run through the low-balance and runway rules. The run sends at most one
+    notification per channel and rule. When Popbill cannot be reached, one 'popbill_unreachable'
+    alert fires and the members' 'unknown' states notify nobody (inhibition)."""
     now = now or dt.datetime.now(dt.UTC)
     credit_types = sorted(load_codes(engine).credit_tx_types)
     h = 1 + settings.alert_hysteresis
@@ -72,28 +99,38 @@ def check_balances(engine: Engine, client: PopbillClient, settings: Settings, *,
     partner_corp = settings.partner_corp_num or (members[0].corp_num if members else None)
     if partner_corp:
         readings.append(BalanceReading(PARTNER, partner_corp, None, None, settings.partner_threshold))
-    for reading in readings:
-        reading.balance, reading.error = _read(client, reading.subject, reading.corp_num)
-        with engine.begin() as conn:
-            if reading.balance is not None:
-                conn.execute(
-                    insert(BalanceSnapshot).values(
-                        subject="partner" if reading.subject == PARTNER else "member", member_id=reading.member_id,
-                        corp_num=reading.corp_num, balance=reading.balance, taken_at=now,
-                    )
-                )  # fmt: skip
-            low = Check(
-                reading.subject, LOW_BALANCE, reading.member_id,
-                None if reading.balance is None else reading.balance < reading.threshold,
-                reading.balance, reading.threshold, cleared=reading.balance is not None and reading.balance > reading.threshold * h,
-                summary=f"balance {reading.balance} is below {reading.threshold}" if reading.balance is not None else "",
-            )  # fmt: skip
-            checks = [low]
+    for reading in readings:  # the calls first, then one transaction for what they found
+        _read(client, reading)
+    unreachable = popbill_unreachable(readings)
+    events: list[Event] = []
+    with engine.begin() as conn:
+        snapshots = [
+            {"subject": "partner" if r.subject == PARTNER else "member", "member_id": r.member_id,
+             "corp_num": r.corp_num, "balance": r.balance, "taken_at": now}
+            for r in readings if r.balance is not None
+        ]  # fmt: skip
+        if snapshots:
+            conn.execute(insert(BalanceSnapshot), snapshots)
+        for reading in readings:
+            checks = [_low_balance(reading, h)]
             if reading.member_id is not None and settings.alert_runway_days > 0:
                 checks.append(_runway(conn, reading, settings, now, credit_types, h))
             for check in checks:
-                if evaluate(conn, check, settings, now):
+                event = evaluate(conn, check, settings, now)
+                if event:
                     reading.alerts.append(check.rule)
+                    if not (unreachable and event.kind == "unknown"):
+                        events.append(event)
+        failed = [r for r in readings if r.unreachable]
+        outage = Check(
+            POPBILL, UNREACHABLE, None, unreachable, Decimal(len(failed)), Decimal(len(readings)), cleared=True,
+            summary=(f"{len(failed)} of {len(readings)} balance reads failed: {failed[0].error}" if unreachable
+                     else f"Popbill answers again ({len(readings) - len(failed)} of {len(readings)} balance reads worked)"),
+        )  # fmt: skip
+        event = evaluate(conn, outage, settings, now)
+        if event:
+            events.append(event)
+        grouping.notify(conn, settings, events, now)
     return readings
 
 
@@ -101,19 +138,22 @@ def _runway(conn, reading: BalanceReading, settings: Settings, now: dt.datetime,
     """Alert when, at the last seven days' average daily use, the balance runs out in under N days."""
     limit = Decimal(settings.alert_runway_days)
     if reading.balance is None:
-        return Check(reading.subject, RUNWAY, reading.member_id, None)
+        return Check(reading.subject, RUNWAY, reading.member_id, None, summary=reading.error or "")
     used = conn.execute(
         _USED_IN_WEEK, {"member": reading.member_id, "since": now - dt.timedelta(days=7), "credit_types": credit_types}
     ).scalar()
     reading.daily_use = (Decimal(used or 0) / 7).quantize(Decimal("0.01"))
     if not reading.daily_use:
-        return Check(reading.subject, RUNWAY, reading.member_id, False, cleared=True)
+        return Check(reading.subject, RUNWAY, reading.member_id, False, cleared=True,
+                     summary="no points used in the last 7 days")  # fmt: skip
     days_left = (reading.balance / reading.daily_use).quantize(Decimal("0.1"))
     reading.days_left = days_left
-    return Check(
-        reading.subject, RUNWAY, reading.member_id, days_left < limit, days_left, limit, cleared=days_left > limit * h,
-        summary=f"{days_left} days of points left at {reading.daily_use.quantize(Decimal('0.1'))} a day (limit {limit})",
-    )  # fmt: skip
+    holds = days_left < limit
+    rate = reading.daily_use.quantize(Decimal("0.1"))
+    summary = (f"{days_left} days of points left at {rate} a day (limit {limit})" if holds
+               else f"{days_left} days of points left at {rate} a day, no longer under the limit of {limit}")  # fmt: skip
+    return Check(reading.subject, RUNWAY, reading.member_id, holds, days_left, limit, cleared=days_left > limit * h,
+                 summary=summary)  # fmt: skip
 
 
 def review_stuck(engine: Engine, settings: Settings, *, now: dt.datetime | None = None) -> list[str]:
@@ -130,34 +170,106 @@ def review_stuck(engine: Engine, settings: Settings, *, now: dt.datetime | None 
                  "(SELECT subject FROM alerts WHERE rule = :rule AND state <> 'ok')"),
             {"rule": STUCK},
         ).all()  # fmt: skip
+        events = []
         for item in items:
             subject = f"{item.kind}:{item.code}"
             holds = item.state == "pending" and now - item.requested_at > age
             days = Decimal((now - item.requested_at).total_seconds() / 86400).quantize(Decimal("0.1"))
+            summary = (f"{item.kind} {item.code} of {item.corp_num} pending for {days} days" if item.state == "pending"
+                       else f"{item.kind} {item.code} of {item.corp_num} is no longer pending ({item.state})")  # fmt: skip
             check = Check(subject, STUCK, item.member_id, holds, days, Decimal(settings.pending_stuck_after) / 86400,
-                          cleared=item.state != "pending",
-                          summary=f"{item.kind} {item.code} of {item.corp_num} pending for {days} days")  # fmt: skip
-            if evaluate(conn, check, settings, now) == "firing":
-                fired.append(subject)
+                          cleared=item.state != "pending", summary=summary)  # fmt: skip
+            event = evaluate(conn, check, settings, now)
+            if event:
+                events.append(event)
+                if event.kind == "firing":
+                    fired.append(subject)
+        grouping.notify(conn, settings, events, now)
     return fired
 
 
+MAX_SILENCE = dt.timedelta(days=366)
+
+
 def parse_duration(text_value: str) -> dt.timedelta:
-    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text_value or "")
+    """A silence's length: more than nothing, at most a year."""
+    match = re.fullmatch(r"\s*(\d{1,9})\s*([smhdw])\s*", text_value or "")
     if not match:
         raise UserInputError(f"--for: a duration such as 30m, 12h or 2d, got {text_value!r}")
-    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-    return dt.timedelta(seconds=int(match.group(1)) * seconds)
+    seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    if seconds <= 0 or seconds > MAX_SILENCE.total_seconds():
+        raise UserInputError(f"--for: from 1s to a year (366d), got {text_value!r}")
+    return dt.timedelta(seconds=seconds)
 
 
-def mute(engine: Engine, subject: str, duration: dt.timedelta, *, now: dt.datetime | None = None) -> dt.datetime:
-    until = (now or dt.datetime.now(dt.UTC)) + duration
+def silence(
+    engine: Engine,
+    *,
+    subject: str | None,
+    rule: str | None,
+    duration: dt.timedelta,
+    comment: str,
+    created_by: str,
+    now: dt.datetime | None = None,
+) -> AlertSilence:
+    """Hold back the notifications of a member's (or the partner's) alerts, of a rule, or of both."""
+    if subject is None and rule is None:
+        raise UserInputError("a silence needs a member (CORP_NUM or 'partner') or --rule, or both")
+    if rule is not None and rule not in RULES:
+        raise UserInputError(f"--rule: one of {', '.join(RULES)}, got {rule!r}")
+    if not comment.strip():
+        raise UserInputError("--comment: say why (it is shown with the silence)")
+    if not dt.timedelta(0) < duration <= MAX_SILENCE:
+        raise UserInputError("--for: from 1s to a year (366d)")
+    now = now or dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
-        conn.execute(
-            insert(AlertMute).values(subject=subject, until=until)
-            .on_conflict_do_update(index_elements=["subject"], set_={"until": until})
-        )  # fmt: skip
-    return until
+        if subject not in (None, PARTNER):
+            known = conn.execute(select(Member.id).where(Member.corp_num == subject)).first()
+            if known is None:
+                raise UserInputError(f"CORP_NUM: {subject} is not a member (see `ledger members list`)")
+        row = conn.execute(
+            insert(AlertSilence).values(subject=subject, rule=rule, comment=comment.strip(),
+                                        created_by=created_by[:100], starts_at=now, ends_at=now + duration)
+            .returning(*AlertSilence.__table__.c)
+        ).one()  # fmt: skip
+    return row
+
+
+def list_silences(engine: Engine, *, include_ended: bool = False, now: dt.datetime | None = None) -> list[dict]:
+    now = now or dt.datetime.now(dt.UTC)
+    query = select(AlertSilence.id, AlertSilence.subject, AlertSilence.rule, AlertSilence.starts_at,
+                   AlertSilence.ends_at, AlertSilence.created_by, AlertSilence.comment).order_by(AlertSilence.id)  # fmt: skip
+    if not include_ended:
+        query = query.where(AlertSilence.ends_at > now)
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def unsilence(engine: Engine, silence_id: int) -> None:
+    with engine.begin() as conn:
+        gone = conn.execute(AlertSilence.__table__.delete().where(AlertSilence.id == silence_id)).rowcount
+    if not gone:
+        raise UserInputError(f"ID: no silence {silence_id} (see `ledger alerts mutes`)")
+
+
+def list_outbox(engine: Engine, *, limit: int = 50, status: str | None = None) -> list[dict]:
+    """The latest notifications, with why a failed one failed and when it is tried again."""
+    query = (
+        select(Notification.id, Notification.key, Notification.created_at, Notification.channel, Notification.rule,
+               Notification.kind, Notification.status, Notification.attempts, Notification.next_attempt_at,
+               Notification.sent_at, Notification.last_error, Notification.text)
+        .order_by(Notification.id.desc()).limit(limit)
+    )  # fmt: skip
+    if status:
+        query = query.where(Notification.status == status)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(query)]
+    for row in rows:
+        row["key"] = str(row["key"])
+        row["text"] = row["text"].splitlines()[0]
+        if row["status"] == "sent":
+            row["next_attempt_at"] = None
+    return rows
 
 
 def list_alerts(engine: Engine, *, firing_only: bool = False) -> list[dict]:

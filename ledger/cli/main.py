@@ -56,9 +56,16 @@ class _Root(click.Group):
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """ledger: your Popbill members' point ledger, in your own PostgreSQL."""
+    from ledger import logs
+
     asking_for_help = bool({"--help", "-h"} & set(ctx.meta.get("ledger.argv", ())))
     if ctx.invoked_subcommand not in _SETTINGS_CHECKED_BY_COMMAND and not asking_for_help:
-        load_settings()  # a bad variable stops every command here, with one line naming it
+        logs.configure(load_settings())  # a bad variable stops every command here, with one line naming it
+        return
+    try:
+        logs.configure(Settings.from_env())
+    except SettingsError:
+        logs.configure(Settings())  # the command itself reports the bad variable
 
 
 def open_engine(settings: Settings | None = None):
@@ -74,7 +81,9 @@ def _register() -> None:
     from ledger.alerts import cli as alerts_cli
     from ledger.cli import db_commands, demo_command, popbill_commands, simulator_commands, worker_commands
     from ledger.doctor import cli as doctor_cli
+    from ledger.health import cli as health_cli
     from ledger.members import cli as members_cli
+    from ledger.metrics import cli as metrics_cli
     from ledger.pending import cli as pending_cli
     from ledger.reconcile import cli as reconcile_cli
     from ledger.reports import cli as reports_cli
@@ -101,6 +110,8 @@ def _register() -> None:
     cli.add_command(simulator_commands.simulator)
     cli.add_command(sandbox_cli.sandbox)
     cli.add_command(doctor_cli.doctor)
+    cli.add_command(metrics_cli.metrics)
+    cli.add_command(health_cli.healthcheck)
 
 
 _register()

@@ -15,7 +15,9 @@ def worker(concurrency: int, loglevel: str, hostname: str | None) -> None:
     """Run a Celery worker (threads: the engine and the Popbill client are shared)."""
     import os
 
-    load_settings()
+    from ledger import logs
+
+    logs.configure(load_settings(), default_level="INFO")
     from workers import app
 
     # RabbitMQ refuses a second worker of the same node name (its control queue is exclusive),
@@ -28,7 +30,10 @@ def worker(concurrency: int, loglevel: str, hostname: str | None) -> None:
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
     """Run Celery beat, the scheduler. Run one; a second is harmless (slots are claimed)."""
+    from ledger import logs
+
     settings = load_settings()
+    logs.configure(settings, default_level="INFO")
     from workers import app
 
     settings.ledger_home.mkdir(parents=True, exist_ok=True)

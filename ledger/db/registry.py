@@ -3,6 +3,7 @@
 from ledger.alerts import models as alerts_models  # noqa: F401
 from ledger.balances import models as balances_models  # noqa: F401
 from ledger.db.base import Base
+from ledger.health import models as health_models  # noqa: F401
 from ledger.history import models as history_models  # noqa: F401
 from ledger.members import models as members_models  # noqa: F401
 from ledger.pending import models as pending_models  # noqa: F401

@@ -10,6 +10,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from ledger.metrics import process as process_metrics
 from ledger.popbill import auth
 from ledger.popbill.clock import LocalClock, ServerClock, parse_server_time
 from ledger.popbill.errors import (
@@ -252,10 +253,27 @@ class Requestor:
         # One deadline for the whole call, every attempt included: no answer, however slowly
         # it trickles in, holds a sync longer than this.
         deadline = time.monotonic() + settings.call_deadline
-        return call_with_retries(
-            lambda: self._authorised(call, method, url_for, corp_num, headers, body, deadline),
-            idempotent=idempotent,
-            attempts=settings.retry_attempts,
-            max_seconds=min(settings.retry_max_seconds, settings.call_deadline),
-            base=settings.retry_backoff,
-        )
+        tries = 0
+
+        def attempt() -> dict:
+            nonlocal tries
+            tries += 1
+            return self._authorised(call, method, url_for, corp_num, headers, body, deadline)
+
+        started, failure = time.perf_counter(), None
+        try:
+            return call_with_retries(
+                attempt,
+                idempotent=idempotent,
+                attempts=settings.retry_attempts,
+                max_seconds=min(settings.retry_max_seconds, settings.call_deadline),
+                base=settings.retry_backoff,
+            )
+        except Exception as exc:
+            failure = exc
+            raise
+        finally:
+            process_metrics.POPBILL_CALL_SECONDS.labels(call).observe(time.perf_counter() - started)
+            process_metrics.POPBILL_CALLS.labels(call, process_metrics.outcome_of(failure)).inc()
+            if tries > 1:
+                process_metrics.POPBILL_RETRIES.labels(call).inc(tries - 1)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
-from ledger import context
+from ledger import context, logs
+from ledger.metrics.process import ROWS_WRITTEN
 from ledger.scheduling.service import claim
 from ledger.sync.catch_up import close_abandoned_runs, overdue
 from ledger.sync.models import KINDS
 from ledger.sync.resilient import sync_member_resilient
 from ledger.sync.service import members_to_sync
 from ledger.sync.windows import SyncOptions
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="ledger.sync.nightly")
@@ -35,6 +40,11 @@ def sync_member_task(self, corp_num: str, kind: str) -> dict:
         context.engine(), context.client(), corp_num, kind, settings=settings,
         options=SyncOptions.from_settings(settings),
     )  # fmt: skip
+    logs.bind(run_id=result.run_id)
+    log.info("sync of %s %s %s: %s rows inserted, %s updated", corp_num, kind, result.status, result.inserted,
+             result.updated)  # fmt: skip
+    ROWS_WRITTEN.labels(kind, "inserted").inc(result.inserted)
+    ROWS_WRITTEN.labels(kind, "updated").inc(result.updated)
     if result.status == "failed" and result.retryable:
         # Short countdowns only: a long ETA outlives the broker's visibility timeout.
         raise self.retry(countdown=min(600, 30 * 2**self.request.retries))

@@ -95,8 +95,11 @@ def test_fire_repeat_hysteresis_resolve_and_mute(env, sim, receivers):
     check(env, T0 + dt.timedelta(hours=7))
     assert alert_state(engine) == "ok"
     assert hook.texts()[-1].startswith("[RESOLVED")
+    # What a resolved alert says is true of it: the balance is no longer below the threshold.
+    assert "is below" not in hook.texts()[-1] and "no longer below 1000" in hook.texts()[-1]
 
-    service.mute(engine, CORP, dt.timedelta(days=2), now=T0 + dt.timedelta(hours=8))
+    service.silence(engine, subject=CORP, rule=None, duration=dt.timedelta(days=2), comment="deposit promised",
+                    created_by="ops", now=T0 + dt.timedelta(hours=8))  # fmt: skip
     sim.set_balance(CORP, "100")
     check(env, T0 + dt.timedelta(hours=9))
     assert alert_state(engine) == "firing" and len(hook.received) == 3  # muted: the state moves, nothing is sent

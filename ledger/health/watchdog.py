@@ -1,0 +1,63 @@
+"""The dead man's switch, run on the worker side (not by beat, which may be what stopped):
+'beat_down' fires when beat's heartbeat is too old, 'nightly_sync_late' when the nightly sync
+has not finished by its hour; both through the same alert rules, grouping and channels."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+
+from sqlalchemy import Engine
+
+from ledger.alerts import grouping
+from ledger.alerts.alertmanager import push_quietly
+from ledger.alerts.outbox import deliver
+from ledger.alerts.rules import Check, evaluate
+from ledger.alerts.service import BEAT_DOWN, SYNC_LATE
+from ledger.health import checks
+from ledger.scheduling.service import claim
+from ledger.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def review(engine: Engine, settings: Settings, *, now: dt.datetime | None = None) -> list[str]:
+    """Move the two watchdog alerts; returns the rules that are firing now."""
+    now = now or dt.datetime.now(dt.UTC)
+    beat_problem = checks.beat(engine, settings, now)
+    sync_problem = checks.nightly_sync(engine, settings, now)
+    found = [
+        Check("beat", BEAT_DOWN, None, beat_problem is not None, cleared=True,
+              summary=beat_problem or "beat's heartbeat is fresh again"),
+        Check("nightly_sync", SYNC_LATE, None, sync_problem is not None, cleared=True,
+              summary=sync_problem or "the nightly sync has finished"),
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        events = [e for e in (evaluate(conn, check, settings, now) for check in found) if e]
+        grouping.notify(conn, settings, events, now)
+    return [c.rule for c in found if c.holds]
+
+
+def review_once(engine: Engine, settings: Settings) -> None:
+    """One round, claimed so that several workers raise the alert once."""
+    if not claim(engine, "watchdog", f"{settings.watchdog_interval}s"):
+        return
+    review(engine, settings)
+    deliver(engine, settings)
+    push_quietly(engine, settings)
+
+
+def start(engine_factory, settings: Settings) -> threading.Event:
+    """Run review_once every watchdog interval in a daemon thread; set the event to stop it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(settings.watchdog_interval):
+            try:
+                review_once(engine_factory(), settings)
+            except Exception:  # noqa: BLE001 - a database outage must not kill the watchdog
+                log.exception("watchdog round failed")
+
+    threading.Thread(target=loop, name="ledger-watchdog", daemon=True).start()
+    return stop
