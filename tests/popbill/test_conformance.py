@@ -139,7 +139,7 @@ def test_refund_and_refund_info(sdk, ours):
         ContactName="담당자",
         TEL="02-000-0000",
         RequestPoint="100",
-        AccountBank="004",
+        AccountBank="국민",
         AccountNum="123456",
         AccountName="홍길동",
         Reason="테스트",

@@ -260,7 +260,7 @@ def test_pages_that_move_while_paging_are_fetched_again(ledger_db, popbill, sim)
 
     def request_a_refund_after_page_one():
         wait_for(lambda: len(sim.requests("/RefundHistory")) >= 1, what="page 1")
-        sim.world.request_refund(corp, {"requestpoint": "100", "accountbank": "004", "accountnum": "1",
+        sim.world.request_refund(corp, {"requestpoint": "100", "accountbank": "국민", "accountnum": "1",
                                         "accountname": "홍", "reason": "r", "contactname": "c", "tel": "t"})  # fmt: skip
 
     meddler = threading.Thread(target=request_a_refund_after_page_one)
