@@ -74,6 +74,13 @@ def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {env.get(name)!r}")
+    return value
+
+
 def _schedule(env: Mapping[str, str], name: str, default: str) -> str:
     """'off', an interval ('600s', '10m', '2h'), or a five-field crontab in Korean time."""
     raw = (env.get(name) or default).strip()
@@ -148,6 +155,7 @@ class Settings:
     reconcile_match_days: int = 2  # how far a deposit's credit may be from its stateDT
     reconcile_refund_days: int = 30  # how long after the request a refund's debit may come
     reconcile_max_sync_age: int = 26 * 3600  # a ledger older than this is stale, never reconciled
+    lang: str = "en"  # headers and labels of reports and exports: en or ko
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -203,6 +211,7 @@ class Settings:
             reconcile_match_days=_integer(env, "LEDGER_RECONCILE_MATCH_DAYS", 2, minimum=0),
             reconcile_refund_days=_integer(env, "LEDGER_RECONCILE_REFUND_DAYS", 30, minimum=0),
             reconcile_max_sync_age=_integer(env, "LEDGER_RECONCILE_MAX_SYNC_AGE", 26 * 3600, minimum=1),
+            lang=_choice(env, "LEDGER_LANG", "en", ("en", "ko")),
         )
 
     def with_hosts(self, base_url: str) -> Settings:

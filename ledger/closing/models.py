@@ -17,8 +17,13 @@ class MonthClose(Base):
     __table_args__ = (
         CheckConstraint("(reopened_at IS NULL) = (reopen_reason IS NULL)", name="reopen_has_reason"),
         CheckConstraint("extract(day FROM month) = 1", name="month_first_day"),
-        Index("uq_month_closes_member_id_month_in_force", "member_id", "month", unique=True,
-              postgresql_where=text("reopened_at IS NULL")),  # fmt: skip
+        Index(
+            "uq_month_closes_member_id_month_in_force",
+            "member_id",
+            "month",
+            unique=True,
+            postgresql_where=text("reopened_at IS NULL"),
+        ),  # fmt: skip
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

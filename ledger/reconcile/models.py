@@ -10,7 +10,7 @@ from ledger.db.base import Base, Timestamp
 
 CHECKS = (
     "balance_chain", "closing_balance", "deposit_without_credit", "credit_without_deposit",
-    "refund_without_debit", "debit_without_refund", "pending_aging", "sync_stale",
+    "refund_without_debit", "debit_without_refund", "pending_aging", "sync_stale", "tx_sign", "closed_period_changed",
 )  # fmt: skip
 
 

@@ -112,8 +112,11 @@ VIEWS = {
                  i.name_ko
         """,
         "Points used per member, Korean month and service (item_code).",
-        {"month": "first day of the Korean month", "points": "points used by that service in the month",
-         "service": "the service's name from item_codes"},
+        {
+            "month": "first day of the Korean month",
+            "points": "points used by that service in the month",
+            "service": "the service's name from item_codes",
+        },
     ),
     "v_deposits": (
         """
@@ -195,7 +198,13 @@ VIEWS = {
 }
 
 # Views that read the ones above are dropped first and recreated after.
-DEPENDENT_ORDER = ["v_usage_signed", "v_usage_daily", "v_monthly_usage_by_service", "v_deposits", "v_monthly_statements"]
+DEPENDENT_ORDER = [
+    "v_usage_signed",
+    "v_usage_daily",
+    "v_monthly_usage_by_service",
+    "v_deposits",
+    "v_monthly_statements",
+]
 
 
 def _literal(text: str) -> str:
@@ -241,7 +250,9 @@ def upgrade() -> None:
         sa.Column("reopened_by", sa.String(length=100), nullable=True),
         sa.Column("reopened_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reopen_reason", sa.Text(), nullable=True),
-        sa.CheckConstraint("(reopened_at IS NULL) = (reopen_reason IS NULL)", name=op.f("ck_month_closes_reopen_has_reason")),
+        sa.CheckConstraint(
+            "(reopened_at IS NULL) = (reopen_reason IS NULL)", name=op.f("ck_month_closes_reopen_has_reason")
+        ),
         sa.CheckConstraint("extract(day FROM month) = 1", name=op.f("ck_month_closes_month_first_day")),
         sa.ForeignKeyConstraint(
             ["member_id"], ["members.id"], name=op.f("fk_month_closes_member_id_members"), ondelete="CASCADE"
@@ -259,7 +270,9 @@ def downgrade() -> None:
     for name in reversed(DEPENDENT_ORDER):
         op.execute(f"DROP VIEW IF EXISTS {name}")
     previous = _previous_views()
-    _create_views({name: previous[name] for name in ("v_usage_daily", "v_monthly_usage_by_service", "v_monthly_statements")})
+    _create_views(
+        {name: previous[name] for name in ("v_usage_daily", "v_monthly_usage_by_service", "v_monthly_statements")}
+    )
     op.drop_index("uq_month_closes_member_id_month_in_force", table_name="month_closes")
     op.drop_table("month_closes")
     op.drop_table("item_codes")

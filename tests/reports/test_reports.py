@@ -126,7 +126,9 @@ def test_xlsx_export_reads_back_with_number_formats_and_korean_headers(synced, t
     for excel_row, row in zip(sheet.iter_rows(min_row=2), rows, strict=True):
         for cell, value in zip(excel_row, row, strict=True):
             if isinstance(value, Decimal):
-                assert Decimal(str(cell.value)) == value and cell.number_format == exporting.POINTS_FORMAT
+                whole = value == value.to_integral_value()
+                assert Decimal(str(cell.value)) == value
+                assert cell.number_format == (exporting.WHOLE_FORMAT if whole else exporting.FRACTION_FORMAT)
             elif isinstance(value, dt.date):
                 assert cell.value.date() == value and cell.number_format == exporting.DATE_FORMAT
 
