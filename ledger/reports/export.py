@@ -4,7 +4,7 @@ Rows stream from a server-side cursor into the file, so memory stays flat whatev
 count (openpyxl's write-only mode for XLSX). Cells are safe to open: text that a spreadsheet
 would take for a formula (OWASP: it begins with =, +, -, @, tab or CR) gets a leading apostrophe
 in CSV, and XLSX cells are always typed values, never formulas; control characters that XLSX
-cannot hold are replaced rather than crashing the export.
+cannot hold become U+FFFD in XLSX rather than crashing the export (CSV and JSON keep them).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class ExportError(UserInputError):
 
 
 def clean_text(value: str) -> str:
-    """Control characters a spreadsheet cannot hold become U+FFFD, so an export never crashes."""
+    """Control characters XLSX cannot hold become U+FFFD, so an export never crashes."""
     return _ILLEGAL.sub("\ufffd", value)
 
 
@@ -78,7 +78,7 @@ def rows_of(engine: Engine, name: str, start: dt.date | None, end: dt.date | Non
     if column is None and (start or end):
         raise ExportError(f"--from/--to: {name} has no date to filter on")
     source = (
-        f"(SELECT m.corp_num, t.* FROM {name} t JOIN members m ON m.id = t.member_id)" if name in _WITH_MEMBER else name
+        f"(SELECT m.corp_num, t.* FROM {name} t LEFT JOIN members m ON m.id = t.member_id)" if name in _WITH_MEMBER else name
     )
     with engine.connect() as conn:
         where, params = [], {}
@@ -130,12 +130,13 @@ def plain(value):
 
 
 def _csv_cell(value) -> str:
+    # CSV can hold any character, so text stays exactly as stored; only formulas are defused.
     if value is None:
         return ""
     if isinstance(value, str):
-        return neutralise(clean_text(value))
+        return neutralise(value)
     if isinstance(value, dict | list):
-        return neutralise(clean_text(plain(value)))
+        return neutralise(plain(value))
     return str(plain(value))
 
 
