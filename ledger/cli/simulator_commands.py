@@ -24,7 +24,9 @@ from ledger.cli.main import load_settings
 @click.option(
     "--token-lifetime", default=3600.0, show_default=True, type=click.FloatRange(1), help="Seconds a token lives."
 )
-@click.option("--signed-tx-point", is_flag=True, help="Serve debits' txPoint as negative numbers (default: magnitudes).")
+@click.option(
+    "--signed-tx-point", is_flag=True, help="Serve debits' txPoint as negative numbers (default: magnitudes)."
+)
 def simulator(
     host, port, seed, link_id, secret_key, history_days, usage_per_day, token_lifetime, signed_tx_point
 ) -> None:

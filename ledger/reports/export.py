@@ -78,7 +78,9 @@ def rows_of(engine: Engine, name: str, start: dt.date | None, end: dt.date | Non
     if column is None and (start or end):
         raise ExportError(f"--from/--to: {name} has no date to filter on")
     source = (
-        f"(SELECT m.corp_num, t.* FROM {name} t LEFT JOIN members m ON m.id = t.member_id)" if name in _WITH_MEMBER else name
+        f"(SELECT m.corp_num, t.* FROM {name} t LEFT JOIN members m ON m.id = t.member_id)"
+        if name in _WITH_MEMBER
+        else name
     )
     with engine.connect() as conn:
         where, params = [], {}
@@ -87,7 +89,11 @@ def rows_of(engine: Engine, name: str, start: dt.date | None, end: dt.date | Non
                 text("SELECT data_type FROM information_schema.columns WHERE table_name = :t AND column_name = :c"),
                 {"t": name, "c": column},
             ).scalar()
-            day = f"({column} AT TIME ZONE 'Asia/Seoul')::date" if kind == "timestamp with time zone" else f"{column}::date"
+            day = (
+                f"({column} AT TIME ZONE 'Asia/Seoul')::date"
+                if kind == "timestamp with time zone"
+                else f"{column}::date"
+            )
             if start:
                 where.append(f"{day} >= :start")
                 params["start"] = start
@@ -95,7 +101,9 @@ def rows_of(engine: Engine, name: str, start: dt.date | None, end: dt.date | Non
                 where.append(f"{day} <= :end")
                 params["end"] = end
         order = _ORDER.get(name) or (f"{column}, id" if name in _WITH_MEMBER or name == "state_changes" else column)
-        query = f"SELECT * FROM {source} AS x" + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {order}"
+        query = (
+            f"SELECT * FROM {source} AS x" + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {order}"
+        )
         result = conn.execution_options(stream_results=True, yield_per=_STREAM_ROWS).execute(text(query), params)
         keys = list(result.keys())
         keep = [i for i, c in enumerate(keys) if c != "member_id"]

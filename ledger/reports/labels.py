@@ -27,5 +27,6 @@ KOREAN = {
     "reopen_reason": "재개 사유", "points_credited": "충전포인트", "daily_balance": "일별 잔액",
 }  # fmt: skip
 
+
 def header(column: str, lang: str) -> str:
     return KOREAN.get(column, column) if lang == "ko" else column

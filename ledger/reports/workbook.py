@@ -131,7 +131,9 @@ def month_workbook(engine: Engine, month: dt.date, out: Path, lang: str, *, corp
             bar = BarChart()
             bar.type = "bar"
             bar.title = f"{usage_title} {corp_num}"
-            bar.add_data(Reference(sheet, min_col=2, min_row=usage_rows[0], max_row=usage_rows[-1]), titles_from_data=False)
+            bar.add_data(
+                Reference(sheet, min_col=2, min_row=usage_rows[0], max_row=usage_rows[-1]), titles_from_data=False
+            )
             bar.set_categories(Reference(sheet, min_col=1, min_row=usage_rows[0], max_row=usage_rows[-1]))
             bar.legend = None
             bar.height, bar.width = 8, 18

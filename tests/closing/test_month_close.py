@@ -53,7 +53,9 @@ def sync(env, sim):
 
 def closed_period_alerts(engine) -> int:
     with engine.connect() as conn:
-        return conn.execute(text("SELECT count(*) FROM notifications WHERE text LIKE '[CLOSED PERIOD CHANGED]%'")).scalar()
+        return conn.execute(
+            text("SELECT count(*) FROM notifications WHERE text LIKE '[CLOSED PERIOD CHANGED]%'")
+        ).scalar()
 
 
 def open_changes(engine) -> dict[str, Decimal]:

@@ -26,7 +26,6 @@ from ledger.popbill import PopbillClient
 from ledger.reconcile.service import reconcile
 from ledger.reports import export as exporting
 from ledger.reports.statement import monthly_statement, previous_month
-from ledger.reports.workbook import month_workbook
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
 from tests.conftest import client_settings, small_config
