@@ -11,7 +11,7 @@ from sqlalchemy import select
 from ledger.members.models import Member
 from ledger.members.service import MemberError, MemberInput, add_member, import_members
 
-KOREAN = "사업자번호,상호,아이디,임계값\r\n1234567890,(주)가나다상사,user1,\"5,000\"\r\n220-81-12345,한빛전자,,\r\n"
+KOREAN = '사업자번호,상호,아이디,임계값\r\n1234567890,(주)가나다상사,user1,"5,000"\r\n220-81-12345,한빛전자,,\r\n'
 
 
 def members(db) -> dict[str, Member]:
