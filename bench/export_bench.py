@@ -26,6 +26,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sync_bench import fresh_database  # noqa: E402
 
 MODES = ("idle", "csv", "xlsx", "csv-all-in-memory")
 
@@ -60,12 +63,7 @@ def fill(url: str, rows: int) -> None:
     from ledger.secret import Secret
     from ledger.settings import Settings
 
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
+    fresh_database(url)
     engine = make_engine(Settings(database_url=Secret(url)))
     migrate.upgrade(engine)
     with engine.begin() as conn:

@@ -40,6 +40,12 @@ EXPORTABLE = {
 }  # fmt: skip
 _WITH_MEMBER = {"usages", "payments", "refunds", "balance_snapshots", "discrepancies", "sync_runs", "tracked_items",
                 "month_closes"}  # fmt: skip
+# Usage rows carry their service's name from item_codes, as statements and views do.
+_SERVICE = (
+    ", CASE WHEN coalesce(t.item_code, 0) <> 0 "
+    "THEN coalesce(i.name_ko, '알 수 없는 서비스 (' || t.item_code || ')') END AS service"
+)
+_ITEM_JOIN = " LEFT JOIN item_codes i ON i.code = t.item_code"
 _ORDER = {"item_codes": "code", "tx_types": "code", "state_codes": "kind, code"}
 DATE_FORMAT = "yyyy-mm-dd"
 TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
@@ -77,8 +83,10 @@ def rows_of(engine: Engine, name: str, start: dt.date | None, end: dt.date | Non
     column = EXPORTABLE[name]
     if column is None and (start or end):
         raise ExportError(f"--from/--to: {name} has no date to filter on")
+    usage = name == "usages"
     source = (
-        f"(SELECT m.corp_num, t.* FROM {name} t LEFT JOIN members m ON m.id = t.member_id)"
+        f"(SELECT m.corp_num, t.*{_SERVICE if usage else ''} FROM {name} t "
+        f"LEFT JOIN members m ON m.id = t.member_id{_ITEM_JOIN if usage else ''})"
         if name in _WITH_MEMBER
         else name
     )

@@ -43,7 +43,8 @@ ITEM_CODES = [
     (183, "예금주조회(실명)", "account holder lookup (real-name)"),
 ]
 
-SERVICE = "coalesce(i.name_ko, '알 수 없는 서비스 (' || {code} || ')')"
+# Charges, refunds and adjustments carry item_code 0 (or none): no service, so no name.
+SERVICE = "CASE WHEN coalesce({code}, 0) <> 0 THEN coalesce(i.name_ko, '알 수 없는 서비스 (' || {code} || ')') END"
 
 VIEWS = {
     "v_usage_signed": (

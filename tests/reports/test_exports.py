@@ -102,13 +102,16 @@ def test_every_table_exports_in_every_format_and_reads_back(ledger_with_everythi
             assert sum(1 for _ in sheet.iter_rows(values_only=True)) == expected + 1, name
 
 
-def test_history_rows_export_their_uuid_key(ledger_with_everything, tmp_path):
+def test_history_rows_export_their_uuid_key_and_service_name(ledger_with_everything, tmp_path):
     engine, _ = ledger_with_everything
     columns, rows = exporting.fetch(engine, "usages", None, None)
     path = tmp_path / "u.json"
     exporting.write_file(columns, rows, "json", "en", path, "usages")
-    keys = [r["row_key"] for r in json.loads(path.read_text())]
+    parsed = json.loads(path.read_text())
+    keys = [r["row_key"] for r in parsed]
     assert len(keys) == len(rows) and all(len(k) == 36 and k.count("-") == 4 for k in keys)
+    services = {r["item_code"]: r["service"] for r in parsed}
+    assert services[110] == "전자세금계산서" and services[0] is None  # a charge is no service
 
 
 def _sheet_xml(path) -> str:
