@@ -244,6 +244,7 @@ class Settings:
     health_sync_deadline: dt.time | None = dt.time(6, 0)  # Korean time the nightly sync must be done by
     watchdog_interval: int = 60
     worker_soft_shutdown_timeout: float = 10.0
+    lang: str = "en"  # headers and labels of reports and exports: en or ko
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -323,6 +324,7 @@ class Settings:
             health_sync_deadline=_clock_time(env, "LEDGER_HEALTH_SYNC_DEADLINE", "06:00"),
             watchdog_interval=_integer(env, "LEDGER_WATCHDOG_INTERVAL", 60, minimum=1),
             worker_soft_shutdown_timeout=_number(env, "LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT", 10.0, minimum=0),
+            lang=_choice(env, "LEDGER_LANG", "en", ("en", "ko")),
         )
 
     def with_hosts(self, base_url: str) -> Settings:

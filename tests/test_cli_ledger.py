@@ -137,3 +137,17 @@ def test_demo_runs_with_no_configuration(tmp_path):
     assert "reconciliation" in result.stdout and result.stdout.count("│ yes ") == 5  # all five reconciled
     assert "statement 1234567890" in result.stdout and "Closing balance" in result.stdout
     assert (tmp_path / "home" / "demo" / "pgdata").is_dir()
+
+
+def test_members_import_cp949_and_update(clean_engine, tmp_path):
+    path = tmp_path / "회원.csv"
+    path.write_bytes("사업자번호,상호\n1234567890,가나다\n".encode("cp949"))
+    result = ledger("members", "import", str(path))
+    assert result.returncode == 0 and "read as cp949" in result.stdout, result.stderr
+    path.write_bytes("사업자번호,상호\n1234567890,라마바\n".encode("cp949"))
+    result = ledger("members", "import", str(path))
+    assert result.returncode != 0 and "line 2" in result.stderr and "--update" in result.stderr
+    result = ledger("members", "import", str(path), "--update")
+    assert result.returncode == 0 and "updated 1" in result.stdout, result.stderr
+    listed = json.loads(ledger("members", "list", "--json").stdout)
+    assert [m["name"] for m in listed] == ["라마바"]

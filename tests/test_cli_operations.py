@@ -30,7 +30,7 @@ def hosts(clean_engine, sim):
 
 
 def refund_request(points: str) -> list[str]:
-    holder = ["--bank", "1", "--account", "2", "--holder", "h", "--contact", "c", "--tel", "t", "--reason", "r"]
+    holder = ["--bank", "국민", "--account", "2", "--holder", "h", "--contact", "c", "--tel", "t", "--reason", "r"]
     return ["refund", "request", CORP, "--points", points, *holder]
 
 

@@ -44,7 +44,7 @@ class BalanceReading:
 
 _USED_IN_WEEK = text(
     """
-    SELECT coalesce(sum(tx_point), 0) FROM usages
+    SELECT coalesce(sum(abs(tx_point)), 0) FROM usages  -- abs: txPoint may arrive signed or not
     WHERE member_id = :member AND tx_dt >= :since AND NOT (tx_type = ANY(:credit_types))
     """
 )

@@ -16,7 +16,7 @@ DEMO_MEMBERS = SAMPLE_MEMBERS
 
 SAMPLE_QUERY = """\
 SELECT m.corp_num, m.name, u.item_code,
-       count(*) AS transactions, sum(u.tx_point) AS points_used
+       count(*) AS transactions, sum(abs(u.tx_point)) AS points_used
 FROM usages u JOIN members m ON m.id = u.member_id
 WHERE u.tx_type = 2  -- use (사용)
   AND u.tx_dt >= date_trunc('month', now() AT TIME ZONE 'Asia/Seoul') AT TIME ZONE 'Asia/Seoul'

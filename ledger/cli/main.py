@@ -80,6 +80,7 @@ def open_engine(settings: Settings | None = None):
 def _register() -> None:
     from ledger.alerts import cli as alerts_cli
     from ledger.cli import db_commands, demo_command, popbill_commands, simulator_commands, worker_commands
+    from ledger.closing import cli as closing_cli
     from ledger.doctor import cli as doctor_cli
     from ledger.health import cli as health_cli
     from ledger.members import cli as members_cli
@@ -103,6 +104,9 @@ def _register() -> None:
     cli.add_command(reconcile_cli.reconcile)
     cli.add_command(reports_cli.report)
     cli.add_command(reports_cli.export)
+    cli.add_command(closing_cli.close)
+    cli.add_command(closing_cli.reopen)
+    cli.add_command(closing_cli.closes)
     cli.add_command(worker_commands.worker)
     cli.add_command(worker_commands.beat)
     cli.add_command(demo_command.demo)

@@ -24,14 +24,19 @@ from ledger.cli.main import load_settings
 @click.option(
     "--token-lifetime", default=3600.0, show_default=True, type=click.FloatRange(1), help="Seconds a token lives."
 )
-def simulator(host, port, seed, link_id, secret_key, history_days, usage_per_day, token_lifetime) -> None:
+@click.option(
+    "--signed-tx-point", is_flag=True, help="Serve debits' txPoint as negative numbers (default: magnitudes)."
+)
+def simulator(
+    host, port, seed, link_id, secret_key, history_days, usage_per_day, token_lifetime, signed_tx_point
+) -> None:
     """Run a local Popbill (auth and point API on one port) until Ctrl-C."""
     from ledger.secret import Secret
     from ledger.simulator import SimConfig, Simulator
 
     settings = load_settings()
     sim = Simulator(
-        SimConfig(seed=seed, history_days=history_days, usage_per_day=usage_per_day),
+        SimConfig(seed=seed, history_days=history_days, usage_per_day=usage_per_day, signed_tx_point=signed_tx_point),
         link_id=link_id or settings.link_id,
         secret_key=Secret(secret_key) if secret_key else settings.secret_key,
         host=host,

@@ -2,6 +2,7 @@
 
 from ledger.alerts import models as alerts_models  # noqa: F401
 from ledger.balances import models as balances_models  # noqa: F401
+from ledger.closing import models as closing_models  # noqa: F401
 from ledger.db.base import Base
 from ledger.health import models as health_models  # noqa: F401
 from ledger.history import models as history_models  # noqa: F401

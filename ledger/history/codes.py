@@ -30,3 +30,28 @@ def load_codes(bind: Engine | Connection) -> Codes:
         return read(bind)
     with bind.connect() as conn:
         return read(conn)
+
+
+class ServiceNames:
+    """itemCode -> service name, as the item_codes table says; an unknown code is named as
+    unknown with its number, never guessed."""
+
+    def __init__(self, names: dict[int, tuple[str, str]]) -> None:
+        self._names = names
+
+    def ko(self, code: int | None) -> str:
+        return self._names[code][0] if code in self._names else f"알 수 없는 서비스 ({code})"
+
+    def en(self, code: int | None) -> str:
+        return self._names[code][1] if code in self._names else f"unknown service ({code})"
+
+
+def load_service_names(bind: Engine | Connection) -> ServiceNames:
+    def read(conn: Connection) -> ServiceNames:
+        return ServiceNames({r.code: (r.name_ko, r.name_en)
+                             for r in conn.execute(text("SELECT code, name_ko, name_en FROM item_codes"))})  # fmt: skip
+
+    if isinstance(bind, Connection):
+        return read(bind)
+    with bind.connect() as conn:
+        return read(conn)

@@ -155,6 +155,20 @@ class StateCode(Base):
     name_en: Mapped[str] = mapped_column(String(40))
 
 
+class ItemCode(Base):
+    """What each itemCode of the use history is: Popbill's own service codes, the ones the
+    official SDKs request as token scopes. Seeded by migration 0004; a partner corrects or adds
+    a row with SQL. Statements, exports and views read it; a code missing here shows as
+    '알 수 없는 서비스 (NNN)', never as a guess."""
+
+    __tablename__ = "item_codes"
+    __table_args__ = ({"info": {"reference_data": True}},)
+
+    code: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    name_ko: Mapped[str] = mapped_column(String(60))
+    name_en: Mapped[str] = mapped_column(String(60))
+
+
 class QuarantinedRow(Base):
     """A history row Popbill sent that failed ledger.history.screening: never ledger data,
     never blocking the member's other rows. Seen again, the same row (same payload) only

@@ -33,12 +33,20 @@ def add(corp_num: str, name: str | None, user_id: str | None, threshold: str | N
 
 @members.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--encoding", help="The file's encoding [default: detected; UTF-8 with or without BOM, or CP949].")
+@click.option(
+    "--update", "existing", flag_value="update", help="Update members already known (name, user id, threshold)."
+)
+@click.option("--skip-existing", "existing", flag_value="skip", help="Leave members already known as they are.")
 @friendly_errors
-def import_(file: Path) -> None:
-    """Add every member of a CSV file (columns corp_num[,name,user_id,threshold]); all or nothing."""
+def import_(file: Path, encoding: str | None, existing: str | None) -> None:
+    """Add every member of a CSV file; all or nothing. Columns corp_num[,name,user_id,threshold]
+    or Korean Excel's 사업자번호[,상호,아이디,임계값]. Members already known are refused unless
+    --update or --skip-existing."""
     with Session(open_engine(), expire_on_commit=False) as session, session.begin():
-        added = service.import_members(session, file)
-    click.echo(f"imported {len(added)} members")
+        result = service.import_members(session, file, encoding=encoding, existing=existing or "refuse")
+    click.echo(f"imported {len(result.added)} new member(s), updated {len(result.updated)}, "
+               f"skipped {len(result.skipped)} (read as {result.encoding})")  # fmt: skip
 
 
 @members.command("list")

@@ -3,6 +3,7 @@ written, and an import is all or nothing."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from dataclasses import dataclass
@@ -64,15 +65,26 @@ def add_member(session: Session, item: MemberInput) -> Member:
     return member
 
 
+# Korean Excel's headers beside the English ones.
+HEADER_ALIASES = {"사업자번호": "corp_num", "사업자등록번호": "corp_num", "상호": "name", "아이디": "user_id",
+                  "임계값": "threshold"}  # fmt: skip
+
+
 def read_members_csv(content: str) -> list[tuple[int, MemberInput]]:
-    """Parse a CSV with a header naming corp_num and, optionally, name, user_id, threshold."""
+    """Parse a CSV with a header naming corp_num (or 사업자번호) and, optionally, name (상호),
+    user_id (아이디) and threshold (임계값)."""
     reader = csv.DictReader(io.StringIO(content))
-    header = reader.fieldnames or []
+    raw_header = reader.fieldnames or []
+    header = [HEADER_ALIASES.get(c.strip(), c.strip()) for c in raw_header]
+    reader.fieldnames = header
     if "corp_num" not in header:
-        raise MemberError("line 1: the header must name a corp_num column")
-    unknown = [c for c in header if c not in CSV_COLUMNS]
+        raise MemberError("line 1: the header must name a corp_num (사업자번호) column")
+    unknown = [raw for raw, c in zip(raw_header, header, strict=True) if c not in CSV_COLUMNS]
     if unknown:
-        raise MemberError(f"line 1: unknown column(s) {', '.join(unknown)}; expected {', '.join(CSV_COLUMNS)}")
+        raise MemberError(
+            f"line 1: unknown column(s) {', '.join(unknown)}; expected {', '.join(CSV_COLUMNS)} "
+            f"or {', '.join(HEADER_ALIASES)}"
+        )
     items: list[tuple[int, MemberInput]] = []
     first_line: dict[str, int] = {}
     for record in reader:
@@ -83,10 +95,10 @@ def read_members_csv(content: str) -> list[tuple[int, MemberInput]]:
             continue
         try:
             item = parse_member(
-                (record.get("corp_num") or "").strip(),
+                (record.get("corp_num") or "").strip().replace("-", ""),  # Excel keeps 123-45-67890 as typed
                 (record.get("name") or "").strip() or None,
                 (record.get("user_id") or "").strip() or None,
-                (record.get("threshold") or "").strip() or None,
+                (record.get("threshold") or "").strip().replace(",", "") or None,
             )
         except MemberError as exc:
             raise MemberError(f"line {line}: {exc}") from None
@@ -99,22 +111,86 @@ def read_members_csv(content: str) -> list[tuple[int, MemberInput]]:
     return items
 
 
-def import_members(session: Session, path: Path) -> list[Member]:
+def decode_members_file(data: bytes, encoding: str | None = None) -> tuple[str, str]:
+    """The text and the encoding it was read with: UTF-8 (with or without a BOM) first, then
+    what charset-normalizer finds, CP949 for any Korean legacy encoding (Korean Excel's "CSV
+    (쉼표로 분리)"); or exactly the encoding given."""
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise MemberError(f"--encoding: unknown encoding {encoding!r}") from None
+        candidates = [encoding]
+    else:
+        candidates = ["utf-8-sig"]
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            from charset_normalizer import from_bytes
+
+            best = from_bytes(data).best()
+            guess = best.encoding if best else None
+            korean = guess in (None, "cp949", "euc_kr", "johab", "iso2022_kr")
+            candidates = ["cp949"] if korean else [guess, "cp949"]
+    for candidate in candidates:
+        try:
+            return data.decode(candidate), codecs.lookup(candidate).name
+        except UnicodeDecodeError as exc:
+            failure = exc
+    line = data[: failure.start].count(b"\n") + 1
+    hint = "" if encoding else "; give --encoding"
+    raise MemberError(f"line {line}: not valid {candidates[-1]} text{hint}")
+
+
+@dataclass
+class ImportResult:
+    added: list[Member]
+    updated: list[Member]
+    skipped: list[str]
+    encoding: str
+
+
+def import_members(session: Session, path: Path, *, encoding: str | None = None, existing: str = "refuse"
+                   ) -> ImportResult:  # fmt: skip
+    """Add every member of the file; all or nothing. Members already known are refused (naming
+    their lines), updated (`existing="update"`: name, user id and threshold, for the columns the
+    file has) or skipped (`existing="skip"`)."""
+    if existing not in ("refuse", "update", "skip"):
+        raise MemberError(f"existing: refuse, update or skip, got {existing!r}")
     try:
-        content = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         raise MemberError(f"{path}: cannot read: {exc}") from None
+    content, used = decode_members_file(data, encoding)
     items = read_members_csv(content)
-    taken = _existing(session, [i.corp_num for _, i in items])
-    if taken:
-        line, item = next((line, i) for line, i in items if i.corp_num in taken)
-        raise MemberError(f"line {line}: CorpNum {item.corp_num} is already a member ({len(taken)} such in the file)")
-    members = [
-        Member(corp_num=i.corp_num, name=i.name, user_id=i.user_id, low_balance_threshold=i.threshold) for _, i in items
-    ]
-    session.add_all(members)
+    columns = set(csv.DictReader(io.StringIO(content)).fieldnames or [])
+    columns = {HEADER_ALIASES.get(c.strip(), c.strip()) for c in columns}
+    known = {m.corp_num: m for m in session.scalars(
+        select(Member).where(Member.corp_num.in_([i.corp_num for _, i in items])).with_for_update())}  # fmt: skip
+    if known and existing == "refuse":
+        lines = [str(line) for line, i in items if i.corp_num in known]
+        raise MemberError(
+            f"line {lines[0]}: CorpNum {next(i.corp_num for _, i in items if i.corp_num in known)} is already a member "
+            f"({len(known)} such in the file, on line(s) {', '.join(lines)}); use --update or --skip-existing"
+        )
+    result = ImportResult([], [], [], used)
+    for _, item in items:
+        member = known.get(item.corp_num)
+        if member is None:
+            member = Member(corp_num=item.corp_num, name=item.name, user_id=item.user_id,
+                            low_balance_threshold=item.threshold)  # fmt: skip
+            session.add(member)
+            result.added.append(member)
+        elif existing == "skip":
+            result.skipped.append(item.corp_num)
+        else:
+            for column, attribute, value in (("name", "name", item.name), ("user_id", "user_id", item.user_id),
+                                             ("threshold", "low_balance_threshold", item.threshold)):  # fmt: skip
+                if column in columns:
+                    setattr(member, attribute, value)
+            result.updated.append(member)
     session.flush()
-    return members
+    return result
 
 
 def get_member(session: Session, corp_num: str) -> Member:

@@ -54,7 +54,9 @@ def refund() -> None:
 @refund.command("request")
 @click.argument("corp_num")
 @click.option("--points", required=True, help="requestPoint.")
-@click.option("--bank", required=True, help="Bank code (accountBank).")
+@click.option(
+    "--bank", required=True, help="Bank name as Popbill takes it (accountBank), e.g. 국민 or 신한; not a numeric code."
+)
 @click.option("--account", required=True, help="Account number (accountNum).")
 @click.option("--holder", required=True, help="Account holder (accountName).")
 @click.option("--contact", required=True, help="contactName.")

@@ -142,5 +142,11 @@ def refund_form(form: object, call: str | None = None) -> RefundForm:
         ("RefundForm.reason", form.reason),
     ):
         _required_text(name, value, call)
+    if form.account_bank.strip().isdigit():
+        raise InvalidRequestError(
+            "RefundForm.accountBank",
+            f"the bank's name as Popbill's examples send it (for example 국민, 신한), not a code: {form.account_bank!r}",
+            call=call,
+        )
     positive_amount("RefundForm.requestPoint", form.request_point, call)
     return form

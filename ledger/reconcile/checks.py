@@ -32,7 +32,7 @@ class UsageRow:
     key: str  # row_key:occurrence
     tx_dt: dt.datetime
     tx_type: int | None
-    tx_point: Decimal
+    tx_point: Decimal  # the magnitude, whatever sign the wire used
     balance: Decimal
     direction: int | None  # from tx_types; None when the type is unknown
     category: str | None
@@ -58,6 +58,26 @@ def _follows(previous: UsageRow, row: UsageRow) -> bool:
     return any(previous.balance + sign * row.tx_point == row.balance for sign in signs)
 
 
+def _follows_flipped(previous: UsageRow, row: UsageRow) -> bool:
+    """The chain holds only with the sign opposite to the one tx_types gives the row."""
+    return bool(row.direction) and row.tx_point != 0 and previous.balance - row.direction * row.tx_point == row.balance
+
+
+def _sign_disagrees(previous: UsageRow, row: UsageRow) -> Finding:
+    chain = "credit" if row.balance > previous.balance else "debit"
+    declared = "credit" if row.direction > 0 else "debit"
+    return Finding(
+        "tx_sign",
+        row.key,
+        f"at {_kst(row.tx_dt)} a {row.category or f'type {row.tx_type}'} of {row.tx_point} is a {declared} by tx_types "
+        f"but a {chain} by the balance chain ({previous.balance} -> {row.balance}); the statement follows the chain",
+        previous.balance + row.direction * row.tx_point,
+        row.balance,
+        {"row": row.key, "tx_type": row.tx_type, "tx_point": str(row.tx_point), "previous_balance": str(previous.balance),
+         "balance": str(row.balance), "tx_types_direction": row.direction},
+    )  # fmt: skip
+
+
 def balance_chain(rows: list[UsageRow], in_period: Callable[[dt.datetime], bool]) -> list[Finding]:
     """Each row's balance must be the previous balance plus or minus its txPoint. Rows of the
     same second are put in whatever order the chain needs; the sign comes from tx_types, or
@@ -70,7 +90,12 @@ def balance_chain(rows: list[UsageRow], in_period: Callable[[dt.datetime], bool]
                 previous = waiting.pop(0)
                 continue
             row = next((r for r in waiting if _follows(previous, r)), None)
-            if row is None:
+            flipped = None if row is not None else next((r for r in waiting if _follows_flipped(previous, r)), None)
+            if flipped is not None:
+                row = flipped
+                if in_period(row.tx_dt):
+                    findings.append(_sign_disagrees(previous, row))
+            elif row is None:
                 row = waiting[0]
                 expected = previous.balance + (row.direction or -1) * row.tx_point
                 if in_period(row.tx_dt):

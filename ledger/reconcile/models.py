@@ -11,6 +11,7 @@ from ledger.db.base import Base, Timestamp
 CHECKS = (
     "balance_chain", "closing_balance", "deposit_without_credit", "credit_without_deposit",
     "refund_without_debit", "debit_without_refund", "pending_aging", "sync_stale", "quarantined_row",
+    "tx_sign", "closed_period_changed",
 )  # fmt: skip
 
 

@@ -63,7 +63,8 @@ class MemberReport:
 
 _USAGE = text(
     """
-    SELECT u.row_key || ':' || u.occurrence AS key, u.tx_dt, u.tx_type, u.tx_point, u.balance, t.direction, t.category
+    SELECT u.row_key || ':' || u.occurrence AS key, u.tx_dt, u.tx_type, abs(u.tx_point) AS tx_point, u.balance,
+           t.direction, t.category
     FROM usages u LEFT JOIN tx_types t ON t.code = u.tx_type
     WHERE u.member_id = :m ORDER BY u.tx_dt, u.id
     """
@@ -191,6 +192,12 @@ def reconcile(
         with engine.begin() as conn:
             _store(conn, member.id, period, _findings(conn, member.id, settings, codes, period, now), now, report)
         reports.append(report)
+    from ledger.closing.service import check_closed_months
+
+    by_corp = {r.corp_num: r for r in reports}
+    for change in check_closed_months(engine, settings, now=now):  # alerts on its own, once per new change
+        if change.corp_num in by_corp:
+            by_corp[change.corp_num].open_by_check["closed_period_changed"] += 1
     fresh = [r for r in reports if r.new]
     if fresh:
         text_ = "[DISCREPANCY] " + "; ".join(f"{r.corp_num}: {r.new} new" for r in fresh) + f" ({period.label})"

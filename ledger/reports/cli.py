@@ -1,4 +1,4 @@
-"""`ledger report statement` and `ledger export`."""
+"""`ledger report statement`, `ledger report month` and `ledger export`."""
 
 from __future__ import annotations
 
@@ -7,40 +7,46 @@ from pathlib import Path
 
 import click
 
-from ledger.cli.main import friendly_errors, open_engine
+from ledger.cli.main import friendly_errors, load_settings, open_engine
 from ledger.cli.options import iso_date, iso_month
 from ledger.cli.output import print_table
 from ledger.reports import export as exporting
 from ledger.reports.statement import Statement, monthly_statement
 
+STATEMENT_COLUMNS = ["corp_num", "month", "line", "amount", "won", "status"]
+
 
 def statement_rows(statement: Statement, lang: str) -> tuple[list[str], list[tuple]]:
-    columns = ["corp_num", "month", "line", "amount"]
     rows = [(statement.corp_num, statement.month.strftime("%Y-%m"), line.label_ko if lang == "ko" else line.label_en,
-             line.amount) for line in statement.lines]  # fmt: skip
-    return columns, rows
+             line.amount, line.won, line.status) for line in statement.lines]  # fmt: skip
+    return STATEMENT_COLUMNS, rows
 
 
-def write(columns, rows, fmt: str, lang: str, out: Path | None, title: str) -> None:
+def write(columns, rows, fmt: str, lang: str, out: Path | None, title: str, encoding: str = "utf-8") -> None:
     from ledger.reports.labels import header
 
-    if fmt == "xlsx":
-        if out is None:
-            raise click.BadParameter("xlsx needs --out FILE", param_hint="--format")
-        exporting.to_xlsx(columns, rows, lang, out, title)
-        click.echo(f"wrote {len(rows)} rows to {out}")
-        return
+    if fmt == "xlsx" and out is None:
+        raise click.BadParameter("xlsx needs --out FILE", param_hint="--format")
     if fmt == "table":
         print_table(
             title, [{header(c, lang): exporting.plain(v) for c, v in zip(columns, r, strict=True)} for r in rows]
         )
         return
-    body = exporting.to_csv(columns, rows, lang) if fmt == "csv" else exporting.to_json(columns, rows)
     if out is None:
-        click.echo(body, nl=False)
-    else:
-        out.write_text(body, encoding="utf-8-sig" if fmt == "csv" else "utf-8")  # a BOM: Excel then reads Korean
-        click.echo(f"wrote {len(rows)} rows to {out}")
+        exporting.write_stream(columns, rows, fmt, lang, click.get_binary_stream("stdout"), encoding)
+        return
+    count = exporting.write_file(columns, rows, fmt, lang, out, title, encoding)
+    click.echo(f"wrote {count} rows to {out}", err=True)
+
+
+def lang_option(fn):
+    return click.option("--lang", type=click.Choice(["en", "ko"]), default=None,
+                        help="Labels and headers [default: LEDGER_LANG, else en].")(fn)  # fmt: skip
+
+
+def encoding_option(fn):
+    return click.option("--encoding", type=click.Choice(list(exporting.ENCODINGS)), default="utf-8", show_default=True,
+                        help="CSV encoding: UTF-8 with a BOM, or CP949 as Korean Excel's 'CSV (쉼표로 분리)'.")(fn)  # fmt: skip
 
 
 @click.group()
@@ -55,18 +61,39 @@ def report() -> None:
     "--format", "fmt", type=click.Choice(["table", "csv", "xlsx", "json"]), default="table", show_default=True
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of the terminal.")
-@click.option("--lang", type=click.Choice(["en", "ko"]), default="en", show_default=True, help="Labels and headers.")
+@lang_option
+@encoding_option
 @friendly_errors
-def statement(corp_num: str, month: dt.date, fmt: str, out: Path | None, lang: str) -> None:
-    """A member's monthly statement: opening, deposits, bonus, usage by service, refunds, closing."""
+def statement(corp_num: str, month: dt.date, fmt: str, out: Path | None, lang: str | None, encoding: str) -> None:
+    """A member's monthly statement: opening, deposits (won and points), bonus, usage by service,
+    refunds, closing; a closed month's frozen figures."""
     from ledger.popbill import validation
 
+    lang = lang or load_settings().lang
     result = monthly_statement(open_engine(), validation.corp_num(corp_num, "statement"), month)
     columns, rows = statement_rows(result, lang)
     title = f"{result.corp_num} {result.member_name or ''} {result.month:%Y-%m}".replace("  ", " ")
-    write(columns, rows, fmt, lang, out, title)
-    if fmt == "table" and not result.balanced:
+    write(columns, rows, fmt, lang, out, title, encoding)
+    if result.closed:
+        click.echo(f"{result.month:%Y-%m} is closed ({result.closed.by}, {exporting.plain(result.closed.at)} KST): "
+                   "these are its frozen figures", err=True)  # fmt: skip
+    if not result.balanced:
         click.echo("warning: opening + movements does not equal closing; run `ledger reconcile`", err=True)
+
+
+@report.command("month")
+@click.option("--month", required=True, callback=iso_month, metavar="YYYY-MM")
+@click.option("--member", "members", multiple=True, metavar="CORPNUM", help="Only this member (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["xlsx"]), default="xlsx", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@lang_option
+@friendly_errors
+def month_workbook(month: dt.date, members: tuple[str, ...], fmt: str, out: Path, lang: str | None) -> None:
+    """One workbook for the month: a summary sheet, a sheet per member, and charts."""
+    from ledger.reports.workbook import month_workbook as build
+
+    summary = build(open_engine(), month, out, lang or load_settings().lang, corp_nums=list(members) or None)
+    click.echo(f"wrote {out}: {summary.members} member sheet(s), {summary.charts} chart(s)", err=True)
 
 
 @click.command("export")
@@ -75,11 +102,16 @@ def statement(corp_num: str, month: dt.date, fmt: str, out: Path | None, lang: s
 @click.option("--to", "end", callback=iso_date, metavar="YYYY-MM-DD", help="Last Korean day (inclusive).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--lang", type=click.Choice(["en", "ko"]), default="en", show_default=True)
+@lang_option
+@encoding_option
 @friendly_errors
-def export(name: str, start, end, fmt: str, out: Path | None, lang: str) -> None:
-    """Export a ledger table or view (see docs/accountants.md for the list)."""
+def export(name: str, start, end, fmt: str, out: Path | None, lang: str | None, encoding: str) -> None:
+    """Export a ledger table or view (see docs/accountants.md for the list). Streams: any size
+    fits in memory; an XLSX over 1,048,576 rows continues on further sheets."""
     if start and end and start > end:
         raise click.BadParameter("--from is after --to", param_hint="--from")
-    columns, rows = exporting.fetch(open_engine(), name, start, end)
-    write(columns, rows, fmt, lang, out, name)
+    if fmt == "xlsx" and out is None:
+        raise click.BadParameter("xlsx needs --out FILE", param_hint="--format")
+    lang = lang or load_settings().lang
+    with exporting.rows_of(open_engine(), name, start, end) as (columns, rows):
+        write(columns, rows, fmt, lang, out, name, encoding)

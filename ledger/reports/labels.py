@@ -1,4 +1,5 @@
-"""Column headers in Korean (--lang ko), and service names by itemCode where known."""
+"""Column headers in Korean (--lang ko). Service names come from the item_codes table
+(ledger.history.codes.load_service_names)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,11 @@ KOREAN = {
     "requested_at": "요청일시", "raw_state": "원상태코드", "age_days": "경과일수", "line": "항목", "amount": "금액",
     "row_key": "행식별키", "occurrence": "중복순번", "raw": "원본", "taken_at": "조회일시", "subject": "대상",
     "refundable_balance": "환불가능포인트", "seen_at": "확인일시", "field": "항목", "old_value": "이전값",
-    "new_value": "새값", "id": "번호",
-}  # fmt: skip
-
-SERVICES = {
-    121: "전자세금계산서", 131: "전자명세서", 141: "현금영수증", 151: "문자(SMS)", 152: "문자(LMS)",
-    161: "팩스", 171: "카카오 알림톡", 182: "예금주조회(성명)", 183: "예금주조회(실명)",
+    "new_value": "새값", "id": "번호", "won": "결제금액(원)", "deposits_won": "충전 결제금액(원)",
+    "pending_deposits_won": "입금대기 금액(원)", "cancelled_deposits_won": "취소 금액(원)", "unclassified_points": "미분류 포인트",
+    "sign_disagreements": "부호 불일치 건수", "closed": "마감", "signed_points": "부호포함 포인트", "month_status": "마감여부",
+    "closed_by": "마감자", "closed_at": "마감일시", "reopened_by": "재개자", "reopened_at": "재개일시",
+    "reopen_reason": "재개 사유", "points_credited": "충전포인트", "daily_balance": "일별 잔액",
 }  # fmt: skip
 
 

@@ -21,18 +21,27 @@ from decimal import Decimal
 from ledger.kst import KST
 from ledger.popbill import codes
 
-ITEMS = {  # itemCode: (unit cost in tenths of a point, service name)
-    121: (100, "전자세금계산서"),
-    131: (100, "전자명세서"),
-    141: (50, "현금영수증"),
-    151: (84, "문자(SMS)"),
-    152: (295, "문자(LMS)"),
-    161: (355, "팩스"),
-    171: (70, "카카오 알림톡"),
-    182: (250, "예금주조회(성명)"),
+# itemCode: (unit cost in tenths of a point, service name, weight in the usage mix). Popbill's
+# own codes (the SDKs' token scopes; the item_codes table names them all); the mix looks like a
+# real partner's: mostly 세금계산서, 문자, 카카오톡 and 예금주조회.
+ITEMS = {
+    110: (100, "전자세금계산서", 30),
+    121: (100, "전자명세서(거래명세서)", 2),
+    140: (50, "현금영수증", 4),
+    150: (84, "문자 (SMS)", 14),
+    151: (295, "문자 (LMS)", 6),
+    152: (600, "문자 (MMS)", 2),
+    153: (70, "카카오톡 (153)", 10),
+    154: (80, "카카오톡 (154)", 6),
+    160: (355, "팩스 (160)", 2),
+    170: (100, "휴폐업조회", 3),
+    182: (250, "예금주조회(성명)", 8),
+    183: (500, "예금주조회(실명)", 3),
 }
+_ITEM_CODES = list(ITEMS)
+_ITEM_WEIGHTS = [weight for _, _, weight in ITEMS.values()]
 USERS = [("user01", "김하나"), ("user02", "이두리"), ("user03", "박세나"), ("api", "API")]
-AVERAGE_COST = sum(cost for cost, _ in ITEMS.values()) / len(ITEMS)
+AVERAGE_COST = sum(cost * weight for cost, _, weight in ITEMS.values()) / sum(_ITEM_WEIGHTS)
 
 
 def fmt_points(tenths: int) -> str:
@@ -121,13 +130,19 @@ class SimConfig:
     refund_after_polls: int | None = 3
     refund_after_seconds: float | None = None
     partner_balance: str = "5000000"
+    # Whether txPoint is signed on the wire is not documented: False serves magnitudes, True
+    # serves debits as negative numbers. The ledger must read both.
+    signed_tx_point: bool = False
 
 
 class Member:
     """One member's history. All access goes through World's lock."""
 
-    def __init__(self, corp_num: str, seed: int, start_day: dt.date, last_day: dt.date) -> None:
+    def __init__(
+        self, corp_num: str, seed: int, start_day: dt.date, last_day: dt.date, signed_tx_point: bool = False
+    ) -> None:
         self.corp_num = corp_num
+        self.signed_tx_point = signed_tx_point
         digest = hashlib.sha256(f"{seed}:{corp_num}".encode()).digest()
         self.rng = random.Random(int.from_bytes(digest[:8], "big"))
         # Some members end their generated history with a deposit still waiting, to be
@@ -177,7 +192,7 @@ class Member:
                 {
                     "itemCode": item_code,
                     "txType": tx_type,
-                    "txPoint": fmt_points(abs(points)),
+                    "txPoint": fmt_points(points if self.signed_tx_point else abs(points)),
                     "balance": fmt_points(self.balance),
                     "txDT": tx_dt,
                     "serviceUserID": row[5],
@@ -219,7 +234,7 @@ class Member:
         whole = int(usage_per_day)
         count = whole + (1 if rng.random() < usage_per_day - whole else 0)
         for _ in range(count):
-            item = rng.choice(list(ITEMS))
+            item = rng.choices(_ITEM_CODES, _ITEM_WEIGHTS)[0]
             events.append((at(rng.randrange(32400, 68400)), 1, ("use", item, rng.choice(USERS))))
         events.sort(key=lambda e: (e[0], e[1]))
 
@@ -303,7 +318,7 @@ class Member:
                 refund_code=self.next_code(moment, "2"),
                 req_dt=moment,
                 request_point=self.refundable // 50_000 * 10_000,  # about a fifth, in whole thousands
-                account_bank="004",
+                account_bank="국민",  # the bank by name, as Popbill's examples send it
                 account_num=f"1234{self.corp_num[-6:]}",
                 account_name="홍길동",
                 reason="서비스 해지",
@@ -359,7 +374,9 @@ class World:
             if member is None:
                 first_day = self._clock_base.date() - dt.timedelta(days=self.config.history_days)
                 last_day = self._clock_base.date() - dt.timedelta(days=1)
-                member = self.members[corp_num] = Member(corp_num, self.config.seed, first_day, last_day)
+                member = self.members[corp_num] = Member(
+                    corp_num, self.config.seed, first_day, last_day, self.config.signed_tx_point
+                )
             self._catch_up(member)
             return member
 

@@ -63,7 +63,7 @@ def test_deactivate(db):
 def test_import_all(db, tmp_path):
     path = tmp_path / "m.csv"
     path.write_text("corp_num,name,user_id,threshold\n1234567890,가,u1,100\n\n220-81-12345,나,,\n", encoding="utf-8")
-    assert len(import_members(db, path)) == 2
+    assert len(import_members(db, path).added) == 2
     assert count(db) == 2
 
 

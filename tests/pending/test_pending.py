@@ -77,7 +77,7 @@ def test_backoff_doubles_and_is_capped(env):
 def test_refund_settles_and_over_refund_is_refused_before_sending(env, sim):
     engine, client, settings = env
     too_much = sim.world.refundable_balance(CORP) + 1
-    form = RefundForm("담당", "02", too_much, "004", "123", "홍길동", "해지")
+    form = RefundForm("담당", "02", too_much, "국민", "123", "홍길동", "해지")
     with pytest.raises(service.PendingError, match="refundable"):
         sending.request_refund(engine, client, CORP, form)
     assert sim.requests("/Refund", method="POST") == []

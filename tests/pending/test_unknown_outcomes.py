@@ -30,7 +30,7 @@ from tests.waiting import wait_for
 
 CORP = "1234567890"
 FORM = PaymentForm("담당자", "a@example.com", "010-0000-0000", "(주)입금", Decimal("110000"))
-REFUND = RefundForm("담당", "02-000-0000", Decimal("100"), "004", "123-456", "홍길동", "해지")
+REFUND = RefundForm("담당", "02-000-0000", Decimal("100"), "국민", "123-456", "홍길동", "해지")
 
 
 @pytest.fixture

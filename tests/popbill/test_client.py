@@ -128,7 +128,7 @@ def test_payment_request_then_settle_result_until_complete(client, simulator):
 
 def test_refund_request_then_refund_info(client, simulator):
     refundable = client.get_refundable_balance(MEMBER)
-    form = RefundForm("담당자", "02-000-0000", Decimal("1000"), "004", "123456789", "홍길동", "해지")
+    form = RefundForm("담당자", "02-000-0000", Decimal("1000"), "국민", "123456789", "홍길동", "해지")
     answer = client.refund(MEMBER, form)
     assert len(answer.refund_code) == 18
     info = client.get_refund_info(MEMBER, answer.refund_code)
@@ -140,7 +140,7 @@ def test_refund_request_then_refund_info(client, simulator):
 
 def test_refund_above_refundable_balance_is_refused(client):
     too_much = client.get_refundable_balance(MEMBER) + 1
-    form = RefundForm("담당자", "02-000-0000", too_much, "004", "123456789", "홍길동", "해지")
+    form = RefundForm("담당자", "02-000-0000", too_much, "국민", "123456789", "홍길동", "해지")
     with pytest.raises(BusinessError) as caught:
         client.refund(MEMBER, form)
     assert caught.value.code < 0 and caught.value.call == "Refund"

@@ -139,13 +139,15 @@ def test_refund_and_refund_info(sdk, ours):
         ContactName="담당자",
         TEL="02-000-0000",
         RequestPoint="100",
-        AccountBank="004",
+        AccountBank="국민",
         AccountNum="123456",
         AccountName="홍길동",
         Reason="테스트",
     )  # the SDK's example capitalisation
     theirs = sdk.refund(MEMBER, form)
-    mine = ours.refund(MEMBER, RefundForm("담당자", "02-000-0000", Decimal("100"), "004", "123456", "홍길동", "테스트"))
+    mine = ours.refund(
+        MEMBER, RefundForm("담당자", "02-000-0000", Decimal("100"), "국민", "123456", "홍길동", "테스트")
+    )
     assert theirs.code == mine.code == 1
     assert as_dict(sdk.getRefundInfo(MEMBER, mine.refund_code)) == ours.get_refund_info(MEMBER, mine.refund_code).raw
     assert as_dict(sdk.getRefundInfo(MEMBER, theirs.refundCode)) == ours.get_refund_info(MEMBER, theirs.refundCode).raw

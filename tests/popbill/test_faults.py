@@ -107,7 +107,7 @@ def test_payment_request_after_read_timeout_raises_and_was_sent_once(simulator):
 def test_refund_is_not_retried_after_it_was_sent(simulator, client, kind):
     client.get_balance(MEMBER)
     simulator.inject(kind, path="/Refund", method="POST", count=1)
-    form = RefundForm("담당자", "02-000-0000", Decimal("100"), "004", "123456", "홍길동", "테스트")
+    form = RefundForm("담당자", "02-000-0000", Decimal("100"), "국민", "123456", "홍길동", "테스트")
     with pytest.raises((TransportError, ServerError)):
         client.refund(MEMBER, form)
     assert len(simulator.requests("/Refund", method="POST")) == 1

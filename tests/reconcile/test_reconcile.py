@@ -158,7 +158,12 @@ def test_shifted_balance_fails_the_closing_check(env, sim):
 
 
 def test_lost_refund_debit(env, sim):
-    corp = next(c for c in MEMBERS if any(r["state"] == codes.REFUND_DONE for r in sim.world.refunds_truth(c)))
+    corp = next((c for c in MEMBERS if any(r["state"] == codes.REFUND_DONE for r in sim.world.refunds_truth(c))), CORP)
+    if not any(r["state"] == codes.REFUND_DONE for r in sim.world.refunds_truth(corp)):  # make one
+        form = {"requestpoint": "1000", "accountbank": "국민", "accountnum": "1", "accountname": "홍길동",
+                "reason": "해지", "contactname": "홍길동", "tel": "010"}  # fmt: skip
+        sim.world.complete_refund(corp, sim.world.request_refund(corp, form).refund_code)
+        sim.world.advance_days(1)  # usage after the debit, so losing it breaks the chain
     index = sim.world.last_usage_index(corp, codes.TX_REFUND)
     sim.world.drop_usage_row(corp, index)
     sync_and_check(env, sim)

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from ledger.db.roles import RoleError, create_reader
+from ledger.history.codes import load_service_names
 from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PopbillClient, codes
 from ledger.reports import export as exporting
@@ -34,10 +35,11 @@ CATEGORY = {codes.TX_CHARGE: "deposits", codes.TX_BONUS: "bonus_credits", codes.
             codes.TX_REFUND: "refunds"}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def synced(engine):
-    """One synced ledger for the module (read-only tests)."""
-    with Simulator(small_config(history_days=100, usage_per_day=12)) as sim:
+@pytest.fixture(scope="module", params=[False, True], ids=["magnitudes", "signed"])
+def synced(engine, request):
+    """One synced ledger for the module (read-only tests), once for each txPoint convention:
+    the simulator serving magnitudes, then serving debits as negative numbers."""
+    with Simulator(small_config(history_days=100, usage_per_day=12, signed_tx_point=request.param)) as sim:
         with engine.begin() as conn:
             conn.execute(text("TRUNCATE members RESTART IDENTITY CASCADE"))
         with Session(engine) as session:
@@ -48,17 +50,36 @@ def synced(engine):
         with PopbillClient(client_settings(sim)) as client:
             assert all(r.status == "succeeded" for r in sync_all(engine, client, today=sim.world.today()))
         truth = {corp: sim.world.usage_truth(corp) for corp in MEMBERS}
-    return engine, truth
+        payments = {corp: sim.world.payments_truth(corp) for corp in MEMBERS}
+    if request.param:
+        assert any(Decimal(r["txPoint"]) < 0 for rows in truth.values() for r in rows)  # really signed
+    else:
+        assert all(Decimal(r["txPoint"]) >= 0 for rows in truth.values() for r in rows)
+    return engine, truth, payments
 
 
-def expected_months(rows: list[dict]) -> dict[str, dict]:
-    """Each month's statement, from the simulator's rows alone."""
+def once(request) -> None:
+    """Tests whose code path does not depend on the txPoint convention run with magnitudes only."""
+    if request.node.callspec.params["synced"]:
+        pytest.skip("same code path as the magnitudes run; only statements depend on the convention")
+
+
+def _month(stamp: str) -> str:
+    return f"{stamp[:4]}-{stamp[4:6]}"
+
+
+def expected_months(rows: list[dict], payments: list[dict] = ()) -> dict[str, dict]:
+    """Each month's statement, from the simulator's rows alone: points by txType (whatever the
+    sign convention, the magnitude counts), won from the payment history by settleState."""
     months: dict[str, dict] = {}
     previous = Decimal(0)
+
+    def month_of(month: str, opening: Decimal) -> dict:
+        return months.setdefault(month, defaultdict(Decimal, opening_balance=opening, services=defaultdict(Decimal)))
+
     for row in rows:
-        month = f"{row['txDT'][:4]}-{row['txDT'][4:6]}"
-        point = Decimal(row["txPoint"])
-        m = months.setdefault(month, defaultdict(Decimal, opening_balance=previous, services=defaultdict(Decimal)))
+        point = abs(Decimal(row["txPoint"]))
+        m = month_of(_month(row["txDT"]), previous)
         if row["txType"] in CATEGORY:
             m[CATEGORY[row["txType"]]] += point
         elif row["txType"] in (codes.TX_ADJUST_UP, codes.TX_ADJUST_DOWN):
@@ -67,28 +88,66 @@ def expected_months(rows: list[dict]) -> dict[str, dict]:
             m["services"][row["itemCode"]] += point
         m["closing_balance"] = previous = Decimal(row["balance"])
         m["transactions"] += 1
+    for p in payments:
+        status = {codes.SETTLE_DONE: "deposits", codes.SETTLE_PENDING: "pending_deposits",
+                  codes.SETTLE_CANCELLED: "cancelled_deposits"}[p["settleState"]]  # fmt: skip
+        stamp = p["regDT"] if p["settleState"] == codes.SETTLE_PENDING else p["stateDT"]
+        if _month(stamp) in months:
+            months[_month(stamp)][f"{status}:won"] += Decimal(p["settleCost"])
     return months
 
 
+# Popbill's service codes, as the official SDKs name them in their token scopes (issue 8).
+POPBILL_SERVICES = {110: "전자세금계산서", 150: "문자 (SMS)", 151: "문자 (LMS)", 153: "카카오톡 (153)",
+                    154: "카카오톡 (154)", 182: "예금주조회(성명)", 183: "예금주조회(실명)", 140: "현금영수증"}  # fmt: skip
+
+
 def test_every_monthly_statement_equals_the_ground_truth(synced):
-    engine, truth = synced
-    checked = 0
+    engine, truth, payments = synced
+    checked, labelled = 0, set()
     for corp, rows in truth.items():
-        for month, expected in expected_months(rows).items():
+        for month, expected in expected_months(rows, payments[corp]).items():
             statement = monthly_statement(engine, corp, dt.date.fromisoformat(f"{month}-01"))
             for key in ("opening_balance", "deposits", "bonus_credits", "usage_points", "refunds", "adjustments",
                         "closing_balance", "transactions"):  # fmt: skip
                 assert statement.amount(key) == expected[key], (corp, month, key)
+            for key in ("deposits", "pending_deposits", "cancelled_deposits"):
+                assert (statement.won(key) or 0) == expected[f"{key}:won"], (corp, month, key)
             for item, points in expected["services"].items():
                 assert statement.amount(f"usage:{item}") == points
+                line = next(line for line in statement.lines if line.key == f"usage:{item}")
+                if item in POPBILL_SERVICES:
+                    assert POPBILL_SERVICES[item] in line.label_ko
+                    labelled.add(item)
             assert statement.balanced
             checked += 1
     assert checked >= 8
+    assert {110, 150, 182} <= labelled  # the usage mix is a real partner's: these are always there
     assert any(expected_months(truth[MEMBERS[1]])[m]["adjustments"] for m in expected_months(truth[MEMBERS[1]]))
+    assert any(e["deposits:won"] for c in MEMBERS for e in expected_months(truth[c], payments[c]).values())
+
+
+def test_service_names_come_from_the_item_codes_table(synced):
+    engine, truth, _ = synced
+    month = dt.date.fromisoformat(f"{_month(truth[MEMBERS[0]][-1]['txDT'])}-01")
+    code = next(r["itemCode"] for r in reversed(truth[MEMBERS[0]]) if r["txType"] == codes.TX_USE)
+    assert load_service_names(engine).ko(999) == "알 수 없는 서비스 (999)"  # never a guess
+    with engine.begin() as conn:
+        old = conn.execute(text("SELECT name_ko FROM item_codes WHERE code = :c"), {"c": code}).scalar()
+        conn.execute(text("UPDATE item_codes SET name_ko = '고친 이름' WHERE code = :c"), {"c": code})
+    try:
+        line = next(x for x in monthly_statement(engine, MEMBERS[0], month).lines if x.key == f"usage:{code}")
+        assert "고친 이름" in line.label_ko  # a partner fixes a row with SQL; statements follow
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT DISTINCT service FROM v_monthly_usage_by_service WHERE item_code = :c"),
+                                {"c": code}).scalar() == "고친 이름"  # fmt: skip
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE item_codes SET name_ko = :n WHERE code = :c"), {"n": old, "c": code})
 
 
 def test_month_without_transactions_carries_the_balance(synced):
-    engine, truth = synced
+    engine, truth, _ = synced
     future = dt.date.today().replace(day=1) + dt.timedelta(days=400)
     statement = monthly_statement(engine, MEMBERS[0], future)
     last = Decimal(truth[MEMBERS[0]][-1]["balance"])
@@ -98,7 +157,7 @@ def test_month_without_transactions_carries_the_balance(synced):
 
 
 def test_csv_export_reads_back(synced):
-    engine, truth = synced
+    engine, truth, _ = synced
     columns, rows = exporting.fetch(engine, "usages", None, None)
     body = exporting.to_csv(columns, rows, "en")
     parsed = list(csv.DictReader(io.StringIO(body)))
@@ -116,7 +175,7 @@ def test_csv_export_reads_back(synced):
 
 
 def test_xlsx_export_reads_back_with_number_formats_and_korean_headers(synced, tmp_path):
-    engine, _ = synced
+    engine, _, _ = synced
     columns, rows = exporting.fetch(engine, "v_monthly_statements", None, None)
     path = tmp_path / "statements.xlsx"
     exporting.to_xlsx(columns, rows, "ko", path, "statements")
@@ -127,13 +186,15 @@ def test_xlsx_export_reads_back_with_number_formats_and_korean_headers(synced, t
     for excel_row, row in zip(sheet.iter_rows(min_row=2), rows, strict=True):
         for cell, value in zip(excel_row, row, strict=True):
             if isinstance(value, Decimal):
-                assert Decimal(str(cell.value)) == value and cell.number_format == exporting.POINTS_FORMAT
+                whole = value == value.to_integral_value()
+                assert Decimal(str(cell.value)) == value
+                assert cell.number_format == (exporting.WHOLE_FORMAT if whole else exporting.FRACTION_FORMAT)
             elif isinstance(value, dt.date):
                 assert cell.value.date() == value and cell.number_format == exporting.DATE_FORMAT
 
 
 def test_export_filters_by_korean_day(synced):
-    engine, truth = synced
+    engine, truth, _ = synced
     day = truth[MEMBERS[0]][len(truth[MEMBERS[0]]) // 2]["txDT"][:8]
     d = dt.date(int(day[:4]), int(day[4:6]), int(day[6:]))
     _, rows = exporting.fetch(engine, "usages", d, d)
@@ -143,8 +204,9 @@ def test_export_filters_by_korean_day(synced):
         exporting.fetch(engine, "members; DROP TABLE usages", None, None)
 
 
-def test_reader_role_reads_and_cannot_write(synced):
-    engine, _ = synced
+def test_reader_role_reads_and_cannot_write(synced, request):
+    once(request)
+    engine, _, _ = synced
     role = f"ledger_reader_{uuid.uuid4().hex[:8]}"  # roles are cluster-wide: unique per run
     create_reader(engine, role, "pw-not-logged")
     url = make_url(TEST_DATABASE_URL)
@@ -169,8 +231,9 @@ def ledger_cli(*args):
     return subprocess.run([sys.executable, "-m", "ledger", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
-def test_statement_and_export_commands(synced, tmp_path):
-    engine, truth = synced
+def test_statement_and_export_commands(synced, tmp_path, request):
+    once(request)
+    engine, truth, _ = synced
     month = f"{truth[MEMBERS[0]][-1]['txDT'][:4]}-{truth[MEMBERS[0]][-1]['txDT'][4:6]}"
     result = ledger_cli(
         "report", "statement", "--member", MEMBERS[0], "--month", month, "--format", "csv", "--lang", "ko"
