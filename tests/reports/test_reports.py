@@ -26,7 +26,7 @@ from ledger.reports import export as exporting
 from ledger.reports.statement import StatementError, monthly_statement
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
-from tests.conftest import TEST_DATABASE_URL, client_settings, small_config
+from tests.conftest import TEST_DATABASE_URL, client_settings, small_config, unique_name
 
 MEMBERS = ["1234567890", "2208112345"]
 CATEGORY = {codes.TX_CHARGE: "deposits", codes.TX_BONUS: "bonus_credits", codes.TX_USE: "usage_points",
@@ -142,11 +142,20 @@ def test_export_filters_by_korean_day(synced):
         exporting.fetch(engine, "members; DROP TABLE usages", None, None)
 
 
-def test_reader_role_reads_and_cannot_write(synced):
+def _drop_role(engine, role: str) -> None:
+    """Drop a role this run created: its grants in the test database first, then the role."""
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP OWNED BY {role}"))
+        conn.execute(text(f"DROP ROLE {role}"))
+
+
+def test_reader_role_reads_and_cannot_write(synced, request):
     engine, _ = synced
-    create_reader(engine, "ledger_reader_test", "pw-not-logged")
+    role = unique_name("ledger_reader")
+    create_reader(engine, role, "pw-not-logged")
+    request.addfinalizer(lambda: _drop_role(engine, role))
     url = make_url(TEST_DATABASE_URL)
-    with psycopg.connect(host=url.host, port=url.port, dbname=url.database, user="ledger_reader_test",
+    with psycopg.connect(host=url.host, port=url.port, dbname=url.database, user=role,
                          password="pw-not-logged", autocommit=True) as conn:  # fmt: skip
         assert conn.execute("SELECT count(*) FROM usages").fetchone()[0] > 0
         assert conn.execute("SELECT count(*) FROM v_monthly_statements").fetchone()[0] > 0
