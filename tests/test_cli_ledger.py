@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from ledger.members.models import Member
 from ledger.simulator import Simulator
