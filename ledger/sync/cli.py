@@ -2,49 +2,125 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
+import time
 
 import click
 
 from ledger.cli.main import friendly_errors, load_settings, open_engine
 from ledger.cli.options import iso_date
 from ledger.cli.output import echo_json, print_table
+from ledger.sync.display import totals_line
 from ledger.sync.models import KINDS
 
 KIND_CHOICES = click.Choice(list(KINDS))
 
 
-def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, **options):
-    """sync_all, with a live progress line (members and kinds done, pages, rows) on a terminal."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+# After Ctrl-C or SIGTERM, syncs get this long to reach a page boundary; a sync still waiting
+# on Popbill then has its run closed as interrupted and its page rolled back by the exit.
+STOP_GRACE_SECONDS = 1.5
+EXIT_INTERRUPTED = 130
+
+
+class SyncStopped(Exception):
+    """Ctrl-C or SIGTERM stopped the sync; `forced` when some sync had to be abandoned mid-request."""
+
+    def __init__(self, results, forced: bool) -> None:
+        super().__init__("interrupted")
+        self.results, self.forced = results, forced
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event, force: threading.Event):
+    """SIGINT and SIGTERM ask the syncs to stop; a second one stops waiting for them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        (force if stop.is_set() else stop).set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, jobs: int = 1, **options):
+    """sync_all in a thread the main thread watches: live progress on a terminal, and a prompt,
+    clean stop on Ctrl-C/SIGTERM (raises SyncStopped once the syncs have stopped)."""
     from sqlalchemy.orm import Session
 
     from ledger.members.service import get_member
+    from ledger.sync.display import SyncProgress
+    from ledger.sync.interrupt import close_interrupted_runs
     from ledger.sync.service import members_to_sync, sync_all
 
     if corp_nums:
         with Session(engine) as session:
             corp_nums = [get_member(session, c).corp_num for c in corp_nums]
-    if not show_progress:
-        return sync_all(engine, client, corp_nums=corp_nums or None, kinds=kinds, **options)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"))
-    with Progress(*columns, transient=True) as progress:
-        total = len(members_to_sync(engine, corp_nums or None)) * len(kinds)
-        task = progress.add_task("syncing", total=total, detail="")
-        done = {"pages": 0, "rows": 0}
+    total = len(members_to_sync(engine, corp_nums or None)) * len(kinds)
+    stop, force = threading.Event(), threading.Event()
+    outcome: dict = {}
 
-        def on_page(result):
-            pages, rows = done["pages"] + result.pages, done["rows"] + result.rows
-            progress.update(task, detail=f"{result.corp_num} {result.kind}: {pages} pages, {rows} rows")
+    def work() -> None:
+        try:
+            outcome["results"] = sync_all(
+                engine, client, corp_nums=corp_nums or None, kinds=kinds, jobs=jobs,
+                progress=tracker.page, on_result=tracker.done, stop=stop, **options,
+            )  # fmt: skip
+        except BaseException as exc:  # raised again in the main thread
+            outcome["error"] = exc
 
-        def on_result(result):
-            done["pages"] += result.pages
-            done["rows"] += result.rows
-            progress.advance(task)
+    with SyncProgress(total, show=show_progress) as tracker, _stop_on_signals(stop, force):
+        worker = threading.Thread(target=work, name="sync", daemon=True)
+        worker.start()
+        deadline = None
+        while worker.is_alive():
+            worker.join(0.1)
+            if stop.is_set() and deadline is None:
+                deadline = time.monotonic() + STOP_GRACE_SECONDS
+            if force.is_set() or (deadline is not None and time.monotonic() > deadline):
+                break
+    if "error" in outcome:
+        raise outcome["error"]
+    if worker.is_alive():  # some sync is stuck in a request: close its run; the exit rolls back its page
+        close_interrupted_runs(engine, tracker.running())
+        raise SyncStopped(_all_results(tracker, corp_nums, kinds, engine), forced=True)
+    if stop.is_set():
+        raise SyncStopped(outcome["results"], forced=False)
+    return outcome["results"]
 
-        return sync_all(
-            engine, client, corp_nums=corp_nums or None, kinds=kinds, progress=on_page, on_result=on_result, **options
-        )
+
+def _all_results(tracker, corp_nums, kinds, engine):
+    """What each (member, kind) came to when the process had to stop before the syncs did."""
+    from ledger.sync.service import SyncResult, members_to_sync
+
+    results = []
+    for corp in members_to_sync(engine, corp_nums or None):
+        for kind in kinds:
+            result = tracker.results.get((corp, kind)) or SyncResult(corp, kind, status="not started")
+            if result.status == "running":
+                result.status = "interrupted"
+            results.append(result)
+    return results
+
+
+def stopped_summary(results) -> str:
+    """One line: what an interrupted sync kept."""
+    kept = [r for r in results if r.pages]
+    counts = {s: sum(r.status == s for r in results) for s in ("succeeded", "interrupted", "not started")}
+    return (
+        f"interrupted: kept {sum(r.pages for r in kept):,} whole pages ({sum(r.rows for r in kept):,} rows) "
+        f"from {len(kept)} syncs; {counts['succeeded']} finished, {counts['interrupted']} interrupted, "
+        f"{counts['not started']} not started. Run `ledger sync` again to complete the ledger."
+    )
 
 
 def summarize(results) -> list[dict]:
@@ -70,11 +146,21 @@ def sync(members, kinds, since, full, jobs, as_json) -> None:
 
     settings = load_settings()
     engine = open_engine(settings)
-    with PopbillClient(settings) as client:
-        results = run_sync(
-            engine, client, corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
-            options=SyncOptions.from_settings(settings), jobs=jobs, show_progress=sys.stdout.isatty() and not as_json,
-        )  # fmt: skip
+    started = time.perf_counter()
+    try:
+        with PopbillClient(settings) as client:
+            results = run_sync(
+                engine, client, corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
+                options=SyncOptions.from_settings(settings), jobs=jobs,
+                show_progress=sys.stdout.isatty() and not as_json,
+            )  # fmt: skip
+    except SyncStopped as stopped:
+        click.echo(stopped_summary(stopped.results), err=True)
+        if stopped.forced:  # a request still hangs in a thread: do not wait for it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        raise SystemExit(EXIT_INTERRUPTED) from None
     rows = summarize(results)
     if as_json:
         echo_json(rows)
@@ -83,6 +169,7 @@ def sync(members, kinds, since, full, jobs, as_json) -> None:
         for r in results:
             if r.status == "skipped":
                 click.echo(f"{r.corp_num} {r.kind}: already running, skipped")
+        click.echo(totals_line(results, time.perf_counter() - started))
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(results)} syncs failed; see the error column")

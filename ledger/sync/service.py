@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ from ledger.popbill.errors import PagingError, PopbillError
 from ledger.popbill.models import Page
 from ledger.popbill.prefetch import prefetch
 from ledger.popbill.retry import should_retry
+from ledger.sync.interrupt import SyncInterrupted, check
 from ledger.sync.models import KINDS, SyncRun, SyncState
 from ledger.sync.windows import SyncOptions, first_day, windows
 
@@ -61,6 +63,11 @@ class SyncResult:
     run_id: int | None = None
     db_seconds: float = 0.0  # writing and committing pages, for benchmarks
     retryable: bool = False  # the failure was transient (network, 5xx, 429): worth another try
+    # Where the run stands, for progress displays: date windows walked, and the page just
+    # written of its window as (pageNum, pageCount).
+    windows: int = 1
+    windows_done: int = 0
+    window_page: tuple[int, int] = (0, 0)
 
     def add(self, counts: WriteCounts) -> None:
         self.inserted += counts.inserted
@@ -90,6 +97,7 @@ class _Job:
     result: SyncResult
     progress: Progress | None
     full: bool
+    stop: threading.Event | None = None  # set on Ctrl-C/SIGTERM: stop between pages
 
     def write(self, write_page, *args, **kwargs) -> WriteCounts:
         started = time.perf_counter()
@@ -111,6 +119,7 @@ class _Job:
         self.result.db_seconds += time.perf_counter() - started
         if self.progress:
             self.progress(self.result)
+        check(self.stop)
 
     def state(self):
         return self.conn.execute(
@@ -136,6 +145,7 @@ def sync_member(
     codes: Codes | None = None,
     progress: Progress | None = None,
     full: bool = False,
+    stop: threading.Event | None = None,
 ) -> SyncResult:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -157,7 +167,7 @@ def sync_member(
         try:
             job = _Job(
                 conn, client, member.id, corp_num, member.user_id, kind, today or today_kst(), since,
-                options or SyncOptions(), codes or load_codes(conn), result, progress, full,
+                options or SyncOptions(), codes or load_codes(conn), result, progress, full, stop,
             )  # fmt: skip
             _run(job)
         finally:
@@ -193,12 +203,18 @@ def _run(job: _Job) -> None:
         insert(SyncRun).values(member_id=job.member_id, kind=job.kind).returning(SyncRun.id)
     ).scalar_one()
     conn.commit()
+    if job.progress:
+        job.progress(result)  # started: a run id to show (and to close if the process must stop)
     try:
+        check(job.stop)
         if job.kind == "refunds":
             _sync_refunds(job)
         else:
             _sync_dated(job)
         result.status = "succeeded"
+    except SyncInterrupted as exc:
+        conn.rollback()  # only a page not yet committed, if any
+        result.status, result.error = "interrupted", str(exc)
     except Exception as exc:
         conn.rollback()
         result.status, result.error = "failed", _describe(exc)
@@ -232,6 +248,7 @@ def _pages(job: _Job, fetch: Callable[[], Iterator[Page]]) -> Iterator[tuple[Pag
         try:
             for page in fetch():
                 job.result.api_calls += 1
+                check(job.stop)  # a page fetched after a stop was asked for is not written
                 yield page, counter
             return
         except PagingError:
@@ -246,6 +263,7 @@ class _Fetched:
     payload: object  # what the writer takes: COPY text for usage, (rows, counter) for payments
     is_last: bool  # the last page of its window
     window: tuple[dt.date, dt.date]
+    page_of: tuple[int, int] = (0, 0)  # (pageNum, pageCount) in its window
 
 
 def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[_Fetched]:
@@ -263,7 +281,7 @@ def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[
                 payload = prepare_usage_copy(job.member_id, page.items, counter)
             else:
                 payload = (page.items, counter)
-            yield _Fetched(payload, page.is_last, window)
+            yield _Fetched(payload, page.is_last, window, (page.page_num, page.page_count))
 
 
 def _oldest_pending(job: _Job, model, when_column, state_column, pending) -> dt.date | None:
@@ -283,7 +301,11 @@ def _sync_dated(job: _Job) -> None:
         pending = _oldest_pending(job, Payment, Payment.reg_dt, Payment.settle_state, job.codes.settle_pending)
         if pending and pending < start:
             start = pending
-    for fetched in prefetch(_fetch_windows(job, windows(start, job.today, job.options.window_days))):
+    spans = windows(start, job.today, job.options.window_days)
+    job.result.windows = len(spans)
+    for fetched in prefetch(_fetch_windows(job, spans)):
+        job.result.window_page = fetched.page_of
+        job.result.windows_done += fetched.is_last
         seen_at = dt.datetime.now(dt.UTC)
         window_start, window_end = fetched.window
         if job.kind == "usage":
@@ -312,6 +334,7 @@ def _sync_refunds(job: _Job) -> None:
 
     fetch = partial(job.client.iter_refund_history, job.corp_num, per_page=job.options.per_page, user_id=job.user_id)
     for page, counter in _pages(job, fetch):
+        job.result.window_page = (page.page_num, page.page_count)
         counts = job.write(write_mutable_page, REFUNDS, job.member_id, page.items, counter, dt.datetime.now(dt.UTC))
         job.page_written(counts, **({"last_full_pass_at": func.now()} if page.is_last else {}))
         oldest_here = min((r.req_dt.date() for r in page.items), default=None)
@@ -346,6 +369,8 @@ def sync_all(
     work = [(corp, kind) for corp in members_to_sync(engine, corp_nums) for kind in kinds]
 
     def one(item: tuple[str, str]) -> SyncResult:
+        if kwargs.get("stop") is not None and kwargs["stop"].is_set():
+            return SyncResult(*item, status="not started")
         result = sync_member(engine, client, *item, **kwargs)
         if on_result:
             on_result(result)
