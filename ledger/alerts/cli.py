@@ -7,13 +7,15 @@ import click
 from ledger.alerts import service
 from ledger.alerts.outbox import channels, deliver
 from ledger.cli.main import friendly_errors, load_settings, open_engine
-from ledger.cli.output import echo_json, print_table
+from ledger.cli.options import wide_option
+from ledger.cli.output import echo_json, kst_time, print_table
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@wide_option
 @friendly_errors
-def balances(as_json: bool) -> None:
+def balances(as_json: bool, wide: bool) -> None:
     """Check every balance now (GetBalance, GetPartnerBalance), alert, and print a table."""
     from ledger.popbill import PopbillClient
 
@@ -27,7 +29,8 @@ def balances(as_json: bool) -> None:
          "days_left": r.days_left, "alerts": ", ".join(r.alerts), "error": r.error}
         for r in readings
     ]  # fmt: skip
-    echo_json(rows) if as_json else print_table("balances", rows)
+    narrow = ["subject", "balance", "threshold", "days_left", "alerts", "error"]
+    echo_json(rows) if as_json else print_table("balances", rows, None if wide else narrow, wide=wide)
     if any(r.error for r in readings):
         raise click.ClickException("some balances could not be read; see the error column")
 
@@ -39,12 +42,14 @@ def alerts() -> None:
 
 @alerts.command("list")
 @click.option("--firing", is_flag=True, help="Only firing alerts.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@wide_option
 @friendly_errors
-def list_(firing: bool, as_json: bool) -> None:
+def list_(firing: bool, as_json: bool, wide: bool) -> None:
     """List alerts and their states."""
     rows = service.list_alerts(open_engine(), firing_only=firing)
-    echo_json(rows) if as_json else print_table("alerts", rows)
+    narrow = ["subject", "rule", "state", "fired_at", "summary"]
+    echo_json(rows) if as_json else print_table("alerts", rows, None if wide else narrow, wide=wide)
 
 
 @alerts.command()
@@ -53,12 +58,19 @@ def list_(firing: bool, as_json: bool) -> None:
 @friendly_errors
 def mute(corp_num: str, duration: str) -> None:
     """Hold back a member's notifications for a while ('partner' mutes the partner's)."""
-    from ledger.popbill import validation
+    from sqlalchemy.orm import Session
+
+    from ledger.members.service import get_member
 
     span = service.parse_duration(duration)
-    subject = "partner" if corp_num == "partner" else validation.corp_num(corp_num, "mute")
-    until = service.mute(open_engine(), subject, span)
-    click.echo(f"{subject} muted until {until.isoformat()}")
+    engine = open_engine()
+    if corp_num == "partner":
+        subject = "partner"
+    else:
+        with Session(engine) as session:
+            subject = get_member(session, corp_num).corp_num
+    until = service.mute(engine, subject, span)
+    click.echo(f"{subject} muted until {kst_time(until)} KST")
 
 
 @alerts.command()

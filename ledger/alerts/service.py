@@ -142,12 +142,20 @@ def review_stuck(engine: Engine, settings: Settings, *, now: dt.datetime | None 
     return fired
 
 
+MAX_MUTE = dt.timedelta(days=366)  # longer is forgetting, not muting: deactivate the member instead
+
+
 def parse_duration(text_value: str) -> dt.timedelta:
-    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text_value or "")
+    match = re.fullmatch(r"\s*(\d{1,9})\s*([smhdw])\s*", text_value or "")
     if not match:
         raise UserInputError(f"--for: a duration such as 30m, 12h or 2d, got {text_value!r}")
     seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-    return dt.timedelta(seconds=int(match.group(1)) * seconds)
+    span = dt.timedelta(seconds=int(match.group(1)) * seconds)
+    if not span:
+        raise UserInputError(f"--for: must be longer than zero, got {text_value!r}")
+    if span > MAX_MUTE:
+        raise UserInputError(f"--for: at most {MAX_MUTE.days} days, got {text_value!r}")
+    return span
 
 
 def mute(engine: Engine, subject: str, duration: dt.timedelta, *, now: dt.datetime | None = None) -> dt.datetime:

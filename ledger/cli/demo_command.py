@@ -7,7 +7,7 @@ import time
 
 import click
 
-from ledger.cli.main import friendly_errors, load_settings, open_engine
+from ledger.cli.main import EXIT_INTERRUPTED, friendly_errors, load_settings, open_engine
 from ledger.cli.output import print_table
 
 DEMO_MEMBERS = [
@@ -55,7 +55,7 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
     from ledger.reports.statement import monthly_statement
     from ledger.settings import Settings
     from ledger.simulator import SimConfig, Simulator
-    from ledger.sync.cli import EXIT_INTERRUPTED, SyncStopped, run_sync, stopped_summary, summarize
+    from ledger.sync.cli import SyncStopped, run_sync, stopped_summary, summarize
     from ledger.sync.display import totals_line
 
     settings = load_settings()

@@ -8,13 +8,14 @@ import click
 from sqlalchemy.orm import Session
 
 from ledger.cli.main import friendly_errors, open_engine
+from ledger.cli.options import wide_option
 from ledger.cli.output import echo_json, print_table
 from ledger.members import service
 
 
 @click.group()
 def members() -> None:
-    """Add, import, list and deactivate linked members."""
+    """Add, import, update, list, deactivate and reactivate linked members."""
 
 
 @members.command()
@@ -24,7 +25,8 @@ def members() -> None:
 @click.option("--threshold", help="Low-balance alert threshold in points.")
 @friendly_errors
 def add(corp_num: str, name: str | None, user_id: str | None, threshold: str | None) -> None:
-    """Add one member by its 10-digit CORP_NUM."""
+    """Add one member by its 10-digit CORP_NUM.
+    """
     item = service.parse_member(corp_num, name, user_id, threshold)
     with Session(open_engine(), expire_on_commit=False) as session, session.begin():
         service.add_member(session, item)
@@ -35,7 +37,8 @@ def add(corp_num: str, name: str | None, user_id: str | None, threshold: str | N
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
 def import_(file: Path) -> None:
-    """Add every member of a CSV file (columns corp_num[,name,user_id,threshold]); all or nothing."""
+    """Add every member of a CSV file (columns corp_num[,name,user_id,threshold]); all or nothing.
+    """
     with Session(open_engine(), expire_on_commit=False) as session, session.begin():
         added = service.import_members(session, file)
     click.echo(f"imported {len(added)} members")
@@ -43,9 +46,11 @@ def import_(file: Path) -> None:
 
 @members.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@wide_option
 @friendly_errors
-def list_(as_json: bool) -> None:
-    """List members."""
+def list_(as_json: bool, wide: bool) -> None:
+    """List members.
+    """
     with Session(open_engine(), expire_on_commit=False) as session:
         rows = [
             {"corp_num": m.corp_num, "name": m.name, "user_id": m.user_id, "active": m.active,
@@ -55,14 +60,41 @@ def list_(as_json: bool) -> None:
     if as_json:
         echo_json(rows)
     else:
-        print_table("members", rows, ["corp_num", "name", "user_id", "active", "threshold"])
+        print_table("members", rows, ["corp_num", "name", "user_id", "active", "threshold"], wide=wide)
 
 
 @members.command()
 @click.argument("corp_num")
 @friendly_errors
 def deactivate(corp_num: str) -> None:
-    """Stop syncing a member (its ledger stays)."""
+    """Stop syncing a member (its ledger stays).
+    """
     with Session(open_engine(), expire_on_commit=False) as session, session.begin():
         member = service.deactivate_member(session, corp_num)
     click.echo(f"deactivated {member.corp_num}")
+
+
+@members.command()
+@click.argument("corp_num")
+@friendly_errors
+def reactivate(corp_num: str) -> None:
+    """Sync a deactivated member again (from where its ledger stands).
+    """
+    with Session(open_engine(), expire_on_commit=False) as session, session.begin():
+        member = service.reactivate_member(session, corp_num)
+    click.echo(f"reactivated {member.corp_num}")
+
+
+@members.command()
+@click.argument("corp_num")
+@click.option("--name", help="Business name, for reports ('' clears it).")
+@click.option("--user-id", help="Popbill UserID to call with ('' clears it).")
+@click.option("--threshold", help="Low-balance alert threshold in points ('' uses the default).")
+@friendly_errors
+def update(corp_num: str, name: str | None, user_id: str | None, threshold: str | None) -> None:
+    """Change a member's name, UserID or alert threshold; the options not given stay.
+    """
+    given = {k: v for k, v in {"name": name, "user_id": user_id, "threshold": threshold}.items() if v is not None}
+    with Session(open_engine(), expire_on_commit=False) as session, session.begin():
+        member = service.update_member(session, corp_num, **given)
+    click.echo(f"updated {member.corp_num}: {', '.join(f'{k} {v!r}' for k, v in given.items())}")

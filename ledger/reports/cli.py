@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ledger.cli.main import friendly_errors, open_engine
-from ledger.cli.options import iso_date, iso_month
+from ledger.cli.options import iso_date, iso_month, output_file
 from ledger.cli.output import print_table
 from ledger.reports import export as exporting
 from ledger.reports.statement import Statement, monthly_statement
@@ -54,7 +54,10 @@ def report() -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "xlsx", "json"]), default="table", show_default=True
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of the terminal.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), callback=output_file,
+    help="Write to FILE instead of the terminal.",
+)  # fmt: skip
 @click.option("--lang", type=click.Choice(["en", "ko"]), default="en", show_default=True, help="Labels and headers.")
 @friendly_errors
 def statement(corp_num: str, month: dt.date, fmt: str, out: Path | None, lang: str) -> None:
@@ -74,7 +77,7 @@ def statement(corp_num: str, month: dt.date, fmt: str, out: Path | None, lang: s
 @click.option("--from", "start", callback=iso_date, metavar="YYYY-MM-DD", help="First Korean day (inclusive).")
 @click.option("--to", "end", callback=iso_date, metavar="YYYY-MM-DD", help="Last Korean day (inclusive).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=output_file, help="Write to FILE.")
 @click.option("--lang", type=click.Choice(["en", "ko"]), default="en", show_default=True)
 @friendly_errors
 def export(name: str, start, end, fmt: str, out: Path | None, lang: str) -> None:

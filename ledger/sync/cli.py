@@ -11,8 +11,8 @@ import time
 
 import click
 
-from ledger.cli.main import friendly_errors, load_settings, open_engine
-from ledger.cli.options import iso_date
+from ledger.cli.main import EXIT_INTERRUPTED, friendly_errors, load_settings, open_engine
+from ledger.cli.options import iso_date, wide_option
 from ledger.cli.output import echo_json, print_table
 from ledger.sync.display import totals_line
 from ledger.sync.models import KINDS
@@ -23,7 +23,6 @@ KIND_CHOICES = click.Choice(list(KINDS))
 # After Ctrl-C or SIGTERM, syncs get this long to reach a page boundary; a sync still waiting
 # on Popbill then has its run closed as interrupted and its page rolled back by the exit.
 STOP_GRACE_SECONDS = 1.5
-EXIT_INTERRUPTED = 130
 
 
 class SyncStopped(Exception):
@@ -138,9 +137,12 @@ def summarize(results) -> list[dict]:
 @click.option("--full", is_flag=True, help="Walk the whole refund history, not just the newest pages.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 16), help="Syncs to run at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@wide_option
 @friendly_errors
-def sync(members, kinds, since, full, jobs, as_json) -> None:
-    """Page the members' histories from Popbill into the ledger."""
+def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
+    """Page the members' histories from Popbill into the ledger. Ctrl-C stops after the page
+    in hand (exit 130); the next sync goes on from there.
+    """
     from ledger.popbill import PopbillClient
     from ledger.sync.windows import SyncOptions
 
@@ -165,7 +167,8 @@ def sync(members, kinds, since, full, jobs, as_json) -> None:
     if as_json:
         echo_json(rows)
     else:
-        print_table("sync", rows)
+        narrow = ["corp_num", "kind", "status", "pages", "inserted", "updated", "error"]
+        print_table("sync", rows, None if wide else narrow, wide=wide)
         for r in results:
             if r.status == "skipped":
                 click.echo(f"{r.corp_num} {r.kind}: already running, skipped")
@@ -177,16 +180,20 @@ def sync(members, kinds, since, full, jobs, as_json) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@wide_option
 @friendly_errors
-def status(as_json: bool) -> None:
-    """Last sync per member and kind, rows held, recent failures."""
+def status(as_json: bool, wide: bool) -> None:
+    """Last sync per member and kind, rows held, recent failures.
+    """
     from ledger.sync.status import sync_status
 
     rows = sync_status(open_engine())
     if as_json:
         echo_json(rows)
     else:
-        print_table(
-            "sync status", rows,
-            ["corp_num", "kind", "last_status", "last_finished_at", "high_water", "rows_held", "failures_7d"],
-        )  # fmt: skip
+        narrow = ["corp_num", "kind", "last_status", "last_finished_at", "rows_held"]
+        wide_columns = [
+            "corp_num", "name", "kind", "last_status", "last_finished_at", "high_water", "rows_held", "failures_7d",
+            "last_error",
+        ]  # fmt: skip
+        print_table("sync status", rows, wide_columns if wide else narrow, wide=wide)
