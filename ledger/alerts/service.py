@@ -149,13 +149,12 @@ def parse_duration(text_value: str) -> dt.timedelta:
     match = re.fullmatch(r"\s*(\d{1,9})\s*([smhdw])\s*", text_value or "")
     if not match:
         raise UserInputError(f"--for: a duration such as 30m, 12h or 2d, got {text_value!r}")
-    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-    span = dt.timedelta(seconds=int(match.group(1)) * seconds)
-    if not span:
+    seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    if seconds == 0:
         raise UserInputError(f"--for: must be longer than zero, got {text_value!r}")
-    if span > MAX_MUTE:
+    if seconds > MAX_MUTE.total_seconds():  # compared as a number: a timedelta of it may overflow
         raise UserInputError(f"--for: at most {MAX_MUTE.days} days, got {text_value!r}")
-    return span
+    return dt.timedelta(seconds=seconds)
 
 
 def mute(engine: Engine, subject: str, duration: dt.timedelta, *, now: dt.datetime | None = None) -> dt.datetime:

@@ -84,7 +84,7 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
                 raise SystemExit(EXIT_INTERRUPTED) from None
             elapsed = time.perf_counter() - started
             check_balances(engine, client, dataclasses.replace(settings, alert_runway_days=0))
-    columns = ["corp_num", "kind", "status", "pages", "api_calls", "inserted", "updated", "unchanged"]
+    columns = ["corp_num", "kind", "status", "pages", "inserted", "updated", "unchanged"]
     print_table("sync summary", summarize(results), columns)
     click.echo(totals_line(results, elapsed))
     failed = [r for r in results if r.status == "failed"]

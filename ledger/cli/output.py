@@ -12,12 +12,14 @@ import json
 from decimal import Decimal
 
 import click
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
 from ledger.kst import KST
 
 NARROW_WIDTH = 80
+SHORT_TEXT = 11  # text up to this long is never folded ('interrupted', 'not started')
 CORP_NUM_COLUMNS = {"corp_num", "subject", "CorpNum", "사업자번호"}
 
 
@@ -80,10 +82,12 @@ def print_table(title: str, rows: list[dict], columns: list[str] | None = None, 
         number = _is_number(values)
         decimals = _decimals(values)
         cells_by_column[column] = [_cell(v, decimals) for v in values]
+        longest = max((cell_len(c) for c in cells_by_column[column]), default=0)
         never_cut = column in CORP_NUM_COLUMNS or number
+        # Short words (statuses, kinds) keep their width; long text folds onto more lines.
         table.add_column(
-            column, justify="right" if number else "left", no_wrap=never_cut or wide,
-            min_width=max(len(c) for c in cells_by_column[column]) if never_cut and rows else None,
+            column, justify="right" if number else "left", no_wrap=never_cut or wide, overflow="fold",
+            min_width=longest if never_cut else min(longest, SHORT_TEXT),
         )  # fmt: skip
     for i in range(len(rows)):
         table.add_row(*[cells_by_column[c][i] for c in columns])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -32,7 +33,9 @@ def write(columns, rows, fmt: str, lang: str, out: Path | None, title: str) -> N
         return
     if fmt == "table":
         print_table(
-            title, [{header(c, lang): exporting.plain(v) for c, v in zip(columns, r, strict=True)} for r in rows]
+            title,  # amounts stay Decimal: the table right-aligns them with one number of decimals
+            [{header(c, lang): v if isinstance(v, Decimal) else exporting.plain(v) for c, v in zip(columns, r, strict=True)}
+             for r in rows],  # fmt: skip
         )
         return
     body = exporting.to_csv(columns, rows, lang) if fmt == "csv" else exporting.to_json(columns, rows)
