@@ -20,6 +20,7 @@ from ledger.kst import KST
 
 NARROW_WIDTH = 80
 SHORT_TEXT = 11  # text up to this long is never folded ('interrupted', 'not started')
+LONG_TEXT_MIN = 6  # longer text (errors, names) folds into what room is left
 CORP_NUM_COLUMNS = {"corp_num", "subject", "CorpNum", "사업자번호"}
 
 
@@ -70,33 +71,36 @@ def _is_number(values) -> bool:
 
 
 def print_table(title: str, rows: list[dict], columns: list[str] | None = None, *, wide: bool = False) -> None:
-    """A table of `columns` (all of the rows' keys if None). Fits 80 columns, wrapping long
-    text, unless `wide`: then every column at its full width, whatever the terminal."""
+    """A table of `columns` (all of the rows' keys if None). Fits 80 columns, folding long
+    text, unless `wide`: then every column at its full width, whatever the terminal.
+    CorpNums, amounts, times and short words are never cut; long text shares what is left."""
     columns = columns or (list(rows[0]) if rows else [])
-    table = Table(title=title)
-    has_times = False
-    cells_by_column = {}
+    terminal = Console()
+    width = 10_000 if wide else (min(NARROW_WIDTH, terminal.width) if terminal.is_terminal else NARROW_WIDTH)
+    cells, kept, numbers, has_times = {}, {}, set(), False
     for column in columns:
         values = [row.get(column) for row in rows]
         has_times = has_times or any(isinstance(v, dt.datetime) for v in values)
-        number = _is_number(values)
         decimals = _decimals(values)
-        cells_by_column[column] = [_cell(v, decimals) for v in values]
-        longest = max((cell_len(c) for c in cells_by_column[column]), default=0)
-        never_cut = column in CORP_NUM_COLUMNS or number
-        # Short words (statuses, kinds) keep their width; long text folds onto more lines.
+        cells[column] = [_cell(v, decimals) for v in values]
+        if _is_number(values):
+            numbers.add(column)
+        longest = max((cell_len(c) for c in [column, *cells[column]]), default=0)
+        whole = column in CORP_NUM_COLUMNS or column in numbers or any(isinstance(v, dt.date) for v in values)
+        if wide or whole or longest <= SHORT_TEXT:
+            kept[column] = longest
+    folding = [c for c in columns if c not in kept]
+    room = width - (3 * len(columns) + 1) - sum(kept.values())  # borders and padding: 3 a column, plus 1
+    share = max(LONG_TEXT_MIN, room // len(folding)) if folding else None
+    table = Table(title=title)
+    for column in columns:
+        fixed = kept.get(column)
         table.add_column(
-            column, justify="right" if number else "left", no_wrap=never_cut or wide, overflow="fold",
-            min_width=longest if never_cut else min(longest, SHORT_TEXT),
+            column, justify="right" if column in numbers else "left", overflow="fold",
+            no_wrap=fixed is not None, min_width=fixed, max_width=None if fixed is not None else share,
         )  # fmt: skip
     for i in range(len(rows)):
-        table.add_row(*[cells_by_column[c][i] for c in columns])
+        table.add_row(*[cells[c][i] for c in columns])
     if has_times:
         table.caption = "times in Korean time (KST)"
-    terminal = Console()
-    narrow = min(NARROW_WIDTH, terminal.width) if terminal.is_terminal else NARROW_WIDTH
-    console = Console(width=10_000 if wide else narrow)
-    if wide:
-        console.print(table, crop=False)
-    else:
-        console.print(table)
+    Console(width=width).print(table, crop=not wide)
