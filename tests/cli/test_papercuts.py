@@ -92,6 +92,11 @@ def test_absurd_thresholds_are_refused(member, threshold):
         assert conn.execute(select(Member.corp_num, Member.low_balance_threshold)).all() == [(CORP, None)]
 
 
+def test_absurd_threshold_settings_are_refused(member):
+    result = run("members", "list", env={"LEDGER_ALERT_THRESHOLD": "1e9999"})
+    assert result.exit_code == 2 and "LEDGER_ALERT_THRESHOLD must be at most" in result.stderr, result.output
+
+
 def test_postgres_scheme_urls_are_accepted(member):
     url = make_url(TEST_DATABASE_URL).set(drivername="postgres").render_as_string(hide_password=False)
     assert url.startswith("postgres://")

@@ -139,7 +139,10 @@ def test_second_sync_of_the_same_member_says_already_running(ledger_db, sim):
             with ledger_db.connect() as conn:
                 return (
                     conn.execute(
-                        text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :ns"),
+                        text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :ns AND database = "
+                            "(SELECT oid FROM pg_database WHERE datname = current_database())"  # a shared server
+                        ),
                         {"ns": LOCK_NAMESPACE},
                     ).scalar()
                     > 0
