@@ -75,22 +75,23 @@ def admin_engine():
     return create_engine(make_url(TEST_DATABASE_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
 
 
+def _on_admin(statement: str) -> None:
+    admin = admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(statement))
+    admin.dispose()
+
+
 def create_database(name: str) -> str:
     """Create a database of this run (the name must come from unique_name) and return its URL."""
     assert name.endswith(RUN_SUFFIX), "only databases named for this run may be created and dropped"
-    admin = admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    _on_admin(f'CREATE DATABASE "{name}"')
     return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(name: str) -> None:
     assert name.endswith(RUN_SUFFIX), "only databases named for this run may be dropped"
-    admin = admin_engine()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    _on_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

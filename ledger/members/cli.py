@@ -25,8 +25,7 @@ def members() -> None:
 @click.option("--threshold", help="Low-balance alert threshold in points.")
 @friendly_errors
 def add(corp_num: str, name: str | None, user_id: str | None, threshold: str | None) -> None:
-    """Add one member by its 10-digit CORP_NUM.
-    """
+    """Add one member by its 10-digit CORP_NUM."""
     item = service.parse_member(corp_num, name, user_id, threshold)
     with Session(open_engine(), expire_on_commit=False) as session, session.begin():
         service.add_member(session, item)
@@ -37,8 +36,7 @@ def add(corp_num: str, name: str | None, user_id: str | None, threshold: str | N
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @friendly_errors
 def import_(file: Path) -> None:
-    """Add every member of a CSV file (columns corp_num[,name,user_id,threshold]); all or nothing.
-    """
+    """Add every member of a CSV file (columns corp_num[,name,user_id,threshold]); all or nothing."""
     with Session(open_engine(), expire_on_commit=False) as session, session.begin():
         added = service.import_members(session, file)
     click.echo(f"imported {len(added)} members")
@@ -49,8 +47,7 @@ def import_(file: Path) -> None:
 @wide_option
 @friendly_errors
 def list_(as_json: bool, wide: bool) -> None:
-    """List members.
-    """
+    """List members."""
     with Session(open_engine(), expire_on_commit=False) as session:
         rows = [
             {"corp_num": m.corp_num, "name": m.name, "user_id": m.user_id, "active": m.active,
@@ -63,26 +60,26 @@ def list_(as_json: bool, wide: bool) -> None:
         print_table("members", rows, ["corp_num", "name", "user_id", "active", "threshold"], wide=wide)
 
 
+def _set_active(corp_num: str, active: bool) -> None:
+    with Session(open_engine(), expire_on_commit=False) as session, session.begin():
+        member = service.set_active(session, corp_num, active)
+    click.echo(f"{'reactivated' if active else 'deactivated'} {member.corp_num}")
+
+
 @members.command()
 @click.argument("corp_num")
 @friendly_errors
 def deactivate(corp_num: str) -> None:
-    """Stop syncing a member (its ledger stays).
-    """
-    with Session(open_engine(), expire_on_commit=False) as session, session.begin():
-        member = service.deactivate_member(session, corp_num)
-    click.echo(f"deactivated {member.corp_num}")
+    """Stop syncing a member (its ledger stays)."""
+    _set_active(corp_num, False)
 
 
 @members.command()
 @click.argument("corp_num")
 @friendly_errors
 def reactivate(corp_num: str) -> None:
-    """Sync a deactivated member again (from where its ledger stands).
-    """
-    with Session(open_engine(), expire_on_commit=False) as session, session.begin():
-        member = service.reactivate_member(session, corp_num)
-    click.echo(f"reactivated {member.corp_num}")
+    """Sync a deactivated member again (from where its ledger stands)."""
+    _set_active(corp_num, True)
 
 
 @members.command()
@@ -92,8 +89,7 @@ def reactivate(corp_num: str) -> None:
 @click.option("--threshold", help="Low-balance alert threshold in points ('' uses the default).")
 @friendly_errors
 def update(corp_num: str, name: str | None, user_id: str | None, threshold: str | None) -> None:
-    """Change a member's name, UserID or alert threshold; the options not given stay.
-    """
+    """Change a member's name, UserID or alert threshold; the options not given stay."""
     given = {k: v for k, v in {"name": name, "user_id": user_id, "threshold": threshold}.items() if v is not None}
     with Session(open_engine(), expire_on_commit=False) as session, session.begin():
         member = service.update_member(session, corp_num, **given)

@@ -162,18 +162,16 @@ def list_members(session: Session, *, active_only: bool = False) -> list[Member]
     return list(session.scalars(query))
 
 
+def set_active(session: Session, corp_num: str, active: bool) -> Member:
+    """Deactivate (stop syncing; the ledger stays) or reactivate a member."""
+    member = get_member(session, corp_num)
+    member.active = active
+    session.flush()
+    return member
+
+
 def deactivate_member(session: Session, corp_num: str) -> Member:
-    member = get_member(session, corp_num)
-    member.active = False
-    session.flush()
-    return member
-
-
-def reactivate_member(session: Session, corp_num: str) -> Member:
-    member = get_member(session, corp_num)
-    member.active = True
-    session.flush()
-    return member
+    return set_active(session, corp_num, False)
 
 
 _UNCHANGED = object()

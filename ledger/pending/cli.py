@@ -66,8 +66,7 @@ def payment() -> None:
 @friendly_errors
 def payment_request(corp_num, amount, depositor, name, email, hp, yes, dry_run) -> None:
     """Call PaymentRequest and follow the settle code until the deposit settles. Shows what
-    will be sent and asks first (--yes to skip, --dry-run to only check).
-    """
+    will be sent and asks first (--yes to skip, --dry-run to only check)."""
     form = service.payment_form(amount, depositor, name, email, hp)
     item = _request(service.request_payment, corp_num, form, call="PaymentRequest", yes=yes, dry_run=dry_run)
     if item is not None:
@@ -92,8 +91,7 @@ def refund() -> None:
 @friendly_errors
 def refund_request(corp_num, points, bank, account, holder, contact, tel, reason, yes, dry_run) -> None:
     """Call Refund (never more than GetRefundableBalance) and follow the refund code. Shows
-    what will be sent and asks first (--yes to skip, --dry-run to only check).
-    """
+    what will be sent and asks first (--yes to skip, --dry-run to only check)."""
     form = service.refund_form(points, bank, account, holder, contact, tel, reason)
     item = _request(
         service.request_refund, corp_num, form, call="Refund", yes=yes, dry_run=dry_run, refundable=True

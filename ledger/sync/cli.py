@@ -141,8 +141,7 @@ def summarize(results) -> list[dict]:
 @friendly_errors
 def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
     """Page the members' histories from Popbill into the ledger. Ctrl-C stops after the page
-    in hand (exit 130); the next sync goes on from there.
-    """
+    in hand (exit 130); the next sync goes on from there."""
     from ledger.popbill import PopbillClient
     from ledger.sync.windows import SyncOptions
 
@@ -183,8 +182,7 @@ def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
 @wide_option
 @friendly_errors
 def status(as_json: bool, wide: bool) -> None:
-    """Last sync per member and kind, rows held, recent failures.
-    """
+    """Last sync per member and kind, rows held, recent failures."""
     from ledger.sync.status import sync_status
 
     rows = sync_status(open_engine())

@@ -8,14 +8,13 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from ledger.members.models import Member
-from ledger.members.service import MemberError, MemberInput, add_member, parse_member, read_members_csv
+from ledger.members.service import MemberError, MemberInput, parse_member, read_members_csv
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_member
-from tests.cli.helpers import run
+from tests.cli.helpers import add_members, run
 from tests.conftest import client_settings, small_config
 
 CORP = "1234567890"
@@ -25,9 +24,7 @@ BAD_NAMES = ["line\nbreak", "cr\rreturn", "bell\x07", "sep\u2028arator", "x" * 2
 
 @pytest.fixture
 def member(clean_engine):
-    with Session(clean_engine) as session:
-        add_member(session, MemberInput(CORP, name="old"))
-        session.commit()
+    add_members(clean_engine, MemberInput(CORP, name="old"))
     return clean_engine
 
 

@@ -13,13 +13,12 @@ import time
 import pytest
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
-from sqlalchemy.orm import Session
 
-from ledger.members.service import MemberInput, add_member
+from ledger.members.service import MemberInput
 from ledger.pending.models import TrackedItem
 from ledger.simulator import Simulator
-from tests.cli.helpers import run
-from tests.conftest import TEST_DATABASE_URL, small_config
+from tests.cli.helpers import add_members, run, subprocess_env
+from tests.conftest import small_config
 
 CORP = "1234567890"
 PAYMENT = ["payment", "request", CORP, "--amount", "110000", "--depositor", "(주)팝빌", "--name", "홍길동",
@@ -36,9 +35,7 @@ def sim():
 
 @pytest.fixture
 def hosts(clean_engine, sim):
-    with Session(clean_engine) as session:
-        add_member(session, MemberInput(CORP, name="팝빌 테스트상사"))
-        session.commit()
+    add_members(clean_engine, MemberInput(CORP, name="팝빌 테스트상사"))
     return {"POPBILL_API_URL": sim.url, "LINKHUB_AUTH_URL": sim.url}
 
 
@@ -72,8 +69,7 @@ def test_a_script_must_say_yes(clean_engine, sim, hosts, args):
 
 def on_a_terminal(args: list[str], hosts: dict, answer: str) -> tuple[int, str]:
     """Run the command with stdin and stderr on a pseudo-terminal; answer its question."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
-    env.update(hosts, LEDGER_DATABASE_URL=TEST_DATABASE_URL)
+    env = subprocess_env(**hosts)
     leader, follower = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "ledger", *args], stdin=follower, stderr=follower,
                             stdout=subprocess.PIPE, env=env, text=True)  # fmt: skip

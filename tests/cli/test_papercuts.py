@@ -9,16 +9,15 @@ import json
 import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
 from ledger.alerts.models import AlertMute
 from ledger.members.models import Member
-from ledger.members.service import MemberInput, add_member
+from ledger.members.service import MemberInput
 from ledger.pending.models import TrackedItem
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
-from tests.cli.helpers import run
+from tests.cli.helpers import add_members, run
 from tests.conftest import TEST_DATABASE_URL, client_settings, small_config
 
 CORP = "1234567890"
@@ -26,9 +25,7 @@ CORP = "1234567890"
 
 @pytest.fixture
 def member(clean_engine):
-    with Session(clean_engine) as session:
-        add_member(session, MemberInput(CORP, name="팝빌 테스트상사"))
-        session.commit()
+    add_members(clean_engine, MemberInput(CORP, name="팝빌 테스트상사"))
     return clean_engine
 
 

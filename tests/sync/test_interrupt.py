@@ -3,23 +3,22 @@ marked interrupted, exit 130, and the next sync completes the ledger exactly."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from ledger.history.models import Usage
-from ledger.members.service import MemberInput, add_member
+from ledger.members.service import MemberInput
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
 from ledger.sync.models import SyncRun, SyncState
 from ledger.sync.service import sync_all
 from ledger.sync.windows import SyncOptions
-from tests.conftest import TEST_DATABASE_URL, client_settings, small_config
+from tests.cli.helpers import add_members, subprocess_env
+from tests.conftest import client_settings, small_config
 from tests.sync.helpers import assert_ledger_equals_truth
 from tests.waiting import wait_for
 
@@ -35,19 +34,12 @@ def sim():
 
 @pytest.fixture
 def ledger_db(clean_engine):
-    with Session(clean_engine) as session:
-        for corp in CORPS:
-            add_member(session, MemberInput(corp))
-        session.commit()
+    add_members(clean_engine, *map(MemberInput, CORPS))
     return clean_engine
 
 
 def start_sync(sim, jobs: int) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
-    env.update(
-        LEDGER_DATABASE_URL=TEST_DATABASE_URL, POPBILL_API_URL=sim.url, LINKHUB_AUTH_URL=sim.url,
-        LEDGER_SYNC_PER_PAGE=str(PER_PAGE), LEDGER_SYNC_WINDOW_DAYS="400",
-    )  # fmt: skip
+    env = subprocess_env(sim, LEDGER_SYNC_PER_PAGE=str(PER_PAGE), LEDGER_SYNC_WINDOW_DAYS="400")
     return subprocess.Popen(
         [sys.executable, "-m", "ledger", "sync", "--jobs", str(jobs)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

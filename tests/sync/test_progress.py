@@ -10,25 +10,21 @@ import select
 import subprocess
 import sys
 
-from sqlalchemy.orm import Session
-
-from ledger.members.service import MemberInput, add_member
+from ledger.members.service import MemberInput
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
 from ledger.sync.display import SyncProgress, describe, fraction_done, totals_line
 from ledger.sync.service import sync_all, sync_member
 from ledger.sync.windows import SyncOptions
-from tests.cli.helpers import run
-from tests.conftest import TEST_DATABASE_URL, client_settings, small_config
+from tests.cli.helpers import add_members as add
+from tests.cli.helpers import run, subprocess_env
+from tests.conftest import client_settings, small_config
 
 CORPS = ["1234567890", "2208112345"]
 
 
 def add_members(engine) -> None:
-    with Session(engine) as session:
-        for corp in CORPS:
-            add_member(session, MemberInput(corp))
-        session.commit()
+    add(engine, *map(MemberInput, CORPS))
 
 
 def test_progress_moves_with_every_page_across_windows(clean_engine):
@@ -81,9 +77,7 @@ def test_a_terminal_sees_pages_rows_rate_and_eta(clean_engine):
     add_members(clean_engine)
     with Simulator(small_config(history_days=90, usage_per_day=20)) as sim:
         sim.inject("latency", path="/UseHistory", rate=1.0, seconds=0.1)  # slow enough for a few redraws
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
-        env.update(LEDGER_DATABASE_URL=TEST_DATABASE_URL, POPBILL_API_URL=sim.url, LINKHUB_AUTH_URL=sim.url,
-                   LEDGER_SYNC_PER_PAGE="100", LEDGER_SYNC_WINDOW_DAYS="31", COLUMNS="120")  # fmt: skip
+        env = subprocess_env(sim, LEDGER_SYNC_PER_PAGE="100", LEDGER_SYNC_WINDOW_DAYS="31", COLUMNS="120")
         leader, follower = pty.openpty()
         proc = subprocess.Popen([sys.executable, "-m", "ledger", "sync", "--kind", "usage"], stdout=follower,
                                 stderr=subprocess.PIPE, env=env)  # fmt: skip
