@@ -53,7 +53,7 @@ def friendly_errors(fn):
             raise InputError(str(exc)) from None
         except PopbillError as exc:
             raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, click.exceptions.Abort):  # Ctrl-C, also at a prompt
             click.echo("interrupted", err=True)
             raise SystemExit(EXIT_INTERRUPTED) from None
         except ProgrammingError as exc:
