@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 
 import click
@@ -117,4 +118,6 @@ _register()
 
 
 def main() -> None:  # pragma: no cover - console script entry
+    # SIGTERM is an interrupt like Ctrl-C: commands stop the same way and exit 130.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     sys.exit(cli())

@@ -68,7 +68,7 @@ def test_a_script_must_say_yes(clean_engine, sim, hosts, args):
     assert sent(sim) == 1 and tracked(clean_engine) == 1
 
 
-def on_a_terminal(args: list[str], hosts: dict, answer: str | None) -> tuple[int, str]:
+def on_a_terminal(args: list[str], hosts: dict, answer: str | signal.Signals) -> tuple[int, str]:
     """Run the command with stdin and stderr on a pseudo-terminal; answer its question."""
     env = subprocess_env(**hosts)
     leader, follower = pty.openpty()
@@ -84,8 +84,8 @@ def on_a_terminal(args: list[str], hosts: dict, answer: str | None) -> tuple[int
             except OSError:
                 break
         if not answered and "Send it?" in seen:
-            if answer is None:  # Ctrl-C
-                proc.send_signal(signal.SIGINT)
+            if isinstance(answer, signal.Signals):  # Ctrl-C or SIGTERM at the question
+                proc.send_signal(answer)
             else:
                 os.write(leader, answer.encode())
             answered = True
@@ -99,8 +99,9 @@ def test_a_terminal_is_asked_and_no_sends_nothing(clean_engine, sim, hosts):
     code, text = on_a_terminal(PAYMENT, hosts, "n\n")
     assert code == 1 and "not sent" in text and "settleCost" in text
     assert sent(sim) == 0 and tracked(clean_engine) == 0
-    code, text = on_a_terminal(PAYMENT, hosts, None)  # Ctrl-C at the question
-    assert code == 130 and "interrupted" in text and "Traceback" not in text
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        code, text = on_a_terminal(PAYMENT, hosts, stop)
+        assert code == 130 and "interrupted" in text and "Traceback" not in text, text
     assert sent(sim) == 0 and tracked(clean_engine) == 0
     code, text = on_a_terminal(REFUND, hosts, "y\n")
     assert code == 0 and "refund code" in text and "refundable balance now" in text
