@@ -9,24 +9,31 @@ from ledger.cli.options import iso_date, wide_option
 from ledger.cli.output import echo_json, print_table
 
 
-def _verdict(report) -> str:
+def _verdict(report, closing_applies: bool) -> str:
     if not report.reconciled:
         return "NO"
-    return "yes" if report.closing_checked else "partly"
+    return "yes" if report.closing_checked or not closing_applies else "partly"
 
 
-def print_summary(reports, wide: bool = False) -> None:
-    rows = [{"corp_num": r.corp_num, "reconciled": _verdict(r), "closing": "checked" if r.closing_checked else "not run",
+def _closing(report, closing_applies: bool) -> str:
+    return "checked" if report.closing_checked else "not run" if closing_applies else "n/a"
+
+
+def print_summary(reports, *, closing_applies: bool = True, wide: bool = False) -> None:
+    """The table, and a line naming members whose closing balance could not be checked (no
+    balance reading since their last sync): they are never shown as simply reconciled.
+    A --date/--month reconcile has no closing check (closing_applies False)."""
+    rows = [{"corp_num": r.corp_num, "reconciled": _verdict(r, closing_applies), "closing": _closing(r, closing_applies),
              "new": r.new, "resolved": r.resolved,
              "open": ", ".join(f"{check} {n}" for check, n in sorted(r.open_by_check.items())) or "-"}
             for r in reports]  # fmt: skip
     print_table("reconciliation", rows, wide=wide)
-    unchecked = [r.corp_num for r in reports if not r.closing_checked]
+    unchecked = [r.corp_num for r in reports if not r.closing_checked] if closing_applies else []
     if unchecked:
         click.echo(
             f"closing balance check not run for {len(unchecked)} member(s) ({', '.join(unchecked[:5])}"
-            f"{', ...' if len(unchecked) > 5 else ''}): no balance reading since their last usage sync, or a --date/"
-            "--month period. Run `ledger balances` after `ledger sync`, then reconcile again."
+            f"{', ...' if len(unchecked) > 5 else ''}): no balance reading since their last usage sync. "
+            "Run `ledger balances` after `ledger sync`, then reconcile again."
         )
 
 
@@ -58,6 +65,6 @@ def reconcile(members, day, month, as_json, wide) -> None:
         echo_json([{"corp_num": r.corp_num, "reconciled": r.reconciled, "closing_checked": r.closing_checked,
                     "new": r.new, "resolved": r.resolved, "open": dict(r.open_by_check)} for r in reports])  # fmt: skip
     else:
-        print_summary(reports, wide=wide)
+        print_summary(reports, closing_applies=period.label == "all", wide=wide)
     if not all(r.reconciled for r in reports):
         raise SystemExit(EXIT_DISCREPANCIES)  # discrepancies open: a script must be able to tell

@@ -52,8 +52,9 @@ def _stop_on_signals(stop: threading.Event, force: threading.Event):
 
 
 def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, jobs: int = 1, **options):
-    """sync_all in a thread the main thread watches: live progress on a terminal, and a prompt,
-    clean stop on Ctrl-C/SIGTERM (raises SyncStopped once the syncs have stopped)."""
+    """sync_all in a thread the main thread watches: live progress on a terminal, and a quick,
+    clean stop on Ctrl-C/SIGTERM (raises SyncStopped once the syncs have stopped, or after
+    STOP_GRACE_SECONDS when one is stuck in a request)."""
     from sqlalchemy.orm import Session
 
     from ledger.members.service import get_member

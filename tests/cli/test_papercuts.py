@@ -126,6 +126,8 @@ def test_reconcile_without_a_balance_reading_says_the_closing_check_was_not_run(
     assert "│ yes " not in result.stdout and "partly" in result.stdout and "not run" in result.stdout
     assert "closing balance check not run for 1 member(s) (1234567890)" in result.stdout
     assert json.loads(run("reconcile", "--json", env=quiet).stdout)[0]["closing_checked"] is False
+    month = run("reconcile", "--month", f"{dt.date.today():%Y-%m}", env=quiet)  # no closing check for a period
+    assert "n/a" in month.stdout and "closing balance check not run" not in month.stdout
 
 
 @pytest.mark.parametrize(
