@@ -20,6 +20,7 @@ from ledger.pending.models import TrackedItem
 from ledger.simulator import Simulator
 from tests.cli.helpers import add_members, run, subprocess_env
 from tests.conftest import small_config
+from tests.waiting import wait_for
 
 CORP = "1234567890"
 PAYMENT = ["payment", "request", CORP, "--amount", "110000", "--depositor", "(주)팝빌", "--name", "홍길동",
@@ -68,6 +69,15 @@ def test_a_script_must_say_yes(clean_engine, sim, hosts, args):
     assert sent(sim) == 1 and tracked(clean_engine) == 1
 
 
+def reading_the_terminal(pid: int) -> bool:
+    """The process sleeps in a terminal read (Linux); elsewhere, assume so."""
+    try:
+        with open(f"/proc/{pid}/wchan") as wchan:
+            return wchan.read() in ("wait_woken", "n_tty_read", "do_select", "do_sys_poll", "poll_schedule_timeout")
+    except OSError:
+        return True
+
+
 def on_a_terminal(args: list[str], hosts: dict, answer: str | signal.Signals) -> tuple[int, str]:
     """Run the command with stdin and stderr on a pseudo-terminal; answer its question."""
     env = subprocess_env(**hosts)
@@ -85,12 +95,19 @@ def on_a_terminal(args: list[str], hosts: dict, answer: str | signal.Signals) ->
                 break
         if not answered and "Send it?" in seen:
             if isinstance(answer, signal.Signals):  # Ctrl-C or SIGTERM at the question
+                # Once it waits in read(): a signal just before would be seen only after the read.
+                wait_for(lambda: reading_the_terminal(proc.pid), what="the command to wait for an answer")
                 proc.send_signal(answer)
             else:
                 os.write(leader, answer.encode())
             answered = True
-    out, _ = proc.communicate(timeout=30)
-    os.close(leader)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # never leave it holding its transaction (the next TRUNCATE would wait)
+            proc.kill()
+            proc.wait()
+        os.close(leader)
     assert answered, seen
     return proc.returncode, seen + out
 

@@ -65,7 +65,12 @@ def finish_and_check(engine, sim) -> None:
 
 
 def assert_stopped_and_recorded(proc, engine) -> str:
-    out, err = proc.communicate(timeout=15)  # a bound, not a measurement: no process may hang
+    try:
+        out, err = proc.communicate(timeout=15)  # a bound, not a measurement: no process may hang
+    finally:
+        if proc.poll() is None:  # never leave it holding locks the next test's TRUNCATE would wait on
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 130, err[-2000:]
     assert "Traceback" not in err
     summary = [line for line in err.splitlines() if line.startswith("interrupted: kept")]

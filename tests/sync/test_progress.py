@@ -92,8 +92,13 @@ def test_a_terminal_sees_pages_rows_rate_and_eta(clean_engine):
             except OSError:
                 break
             screen += chunk
-        proc.wait(timeout=60)
-        os.close(leader)
+        try:
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            os.close(leader)
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode(errors="replace"))
     assert proc.returncode == 0, text[-2000:]
     assert re.search(r"1234567890 usage .* [\d,]+ pages, [\d,]+ rows, [\d,]+ rows/s, ETA \d:\d\d:\d\d", text), text[:3000]
