@@ -61,6 +61,16 @@ EXAMPLES: dict[str, list[str]] = {
     "popbill partner-balance": ["ledger popbill partner-balance 1234567890"],
     "popbill refundable-balance": ["ledger popbill refundable-balance 1234567890"],
     "simulator": ["ledger simulator --port 8765", "POPBILL_API_URL=http://127.0.0.1:8765 ledger sync"],
+    # Commands other branches add (sandbox, db shell/url, doctor, alerts outbox): examples ready.
+    "sandbox": ["ledger sandbox up && eval \"$(ledger sandbox env)\"", "ledger sandbox down"],
+    "sandbox up": ["ledger sandbox up", "eval \"$(ledger sandbox env)\""],
+    "sandbox down": ["ledger sandbox down"],
+    "sandbox status": ["ledger sandbox status"],
+    "sandbox env": ["eval \"$(ledger sandbox env)\""],
+    "db shell": ["ledger db shell"],
+    "db url": ["ledger db url"],
+    "doctor": ["ledger doctor"],
+    "alerts outbox": ["ledger alerts outbox", "ledger alerts outbox --json"],
 }
 
 
