@@ -75,6 +75,8 @@ def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
         raise SettingsError(f"{name} must be a decimal number, got {raw!r}") from None
     if not value.is_finite() or value < 0:
         raise SettingsError(f"{name} must be zero or more, got {raw!r}")
+    if value > Decimal("1e12"):  # more points than any balance: a typo such as 1e9999
+        raise SettingsError(f"{name} must be at most 1000000000000, got {raw!r}")
     return value
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import secrets
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -51,18 +52,46 @@ def client(simulator):
 
 # -- database ------------------------------------------------------------------------------
 
-TEST_DATABASE_URL = os.environ.get(
-    "LEDGER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/ledger_test"
+# Every database and role the suite creates carries this run's suffix, and only those are
+# dropped: the suite never touches what another run (or a person) made on a shared server.
+RUN_SUFFIX = secrets.token_hex(4)
+
+
+def unique_name(prefix: str) -> str:
+    """A database or role name of this run only: lower-case, under PostgreSQL's 63 bytes."""
+    return f"{prefix[:50]}_{RUN_SUFFIX}"
+
+
+_BASE_URL = make_url(
+    os.environ.get("LEDGER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/ledger_test")
+)
+TEST_DATABASE_URL = _BASE_URL.set(database=unique_name(_BASE_URL.database or "ledger_test")).render_as_string(
+    hide_password=False
 )
 
 
-def _recreate_database(url: str) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+def admin_engine():
+    """AUTOCOMMIT on the server's postgres database, for CREATE/DROP DATABASE."""
+    return create_engine(make_url(TEST_DATABASE_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+def _on_admin(statement: str) -> None:
+    admin = admin_engine()
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+        conn.execute(text(statement))
     admin.dispose()
+
+
+def create_database(name: str) -> str:
+    """Create a database of this run (the name must come from unique_name) and return its URL."""
+    assert name.endswith(RUN_SUFFIX), "only databases named for this run may be created and dropped"
+    _on_admin(f'CREATE DATABASE "{name}"')
+    return make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(name: str) -> None:
+    assert name.endswith(RUN_SUFFIX), "only databases named for this run may be dropped"
+    _on_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -73,11 +102,15 @@ def db_settings() -> Settings:
 @pytest.fixture(scope="session")
 def engine(db_settings):
     """A fresh test database, its schema built by Alembic (never by create_all)."""
-    _recreate_database(TEST_DATABASE_URL)
+    name = make_url(TEST_DATABASE_URL).database
+    create_database(name)
     eng = make_engine(db_settings)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
+    try:
+        migrate.upgrade(eng)
+        yield eng
+    finally:
+        eng.dispose()
+        drop_database(name)
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from ledger.members.models import Member
 from ledger.simulator import Simulator
-from tests.conftest import TEST_DATABASE_URL, small_config
+from tests.conftest import TEST_DATABASE_URL, create_database, drop_database, small_config, unique_name
 from tests.sync.helpers import assert_ledger_equals_truth
 
 
@@ -109,14 +109,15 @@ def test_failed_sync_exits_non_zero_and_is_in_status(clean_engine, sim):
 
 
 def test_unmigrated_database_says_to_upgrade(engine):
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS ledger_empty WITH (FORCE)"))
-        conn.execute(text("CREATE DATABASE ledger_empty"))
-    empty = TEST_DATABASE_URL.rsplit("/", 1)[0] + "/ledger_empty"
-    result = ledger("members", "list", env_extra={"LEDGER_DATABASE_URL": empty})
-    assert result.returncode != 0 and "ledger db upgrade" in result.stderr
-    assert ledger("db", "upgrade", env_extra={"LEDGER_DATABASE_URL": empty}).returncode == 0
-    assert ledger("members", "list", env_extra={"LEDGER_DATABASE_URL": empty}).returncode == 0
+    name = unique_name("ledger_empty")
+    empty = create_database(name)
+    try:
+        result = ledger("members", "list", env_extra={"LEDGER_DATABASE_URL": empty})
+        assert result.returncode != 0 and "ledger db upgrade" in result.stderr
+        assert ledger("db", "upgrade", env_extra={"LEDGER_DATABASE_URL": empty}).returncode == 0
+        assert ledger("members", "list", env_extra={"LEDGER_DATABASE_URL": empty}).returncode == 0
+    finally:
+        drop_database(name)
 
 
 def test_unreachable_database_is_a_clear_error():

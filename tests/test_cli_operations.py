@@ -41,7 +41,7 @@ def tracked(engine) -> int:
 
 def test_payment_request_then_poll_settles_and_syncs(clean_engine, sim, hosts):
     result = ledger("payment", "request", CORP, "--amount", "11000", "--depositor", "(주)입금", "--name", "홍길동",
-                    "--email", "a@b.kr", "--hp", "010-0000-0000", env_extra=hosts)  # fmt: skip
+                    "--email", "a@b.kr", "--hp", "010-0000-0000", "--yes", env_extra=hosts)  # fmt: skip
     assert result.returncode == 0, result.stderr
     code = result.stdout.split()[2].rstrip(":")
     assert len(code) == 18 and tracked(clean_engine) == 1

@@ -8,13 +8,15 @@ from ledger.alerts import service
 from ledger.alerts.alertmanager import push_quietly
 from ledger.alerts.outbox import channels, deliver
 from ledger.cli.main import friendly_errors, load_settings, open_engine
-from ledger.cli.output import echo_json, print_table
+from ledger.cli.options import wide_option
+from ledger.cli.output import echo_json, kst_time, print_table
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@wide_option
 @friendly_errors
-def balances(as_json: bool) -> None:
+def balances(as_json: bool, wide: bool) -> None:
     """Check every balance now (GetBalance, GetPartnerBalance), alert, and print a table."""
     from ledger.popbill import PopbillClient
 
@@ -29,7 +31,8 @@ def balances(as_json: bool) -> None:
          "days_left": r.days_left, "alerts": ", ".join(r.alerts), "error": r.error}
         for r in readings
     ]  # fmt: skip
-    echo_json(rows) if as_json else print_table("balances", rows)
+    narrow = ["subject", "balance", "threshold", "days_left", "alerts", "error"]
+    echo_json(rows) if as_json else print_table("balances", rows, None if wide else narrow, wide=wide)
     if any(r.error for r in readings):
         raise click.ClickException("some balances could not be read; see the error column")
 
@@ -41,12 +44,14 @@ def alerts() -> None:
 
 @alerts.command("list")
 @click.option("--firing", is_flag=True, help="Only firing alerts.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@wide_option
 @friendly_errors
-def list_(firing: bool, as_json: bool) -> None:
+def list_(firing: bool, as_json: bool, wide: bool) -> None:
     """List alerts and their states."""
     rows = service.list_alerts(open_engine(), firing_only=firing)
-    echo_json(rows) if as_json else print_table("alerts", rows)
+    narrow = ["subject", "rule", "state", "fired_at", "summary"]
+    echo_json(rows) if as_json else print_table("alerts", rows, None if wide else narrow, wide=wide)
 
 
 @alerts.command()
@@ -73,7 +78,7 @@ def mute(corp_num: str | None, rule: str | None, duration: str, comment: str, cr
     row = service.silence(open_engine(), subject=subject, rule=rule, duration=span, comment=comment,
                           created_by=created_by or getpass.getuser())  # fmt: skip
     what = " ".join(x for x in (row.subject, row.rule and f"rule {row.rule}") if x)
-    click.echo(f"silence {row.id}: {what} until {row.ends_at.isoformat()}")
+    click.echo(f"silence {row.id}: {what} muted until {kst_time(row.ends_at)} KST")
 
 
 @alerts.command()

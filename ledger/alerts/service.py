@@ -197,8 +197,10 @@ def parse_duration(text_value: str) -> dt.timedelta:
     if not match:
         raise UserInputError(f"--for: a duration such as 30m, 12h or 2d, got {text_value!r}")
     seconds = int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-    if seconds <= 0 or seconds > MAX_SILENCE.total_seconds():
-        raise UserInputError(f"--for: from 1s to a year (366d), got {text_value!r}")
+    if seconds <= 0:
+        raise UserInputError(f"--for: from 1s to a year (366d): must be longer than zero, got {text_value!r}")
+    if seconds > MAX_SILENCE.total_seconds():  # compared as a number: a timedelta of it may overflow
+        raise UserInputError(f"--for: from 1s to a year (366d): at most 366 days, got {text_value!r}")
     return dt.timedelta(seconds=seconds)
 
 

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from ledger.cli.main import friendly_errors, load_settings, open_engine
+from ledger.cli.main import EXIT_INTERRUPTED, friendly_errors, load_settings, open_engine
 from ledger.cli.output import print_table
 from ledger.cli.paths import typed_path
 from ledger.sandbox.samples import SAMPLE_MEMBERS
@@ -51,7 +51,8 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
     from ledger.reports.statement import monthly_statement
     from ledger.settings import Settings
     from ledger.simulator import SimConfig, Simulator
-    from ledger.sync.cli import run_sync, summarize
+    from ledger.sync.cli import SyncStopped, run_sync, stopped_summary, summarize
+    from ledger.sync.display import totals_line
 
     settings = load_settings()
     configured = settings.database_url is not None
@@ -71,17 +72,18 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
         # The sandbox credentials the simulator accepts: never the user's real key.
         with PopbillClient(Settings().with_hosts(sim.url)) as client:
             started = time.perf_counter()
-            results = run_sync(
-                engine, client, corp_nums=corp_nums, kinds=("payments", "usage", "refunds"), show_progress=True
-            )
+            try:
+                results = run_sync(
+                    engine, client, corp_nums=corp_nums, kinds=("payments", "usage", "refunds"), show_progress=True
+                )
+            except SyncStopped as stopped:
+                click.echo(stopped_summary(stopped.results), err=True)
+                raise SystemExit(EXIT_INTERRUPTED) from None
             elapsed = time.perf_counter() - started
             check_balances(engine, client, dataclasses.replace(settings, alert_runway_days=0))
-    columns = ["corp_num", "kind", "status", "pages", "api_calls", "inserted", "updated", "unchanged"]
+    columns = ["corp_num", "kind", "status", "pages", "inserted", "updated", "unchanged"]
     print_table("sync summary", summarize(results), columns)
-    rows = sum(r.rows for r in results)
-    click.echo(
-        f"{rows} rows in {elapsed:.1f} s ({rows / elapsed:,.0f} rows/s), {sum(r.api_calls for r in results)} API calls"
-    )
+    click.echo(totals_line(results, elapsed))
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise click.ClickException(f"{len(failed)} syncs failed")

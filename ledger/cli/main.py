@@ -1,21 +1,42 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 
 import click
 
 from ledger import __version__
 from ledger.errors import UserInputError
-from ledger.popbill.errors import PopbillError
+from ledger.popbill.errors import InvalidRequestError, PopbillError
 from ledger.settings import Settings, SettingsError
+
+# One convention for every command (documented in `ledger --help`).
+EXIT_FAILURE = 1  # something failed: Popbill, the database, a channel, a sync
+EXIT_USAGE = 2  # bad input: an option, an argument, a file, a setting; nothing was done
+EXIT_DISCREPANCIES = 3  # reconciliation found open discrepancies
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    done
+  1    a failure (Popbill, the database, a sync, a channel)
+  2    bad input (option, argument, file, setting); nothing was done
+  3    reconciliation found open discrepancies
+  130  interrupted (Ctrl-C, SIGTERM)"""
+
+
+class InputError(click.ClickException):
+    """Bad input, named in the message: exit 2, like click's own usage errors."""
+
+    exit_code = EXIT_USAGE
 
 
 def load_settings() -> Settings:
     try:
         return Settings.from_env()
     except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise InputError(str(exc)) from None
 
 
 def friendly_errors(fn):
@@ -27,8 +48,15 @@ def friendly_errors(fn):
 
         try:
             return fn(*args, **kwargs)
-        except (PopbillError, UserInputError) as exc:
+        except InvalidRequestError as exc:  # our own check, before anything was sent: no Popbill code
+            raise InputError(exc.message) from None
+        except UserInputError as exc:
+            raise InputError(str(exc)) from None
+        except PopbillError as exc:
             raise click.ClickException(str(exc)) from None
+        except (KeyboardInterrupt, click.exceptions.Abort):  # Ctrl-C, also at a prompt
+            click.echo("interrupted", err=True)
+            raise SystemExit(EXIT_INTERRUPTED) from None
         except ProgrammingError as exc:
             if "UndefinedTable" in type(exc.orig).__name__:
                 raise click.ClickException("the database has no ledger tables yet: run `ledger db upgrade`") from None
@@ -51,7 +79,7 @@ class _Root(click.Group):
         return super().parse_args(ctx, args)
 
 
-@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="ledger")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -74,12 +102,13 @@ def open_engine(settings: Settings | None = None):
     try:
         return make_engine(settings or load_settings())
     except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise InputError(str(exc)) from None
 
 
 def _register() -> None:
     from ledger.alerts import cli as alerts_cli
     from ledger.cli import db_commands, demo_command, popbill_commands, simulator_commands, worker_commands
+    from ledger.cli.examples import add_examples
     from ledger.closing import cli as closing_cli
     from ledger.doctor import cli as doctor_cli
     from ledger.health import cli as health_cli
@@ -116,10 +145,13 @@ def _register() -> None:
     cli.add_command(doctor_cli.doctor)
     cli.add_command(metrics_cli.metrics)
     cli.add_command(health_cli.healthcheck)
+    add_examples(cli)
 
 
 _register()
 
 
 def main() -> None:  # pragma: no cover - console script entry
+    # SIGTERM is an interrupt like Ctrl-C: commands stop the same way and exit 130.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     sys.exit(cli())

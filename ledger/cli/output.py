@@ -1,4 +1,9 @@
-"""Tables and JSON for the terminal."""
+"""Tables and JSON for the terminal.
+
+Tables fit 80 columns unless --wide (CorpNum is never cut), amounts are right-aligned with one
+number of decimals per column, and times are Korean time to the second. JSON keeps full ISO
+times with their offset, and amounts as exact decimal strings.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,16 @@ import json
 from decimal import Decimal
 
 import click
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
+
+from ledger.kst import KST
+
+NARROW_WIDTH = 80
+SHORT_TEXT = 11  # text up to this long is never folded ('interrupted', 'not started')
+LONG_TEXT_MIN = 6  # longer text (errors, names) folds into what room is left
+CORP_NUM_COLUMNS = {"corp_num", "subject", "CorpNum", "사업자번호"}
 
 
 def _plain(value):
@@ -23,14 +36,71 @@ def echo_json(rows: list[dict]) -> None:
     click.echo(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], ensure_ascii=False, indent=2))
 
 
-def print_table(title: str, rows: list[dict], columns: list[str] | None = None) -> None:
+def kst_time(value: dt.datetime) -> str:
+    """A moment as Korean time to the second: 2026-11-26 09:30:12."""
+    if value.tzinfo is not None:
+        value = value.astimezone(KST)
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _decimals(values) -> int:
+    """The most decimals any amount of the column has (so none is ever rounded)."""
+    places = [max(0, -v.normalize().as_tuple().exponent) for v in values if isinstance(v, Decimal) and v.is_finite()]
+    return max(places, default=0)
+
+
+def _cell(value, decimals: int) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Decimal):
+        return f"{value:,.{decimals}f}" if value.is_finite() else str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, dt.datetime):
+        return kst_time(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _is_number(values) -> bool:
+    present = [v for v in values if v is not None]
+    return bool(present) and all(isinstance(v, int | Decimal) and not isinstance(v, bool) for v in present)
+
+
+def print_table(title: str, rows: list[dict], columns: list[str] | None = None, *, wide: bool = False) -> None:
+    """A table of `columns` (all of the rows' keys if None). Fits 80 columns, folding long
+    text, unless `wide`: then every column at its full width, whatever the terminal.
+    CorpNums, amounts, times and short words are never cut; long text shares what is left."""
     columns = columns or (list(rows[0]) if rows else [])
+    terminal = Console()
+    width = 10_000 if wide else (min(NARROW_WIDTH, terminal.width) if terminal.is_terminal else NARROW_WIDTH)
+    cells, kept, numbers, has_times = {}, {}, set(), False
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        has_times = has_times or any(isinstance(v, dt.datetime) for v in values)
+        decimals = _decimals(values)
+        cells[column] = [_cell(v, decimals) for v in values]
+        if _is_number(values):
+            numbers.add(column)
+        longest = max((cell_len(c) for c in [column, *cells[column]]), default=0)
+        whole = column in CORP_NUM_COLUMNS or column in numbers or any(isinstance(v, dt.date) for v in values)
+        if wide or whole or longest <= SHORT_TEXT:
+            kept[column] = longest
+    folding = [c for c in columns if c not in kept]
+    room = width - (3 * len(columns) + 1) - sum(kept.values())  # borders and padding: 3 a column, plus 1
+    share = max(LONG_TEXT_MIN, room // len(folding)) if folding else None
     table = Table(title=title)
     for column in columns:
-        table.add_column(column, justify="right" if rows and isinstance(rows[0].get(column), int | Decimal) else "left")
-    for row in rows:
-        table.add_row(*["" if row.get(c) is None else str(_plain(row.get(c))) for c in columns])
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)  # piped output: no truncated columns
-    console.print(table)
+        fixed = kept.get(column)
+        table.add_column(
+            column, justify="right" if column in numbers else "left", overflow="fold",
+            no_wrap=fixed is not None, min_width=fixed, max_width=None if fixed is not None else share,
+        )  # fmt: skip
+    for i in range(len(rows)):
+        table.add_row(*[cells[c][i] for c in columns])
+    if has_times:
+        table.caption = "times in Korean time (KST)"
+    Console(width=width).print(table, crop=not wide)

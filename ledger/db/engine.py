@@ -19,8 +19,9 @@ def database_url(settings: Settings) -> str:
         parsed = make_url(url)
     except Exception:
         raise SettingsError("LEDGER_DATABASE_URL is not a database URL") from None
-    if parsed.get_backend_name() != "postgresql":
-        raise SettingsError("LEDGER_DATABASE_URL must be a PostgreSQL URL (postgresql://...)")
+    # postgres:// is what Heroku, Render and psql users write; SQLAlchemy users expect it to work.
+    if parsed.get_backend_name() not in ("postgresql", "postgres"):
+        raise SettingsError("LEDGER_DATABASE_URL must be a PostgreSQL URL (postgresql://... or postgres://...)")
     return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 

@@ -8,13 +8,14 @@ import click
 from sqlalchemy.orm import Session
 
 from ledger.cli.main import friendly_errors, open_engine
+from ledger.cli.options import wide_option
 from ledger.cli.output import echo_json, print_table
 from ledger.members import service
 
 
 @click.group()
 def members() -> None:
-    """Add, import, list and deactivate linked members."""
+    """Add, import, update, list, deactivate and reactivate linked members."""
 
 
 @members.command()
@@ -51,8 +52,9 @@ def import_(file: Path, encoding: str | None, existing: str | None) -> None:
 
 @members.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@wide_option
 @friendly_errors
-def list_(as_json: bool) -> None:
+def list_(as_json: bool, wide: bool) -> None:
     """List members."""
     with Session(open_engine(), expire_on_commit=False) as session:
         rows = [
@@ -63,7 +65,13 @@ def list_(as_json: bool) -> None:
     if as_json:
         echo_json(rows)
     else:
-        print_table("members", rows, ["corp_num", "name", "user_id", "active", "threshold"])
+        print_table("members", rows, ["corp_num", "name", "user_id", "active", "threshold"], wide=wide)
+
+
+def _set_active(corp_num: str, active: bool) -> None:
+    with Session(open_engine(), expire_on_commit=False) as session, session.begin():
+        member = service.set_active(session, corp_num, active)
+    click.echo(f"{'reactivated' if active else 'deactivated'} {member.corp_num}")
 
 
 @members.command()
@@ -71,6 +79,26 @@ def list_(as_json: bool) -> None:
 @friendly_errors
 def deactivate(corp_num: str) -> None:
     """Stop syncing a member (its ledger stays)."""
+    _set_active(corp_num, False)
+
+
+@members.command()
+@click.argument("corp_num")
+@friendly_errors
+def reactivate(corp_num: str) -> None:
+    """Sync a deactivated member again (from where its ledger stands)."""
+    _set_active(corp_num, True)
+
+
+@members.command()
+@click.argument("corp_num")
+@click.option("--name", help="Business name, for reports ('' clears it).")
+@click.option("--user-id", help="Popbill UserID to call with ('' clears it).")
+@click.option("--threshold", help="Low-balance alert threshold in points ('' uses the default).")
+@friendly_errors
+def update(corp_num: str, name: str | None, user_id: str | None, threshold: str | None) -> None:
+    """Change a member's name, UserID or alert threshold; the options not given stay."""
+    given = {k: v for k, v in {"name": name, "user_id": user_id, "threshold": threshold}.items() if v is not None}
     with Session(open_engine(), expire_on_commit=False) as session, session.begin():
-        member = service.deactivate_member(session, corp_num)
-    click.echo(f"deactivated {member.corp_num}")
+        member = service.update_member(session, corp_num, **given)
+    click.echo(f"updated {member.corp_num}: {', '.join(f'{k} {v!r}' for k, v in given.items())}")

@@ -1,11 +1,13 @@
-"""Adding, importing, listing and deactivating members. Every check runs before anything is
-written, and an import is all or nothing."""
+"""Adding, importing, updating, listing, deactivating and reactivating members. Every check
+runs before anything is written (parse_member and the field checks serve every way in: the
+CLI, imports, the demo), and an import is all or nothing."""
 
 from __future__ import annotations
 
 import codecs
 import csv
 import io
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -19,6 +21,9 @@ from ledger.popbill import validation
 from ledger.popbill.errors import InvalidRequestError
 
 CSV_COLUMNS = ("corp_num", "name", "user_id", "threshold")
+NAME_MAX = 200
+# A threshold above any plausible balance is a typo (1e9999 would be stored and never fire).
+THRESHOLD_MAX = Decimal("1000000000000")
 
 
 class MemberError(UserInputError):
@@ -33,23 +38,45 @@ class MemberInput:
     threshold: Decimal | None = None
 
 
+def check_user_id(user_id: str | None) -> str | None:
+    try:
+        return validation.user_id(user_id or None)
+    except InvalidRequestError as exc:
+        raise MemberError(f"user_id (Popbill UserID): {exc.message.removeprefix('UserID: ')}") from None
+
+
+def check_name(name: str | None) -> str | None:
+    """A business name for reports: any script, but no control characters or line breaks."""
+    if name is None or not name.strip():
+        return None
+    if len(name) > NAME_MAX:
+        raise MemberError(f"name: at most {NAME_MAX} characters")
+    bad = next((ch for ch in name if unicodedata.category(ch) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise MemberError(f"name: control characters are not allowed (found {bad!r})")
+    return name.strip()
+
+
+def check_threshold(threshold: str | Decimal | None) -> Decimal | None:
+    if threshold in (None, ""):
+        return None
+    try:
+        amount = threshold if isinstance(threshold, Decimal) else Decimal(str(threshold).strip())
+    except InvalidOperation:
+        raise MemberError(f"threshold: not a decimal amount: {threshold!r}") from None
+    if not amount.is_finite() or amount < 0:
+        raise MemberError(f"threshold: must be zero or more, got {threshold!r}")
+    if amount > THRESHOLD_MAX:
+        raise MemberError(f"threshold: at most {THRESHOLD_MAX:,} points, got {threshold!r}")
+    return amount
+
+
 def parse_member(corp_num: str, name: str | None, user_id: str | None, threshold: str | Decimal | None) -> MemberInput:
     try:
         corp = validation.corp_num(corp_num)
-        uid = validation.user_id(user_id or None)
     except InvalidRequestError as exc:
-        raise MemberError(str(exc)) from None
-    amount = None
-    if threshold not in (None, ""):
-        try:
-            amount = threshold if isinstance(threshold, Decimal) else Decimal(str(threshold).strip())
-        except InvalidOperation:
-            raise MemberError(f"threshold: not a decimal amount: {threshold!r}") from None
-        if not amount.is_finite() or amount < 0:
-            raise MemberError(f"threshold: must be zero or more, got {threshold!r}")
-    if name is not None and len(name) > 200:
-        raise MemberError("name: at most 200 characters")
-    return MemberInput(corp, (name or None), uid, amount)
+        raise MemberError(exc.message) from None
+    return MemberInput(corp, check_name(name), check_user_id(user_id), check_threshold(threshold))
 
 
 def _existing(session: Session, corp_nums: list[str]) -> set[str]:
@@ -197,7 +224,7 @@ def get_member(session: Session, corp_num: str) -> Member:
     try:
         corp = validation.corp_num(corp_num)
     except InvalidRequestError as exc:
-        raise MemberError(str(exc)) from None
+        raise MemberError(exc.message) from None
     member = session.scalar(select(Member).where(Member.corp_num == corp))
     if member is None:
         raise MemberError(f"CorpNum: {corp} is not a member (add it with `ledger members add`)")
@@ -211,8 +238,34 @@ def list_members(session: Session, *, active_only: bool = False) -> list[Member]
     return list(session.scalars(query))
 
 
-def deactivate_member(session: Session, corp_num: str) -> Member:
+def set_active(session: Session, corp_num: str, active: bool) -> Member:
+    """Deactivate (stop syncing; the ledger stays) or reactivate a member."""
     member = get_member(session, corp_num)
-    member.active = False
+    member.active = active
+    session.flush()
+    return member
+
+
+def deactivate_member(session: Session, corp_num: str) -> Member:
+    return set_active(session, corp_num, False)
+
+
+_UNCHANGED = object()
+
+
+def update_member(session: Session, corp_num: str, *, name=_UNCHANGED, user_id=_UNCHANGED, threshold=_UNCHANGED) -> Member:
+    """Change the fields given ('' clears one); every value is checked before any is written."""
+    changes = {}
+    if name is not _UNCHANGED:
+        changes["name"] = check_name(name)
+    if user_id is not _UNCHANGED:
+        changes["user_id"] = check_user_id(user_id)
+    if threshold is not _UNCHANGED:
+        changes["low_balance_threshold"] = check_threshold(threshold)
+    if not changes:
+        raise MemberError("nothing to change: give --name, --user-id or --threshold")
+    member = get_member(session, corp_num)
+    for field, value in changes.items():
+        setattr(member, field, value)
     session.flush()
     return member

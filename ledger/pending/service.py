@@ -143,6 +143,15 @@ def poll_due(engine: Engine, client: PopbillClient, settings: Settings, *, now: 
     return outcomes + resolve_uncoded(engine, client, settings, now=now, limit=limit)
 
 
+def next_due(engine: Engine) -> tuple[int, dt.datetime | None]:
+    """How many items are pending, and when the first of them is due to be polled."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT count(*) AS n, min(next_poll_at) AS due FROM tracked_items WHERE state = 'pending'")
+        ).one()
+    return row.n, row.due
+
+
 def list_items(engine: Engine, *, pending_only: bool = False) -> list[dict]:
     query = """
         SELECT t.id, m.corp_num, t.kind, t.code, t.amount, t.state, t.raw_state, t.requested_at, t.last_polled_at,

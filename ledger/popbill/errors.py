@@ -48,6 +48,10 @@ class InvalidRequestError(PopbillError):
         super().__init__(f"{parameter}: {message}", code=CLIENT_SIDE_CODE, call=call)
         self.parameter = parameter
 
+    def __str__(self) -> str:
+        # Our own check: the SDKs' client-side code and the call name mean nothing to a user.
+        return self.message
+
 
 class TransportError(PopbillError):
     """No usable answer: connection refused or dropped, timeout, malformed or truncated body."""

@@ -91,11 +91,20 @@ def code(name: str, value: object, call: str | None = None) -> str:
     return value.strip()
 
 
+USER_ID_MAX = 50
+
+
 def user_id(value: object, call: str | None = None) -> str | None:
+    """Sent as the x-pb-userid header: printable ASCII with no spaces (a CR/LF or Korean
+    letter there breaks every request of the member)."""
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > 50:
-        raise InvalidRequestError("UserID", "must be a string of at most 50 characters", call=call)
+    if not isinstance(value, str) or len(value) > USER_ID_MAX:
+        raise InvalidRequestError("UserID", f"must be a string of at most {USER_ID_MAX} characters", call=call)
+    if not all("!" <= ch <= "~" for ch in value):
+        raise InvalidRequestError(
+            "UserID", f"must be printable ASCII letters, digits or symbols, no spaces, got {value!r}", call=call
+        )
     return value
 
 

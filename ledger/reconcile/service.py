@@ -54,6 +54,7 @@ class MemberReport:
     open_by_check: Counter = dataclasses.field(default_factory=Counter)
     new: int = 0
     resolved: int = 0
+    closing_checked: bool = False  # the ledger's closing balance was compared with a balance reading
 
     @property
     def reconciled(self) -> bool:
@@ -72,7 +73,8 @@ _USAGE = text(
 
 
 def _findings(
-    conn: Connection, member_id: int, settings: Settings, codes: Codes, period: Period, now: dt.datetime
+    conn: Connection, member_id: int, settings: Settings, codes: Codes, period: Period, now: dt.datetime,
+    report: MemberReport | None = None,
 ) -> list[checks.Finding]:
     rows = [checks.UsageRow(r.key, r.tx_dt, r.tx_type, r.tx_point, r.balance, r.direction, r.category)
             for r in conn.execute(_USAGE, {"m": member_id})]  # fmt: skip
@@ -89,6 +91,8 @@ def _findings(
         ).one_or_none()  # fmt: skip
         if snapshot:
             found += checks.closing_balance(rows, snapshot.balance, snapshot.taken_at)
+            if report is not None:
+                report.closing_checked = True
 
     tolerance = dt.timedelta(days=settings.reconcile_match_days)
     payments = conn.execute(
@@ -190,7 +194,7 @@ def reconcile(
     for member in members:
         report = MemberReport(member.corp_num)
         with engine.begin() as conn:
-            _store(conn, member.id, period, _findings(conn, member.id, settings, codes, period, now), now, report)
+            _store(conn, member.id, period, _findings(conn, member.id, settings, codes, period, now, report), now, report)
         reports.append(report)
     from ledger.closing.service import check_closed_months
 

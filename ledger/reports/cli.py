@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import click
 
 from ledger.cli.main import friendly_errors, load_settings, open_engine
-from ledger.cli.options import iso_date, iso_month
+from ledger.cli.options import iso_date, iso_month, output_file
 from ledger.cli.output import print_table
 from ledger.reports import export as exporting
 from ledger.reports.statement import Statement, monthly_statement
@@ -29,7 +30,9 @@ def write(columns, rows, fmt: str, lang: str, out: Path | None, title: str, enco
         raise click.BadParameter("xlsx needs --out FILE", param_hint="--format")
     if fmt == "table":
         print_table(
-            title, [{header(c, lang): exporting.plain(v) for c, v in zip(columns, r, strict=True)} for r in rows]
+            title,  # amounts stay Decimal: the table right-aligns them with one number of decimals
+            [{header(c, lang): v if isinstance(v, Decimal) else exporting.plain(v) for c, v in zip(columns, r, strict=True)}
+             for r in rows],  # fmt: skip
         )
         return
     if out is None:
@@ -60,7 +63,10 @@ def report() -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "xlsx", "json"]), default="table", show_default=True
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE instead of the terminal.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), callback=output_file,
+    help="Write to FILE instead of the terminal.",
+)  # fmt: skip
 @lang_option
 @encoding_option
 @friendly_errors
@@ -101,7 +107,7 @@ def month_workbook(month: dt.date, members: tuple[str, ...], fmt: str, out: Path
 @click.option("--from", "start", callback=iso_date, metavar="YYYY-MM-DD", help="First Korean day (inclusive).")
 @click.option("--to", "end", callback=iso_date, metavar="YYYY-MM-DD", help="Last Korean day (inclusive).")
 @click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv", show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), callback=output_file, help="Write to FILE.")
 @lang_option
 @encoding_option
 @friendly_errors

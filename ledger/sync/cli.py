@@ -2,30 +2,69 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
+import time
 
 import click
 
-from ledger.cli.main import friendly_errors, load_settings, open_engine
-from ledger.cli.options import iso_date
+from ledger.cli.main import EXIT_INTERRUPTED, friendly_errors, load_settings, open_engine
+from ledger.cli.options import iso_date, wide_option
 from ledger.cli.output import echo_json, print_table
+from ledger.sync.display import totals_line
 from ledger.sync.models import KINDS
 
 KIND_CHOICES = click.Choice(list(KINDS))
 
 
-def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, settings=None, **options):
-    """sync_all, with a live progress line (members and kinds done, pages, rows) on a terminal.
-    A member whose sync loses the database is tried again for a while, then reported failed
-    while the others go on (sync/resilient.py)."""
+# After Ctrl-C or SIGTERM, syncs get this long to reach a page boundary; a sync still waiting
+# on Popbill then has its run closed as interrupted and its page rolled back by the exit.
+STOP_GRACE_SECONDS = 1.5
+
+
+class SyncStopped(Exception):
+    """Ctrl-C or SIGTERM stopped the sync; `forced` when some sync had to be abandoned mid-request."""
+
+    def __init__(self, results, forced: bool) -> None:
+        super().__init__("interrupted")
+        self.results, self.forced = results, forced
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event, force: threading.Event):
+    """SIGINT and SIGTERM ask the syncs to stop; a second one stops waiting for them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        (force if stop.is_set() else stop).set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, jobs: int = 1, settings=None, **options):
+    """sync_all in a thread the main thread watches: live progress on a terminal, and a quick,
+    clean stop on Ctrl-C/SIGTERM (raises SyncStopped once the syncs have stopped, or after
+    STOP_GRACE_SECONDS when one is stuck in a request). A member whose sync loses the database
+    is tried again for a while, then reported failed while the others go on (sync/resilient.py)."""
     from functools import partial
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from sqlalchemy.orm import Session
 
     from ledger.db.transient import retry_transient
     from ledger.members.service import get_member
     from ledger.settings import Settings
+    from ledger.sync.display import SyncProgress
+    from ledger.sync.interrupt import close_interrupted_runs
     from ledger.sync.resilient import sync_member_resilient
     from ledger.sync.service import members_to_sync, sync_all
 
@@ -42,26 +81,62 @@ def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, settings=
     corp_nums = retry_transient(resolve, attempts=settings.db_retry_attempts, max_seconds=settings.db_retry_seconds)
     if not corp_nums:
         return []
-    if not show_progress:
-        return sync_all(engine, client, corp_nums=corp_nums or None, kinds=kinds, **options)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"))
-    with Progress(*columns, transient=True) as progress:
-        total = len(corp_nums) * len(kinds)
-        task = progress.add_task("syncing", total=total, detail="")
-        done = {"pages": 0, "rows": 0}
+    total = len(corp_nums) * len(kinds)
+    stop, force = threading.Event(), threading.Event()
+    outcome: dict = {}
 
-        def on_page(result):
-            pages, rows = done["pages"] + result.pages, done["rows"] + result.rows
-            progress.update(task, detail=f"{result.corp_num} {result.kind}: {pages} pages, {rows} rows")
+    def work() -> None:
+        try:
+            outcome["results"] = sync_all(
+                engine, client, corp_nums=corp_nums or None, kinds=kinds, jobs=jobs,
+                progress=tracker.page, on_result=tracker.done, stop=stop, **options,
+            )  # fmt: skip
+        except BaseException as exc:  # raised again in the main thread
+            outcome["error"] = exc
 
-        def on_result(result):
-            done["pages"] += result.pages
-            done["rows"] += result.rows
-            progress.advance(task)
+    with SyncProgress(total, show=show_progress) as tracker, _stop_on_signals(stop, force):
+        worker = threading.Thread(target=work, name="sync", daemon=True)
+        worker.start()
+        deadline = None
+        while worker.is_alive():
+            worker.join(0.1)
+            if stop.is_set() and deadline is None:
+                deadline = time.monotonic() + STOP_GRACE_SECONDS
+            if force.is_set() or (deadline is not None and time.monotonic() > deadline):
+                break
+    if "error" in outcome:
+        raise outcome["error"]
+    if worker.is_alive():  # some sync is stuck in a request: close its run; the exit rolls back its page
+        close_interrupted_runs(engine, tracker.running())
+        raise SyncStopped(_all_results(tracker, corp_nums, kinds, engine), forced=True)
+    if stop.is_set():
+        raise SyncStopped(outcome["results"], forced=False)
+    return outcome["results"]
 
-        return sync_all(
-            engine, client, corp_nums=corp_nums or None, kinds=kinds, progress=on_page, on_result=on_result, **options
-        )
+
+def _all_results(tracker, corp_nums, kinds, engine):
+    """What each (member, kind) came to when the process had to stop before the syncs did."""
+    from ledger.sync.service import SyncResult, members_to_sync
+
+    results = []
+    for corp in members_to_sync(engine, corp_nums or None):
+        for kind in kinds:
+            result = tracker.results.get((corp, kind)) or SyncResult(corp, kind, status="not started")
+            if result.status == "running":
+                result.status = "interrupted"
+            results.append(result)
+    return results
+
+
+def stopped_summary(results) -> str:
+    """One line: what an interrupted sync kept."""
+    kept = [r for r in results if r.pages]
+    counts = {s: sum(r.status == s for r in results) for s in ("succeeded", "interrupted", "not started")}
+    return (
+        f"interrupted: kept {sum(r.pages for r in kept):,} whole pages ({sum(r.rows for r in kept):,} rows) "
+        f"from {len(kept)} syncs; {counts['succeeded']} finished, {counts['interrupted']} interrupted, "
+        f"{counts['not started']} not started. Run `ledger sync` again to complete the ledger."
+    )
 
 
 def summarize(results) -> list[dict]:
@@ -79,30 +154,44 @@ def summarize(results) -> list[dict]:
 @click.option("--full", is_flag=True, help="Walk the whole refund history, not just the newest pages.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 16), help="Syncs to run at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@wide_option
 @friendly_errors
-def sync(members, kinds, since, full, jobs, as_json) -> None:
-    """Page the members' histories from Popbill into the ledger."""
+def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
+    """Page the members' histories from Popbill into the ledger. Ctrl-C stops after the page
+    in hand (exit 130); the next sync goes on from there."""
     from ledger.popbill import PopbillClient
     from ledger.sync.windows import SyncOptions
 
     settings = load_settings()
     engine = open_engine(settings)
-    with PopbillClient(settings) as client:
-        results = run_sync(
-            engine, client, corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full, settings=settings,
-            options=SyncOptions.from_settings(settings), jobs=jobs, show_progress=sys.stdout.isatty() and not as_json,
-        )  # fmt: skip
+    started = time.perf_counter()
+    try:
+        with PopbillClient(settings) as client:
+            results = run_sync(
+                engine, client, corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
+                settings=settings, options=SyncOptions.from_settings(settings), jobs=jobs,
+                show_progress=sys.stdout.isatty() and not as_json,
+            )  # fmt: skip
+    except SyncStopped as stopped:
+        click.echo(stopped_summary(stopped.results), err=True)
+        if stopped.forced:  # a request still hangs in a thread: do not wait for it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
+        raise SystemExit(EXIT_INTERRUPTED) from None
     rows = summarize(results)
     if as_json:
         echo_json([{**row, "quarantined": r.quarantined} for row, r in zip(rows, results, strict=True)])
     else:
-        print_table("sync", rows)
+        narrow = ["corp_num", "kind", "status", "pages", "inserted", "updated", "error"]
+        print_table("sync", rows, None if wide else narrow, wide=wide)
         for r in results:
             if r.status == "skipped":
                 click.echo(f"{r.corp_num} {r.kind}: {r.error}, skipped")
             if r.quarantined:
                 click.echo(f"{r.corp_num} {r.kind}: {r.quarantined} rows refused, kept in quarantined_rows "
                            "(ledger reconcile reports them)")  # fmt: skip
+        click.echo(totals_line(results, time.perf_counter() - started))
     failed = [r for r in results if r.status == "failed"]
     blocked = [r for r in results if r.locked_by_other]
     if failed or blocked:
@@ -113,8 +202,9 @@ def sync(members, kinds, since, full, jobs, as_json) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@wide_option
 @friendly_errors
-def status(as_json: bool) -> None:
+def status(as_json: bool, wide: bool) -> None:
     """Last sync per member and kind, rows held, recent failures."""
     from ledger.sync.status import sync_status
 
@@ -122,7 +212,9 @@ def status(as_json: bool) -> None:
     if as_json:
         echo_json(rows)
     else:
-        print_table(
-            "sync status", rows,
-            ["corp_num", "kind", "last_status", "last_finished_at", "high_water", "rows_held", "failures_7d"],
-        )  # fmt: skip
+        narrow = ["corp_num", "kind", "last_status", "last_finished_at", "rows_held"]
+        wide_columns = [
+            "corp_num", "name", "kind", "last_status", "last_finished_at", "high_water", "rows_held", "failures_7d",
+            "last_error",
+        ]  # fmt: skip
+        print_table("sync status", rows, wide_columns if wide else narrow, wide=wide)

@@ -33,14 +33,16 @@ class SyncRun(Base):
     __tablename__ = "sync_runs"
     __table_args__ = (
         CheckConstraint(_KIND_CHECK, name="kind_known"),
-        CheckConstraint("status IN ('running', 'succeeded', 'failed', 'skipped', 'abandoned')", name="status_known"),
+        CheckConstraint(
+            "status IN ('running', 'succeeded', 'failed', 'skipped', 'abandoned', 'interrupted')", name="status_known"
+        ),
         Index("ix_sync_runs_member_id_kind_started_at", "member_id", "kind", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(10), server_default="running")
+    status: Mapped[str] = mapped_column(String(12), server_default="running")
     started_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
     finished_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     window_start: Mapped[dt.date | None]

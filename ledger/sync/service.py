@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ from ledger.popbill.errors import PagingError, PopbillError
 from ledger.popbill.models import Page, PaymentHistory, RefundHistory, UseHistory
 from ledger.popbill.prefetch import prefetch
 from ledger.popbill.retry import should_retry
+from ledger.sync.interrupt import SyncInterrupted, check
 from ledger.sync.lock import sync_lock
 from ledger.sync.models import KINDS, SyncRun, SyncState
 from ledger.sync.windows import SyncOptions, first_day, windows
@@ -64,6 +66,11 @@ class SyncResult:
     retryable: bool = False  # the failure was transient (network, 5xx, 429): worth another try
     locked_by_other: bool = False  # skipped for a lock held by something that is not a sync
     database_lost: bool = False  # failed because the database went away (worth a retry soon)
+    # Where the run stands, for progress displays: date windows walked, and the page just
+    # written of its window as (pageNum, pageCount).
+    windows: int = 1
+    windows_done: int = 0
+    window_page: tuple[int, int] = (0, 0)
 
     def add(self, counts: WriteCounts) -> None:
         self.inserted += counts.inserted
@@ -93,6 +100,7 @@ class _Job:
     result: SyncResult
     progress: Progress | None
     full: bool
+    stop: threading.Event | None = None  # set on Ctrl-C/SIGTERM: stop between pages
 
     def write(self, write_page, *args, **kwargs) -> WriteCounts:
         started = time.perf_counter()
@@ -119,6 +127,7 @@ class _Job:
         self.result.db_seconds += time.perf_counter() - started
         if self.progress:
             self.progress(self.result)
+        check(self.stop)
 
     def state(self):
         return self.conn.execute(
@@ -144,6 +153,7 @@ def sync_member(
     codes: Codes | None = None,
     progress: Progress | None = None,
     full: bool = False,
+    stop: threading.Event | None = None,
 ) -> SyncResult:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
@@ -165,7 +175,7 @@ def sync_member(
             try:
                 job = _Job(
                     conn, client, member.id, corp_num, member.user_id, kind, today or client.today(), since,
-                    options or SyncOptions(), codes or load_codes(conn), result, progress, full,
+                    options or SyncOptions(), codes or load_codes(conn), result, progress, full, stop,
                 )  # fmt: skip
                 _run(job)
             finally:
@@ -202,12 +212,18 @@ def _run(job: _Job) -> None:
         insert(SyncRun).values(member_id=job.member_id, kind=job.kind).returning(SyncRun.id)
     ).scalar_one()
     conn.commit()
+    if job.progress:
+        job.progress(result)  # started: a run id to show (and to close if the process must stop)
     try:
+        check(job.stop)
         if job.kind == "refunds":
             _sync_refunds(job)
         else:
             _sync_dated(job)
         result.status = "succeeded"
+    except SyncInterrupted as exc:
+        conn.rollback()  # only a page not yet committed, if any
+        result.status, result.error = "interrupted", str(exc)
     except Exception as exc:
         conn.rollback()
         result.status, result.error = "failed", _describe(exc)
@@ -262,7 +278,9 @@ def _pages(job: _Job, fetch: Callable[[], Iterator[Page]]) -> Iterator[tuple[Pag
         try:
             for page in fetch(typed=False):
                 job.result.api_calls += 1
-                yield *_screened(job, page, limits), counter
+                page, refused = _screened(job, page, limits)
+                check(job.stop)  # a page fetched after a stop was asked for is not written
+                yield page, refused, counter
             return
         except PagingError:
             job.result.api_calls += 1
@@ -277,6 +295,7 @@ class _Fetched:
     is_last: bool  # the last page of its window
     window: tuple[dt.date, dt.date]
     refused: list  # (row, reason) for the quarantine
+    page_of: tuple[int, int] = (0, 0)  # (pageNum, pageCount) in its window
 
 
 def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[_Fetched]:
@@ -294,7 +313,7 @@ def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[
                 payload = prepare_usage_copy(job.member_id, page.items, counter)
             else:
                 payload = (page.items, counter)
-            yield _Fetched(payload, page.is_last, window, refused)
+            yield _Fetched(payload, page.is_last, window, refused, (page.page_num, page.page_count))
 
 
 def _oldest_pending(job: _Job, model, when_column, state_column, pending) -> dt.date | None:
@@ -314,7 +333,11 @@ def _sync_dated(job: _Job) -> None:
         pending = _oldest_pending(job, Payment, Payment.reg_dt, Payment.settle_state, job.codes.settle_pending)
         if pending and pending < start:
             start = pending
-    for fetched in prefetch(_fetch_windows(job, windows(start, job.today, job.options.window_days))):
+    spans = windows(start, job.today, job.options.window_days)
+    job.result.windows = len(spans)
+    for fetched in prefetch(_fetch_windows(job, spans)):
+        job.result.window_page = fetched.page_of
+        job.result.windows_done += fetched.is_last
         seen_at = dt.datetime.now(dt.UTC)
         window_start, window_end = fetched.window
         if job.kind == "usage":
@@ -343,6 +366,7 @@ def _sync_refunds(job: _Job) -> None:
 
     fetch = partial(job.client.iter_refund_history, job.corp_num, per_page=job.options.per_page, user_id=job.user_id)
     for page, refused, counter in _pages(job, fetch):
+        job.result.window_page = (page.page_num, page.page_count)
         counts = job.write(write_mutable_page, REFUNDS, job.member_id, page.items, counter, dt.datetime.now(dt.UTC))
         job.page_written(counts, refused, **({"last_full_pass_at": func.now()} if page.is_last else {}))
         oldest_here = min((r.req_dt.date() for r in page.items), default=None)
@@ -378,6 +402,8 @@ def sync_all(
     work = [(corp, kind) for corp in members_to_sync(engine, corp_nums) for kind in kinds]
 
     def one(item: tuple[str, str]) -> SyncResult:
+        if kwargs.get("stop") is not None and kwargs["stop"].is_set():
+            return SyncResult(*item, status="not started")
         result = sync(engine, client, *item, **kwargs)
         if on_result:
             on_result(result)

@@ -28,7 +28,7 @@ from ledger.reports import export as exporting
 from ledger.reports.statement import StatementError, monthly_statement
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
-from tests.conftest import TEST_DATABASE_URL, client_settings, small_config
+from tests.conftest import TEST_DATABASE_URL, client_settings, small_config, unique_name
 
 MEMBERS = ["1234567890", "2208112345"]
 CATEGORY = {codes.TX_CHARGE: "deposits", codes.TX_BONUS: "bonus_credits", codes.TX_USE: "usage_points",
@@ -204,11 +204,19 @@ def test_export_filters_by_korean_day(synced):
         exporting.fetch(engine, "members; DROP TABLE usages", None, None)
 
 
+def _drop_role(engine, role: str) -> None:
+    """Drop a role this run created: its grants in the test database first, then the role."""
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP OWNED BY {role}"))
+        conn.execute(text(f"DROP ROLE {role}"))
+
+
 def test_reader_role_reads_and_cannot_write(synced, request):
     once(request)
     engine, _, _ = synced
-    role = f"ledger_reader_{uuid.uuid4().hex[:8]}"  # roles are cluster-wide: unique per run
+    role = unique_name("ledger_reader")
     create_reader(engine, role, "pw-not-logged")
+    request.addfinalizer(lambda: _drop_role(engine, role))
     url = make_url(TEST_DATABASE_URL)
     with psycopg.connect(host=url.host, port=url.port, dbname=url.database, user=role,
                          password="pw-not-logged", autocommit=True) as conn:  # fmt: skip
@@ -220,9 +228,6 @@ def test_reader_role_reads_and_cannot_write(synced, request):
                 conn.execute(statement)
     with pytest.raises(RoleError, match="ROLE"):
         create_reader(engine, "Robert'); DROP TABLE usages;--")
-    with engine.begin() as conn:  # the role is cluster-wide: leave nothing behind
-        conn.execute(text(f"DROP OWNED BY {role}"))
-        conn.execute(text(f"DROP ROLE {role}"))
 
 
 def ledger_cli(*args):

@@ -138,7 +138,7 @@ def test_second_sync_of_the_same_member_says_already_running(ledger_db, sim):
 
         def lock_held() -> bool:
             with ledger_db.connect() as conn:
-                held = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"
+                held = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND datname = current_database()"
                 return conn.execute(text(held), {"name": APPLICATION_NAME}).scalar() > 0
 
         wait_for(lock_held, what="the first sync to take its lock")

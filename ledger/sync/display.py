@@ -1,0 +1,104 @@
+"""What `ledger sync` (and the demo) shows while syncing and when done: a line per running
+(member, kind) with pages, rows, rate and ETA, and one totals line at the end."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ledger.sync.service import SyncResult
+
+
+def fraction_done(result: SyncResult) -> float:
+    """Share of the run's pages written: whole windows done plus the part of the current one."""
+    page, of = result.window_page
+    in_window = page / of if of and page < of else 0.0
+    return min(1.0, (result.windows_done + in_window) / max(result.windows, 1))
+
+
+def describe(result: SyncResult, elapsed: float) -> str:
+    """'37 pages, 36,512 rows, 1,850 rows/s, ETA 0:06:12' (ETA once a share is known)."""
+    rate = result.rows / elapsed if elapsed > 0 else 0.0
+    parts = [f"{result.pages:,} pages", f"{result.rows:,} rows", f"{rate:,.0f} rows/s"]
+    share = fraction_done(result)
+    if 0 < share < 1:
+        parts.append(f"ETA {_clock(elapsed * (1 - share) / share)}")
+    return ", ".join(parts)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds + 0.5)
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def totals_line(results: list[SyncResult], elapsed: float) -> str:
+    """One line for the end of a sync: members, rows, API calls, time, failures."""
+    members = len({r.corp_num for r in results})
+    rows = sum(r.rows for r in results)
+    failed = sum(r.status == "failed" for r in results)
+    rate = f" ({rows / elapsed:,.0f} rows/s)" if elapsed > 0 else ""
+    return (
+        f"{members} member{'s' * (members != 1)}, {len(results)} syncs, {rows:,} rows{rate}, "
+        f"{sum(r.api_calls for r in results):,} API calls in {elapsed:.1f} s, {failed} failed"
+    )
+
+
+class SyncProgress:
+    """Follows every sync's result object (the service updates it after each page) and, on a
+    terminal, draws a bar per running (member, kind) under one for the whole sync."""
+
+    def __init__(self, total_syncs: int, *, show: bool) -> None:
+        self._lock = threading.Lock()
+        self.results: dict[tuple[str, str], SyncResult] = {}
+        self._started: dict[tuple[str, str], float] = {}
+        self._tasks: dict[tuple[str, str], int] = {}
+        self._progress = None
+        self._finished, self._total = 0, total_syncs
+        if show:
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(bar_width=20), TextColumn("{task.fields[detail]}"),
+                transient=True,
+            )  # fmt: skip
+            self._overall = self._progress.add_task("all syncs", total=total_syncs, detail=f"0 of {total_syncs} done")
+
+    def __enter__(self) -> SyncProgress:
+        if self._progress:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress:
+            self._progress.stop()
+
+    def page(self, result: SyncResult) -> None:
+        """Called when a sync starts and after each page it commits."""
+        key = (result.corp_num, result.kind)
+        with self._lock:
+            self.results[key] = result
+            started = self._started.setdefault(key, time.monotonic())
+            if self._progress is None:
+                return
+            if key not in self._tasks:
+                self._tasks[key] = self._progress.add_task(f"{result.corp_num} {result.kind}", total=1.0, detail="")
+            detail = describe(result, time.monotonic() - started)
+            self._progress.update(self._tasks[key], completed=fraction_done(result), detail=detail)
+
+    def done(self, result: SyncResult) -> None:
+        key = (result.corp_num, result.kind)
+        with self._lock:
+            self.results[key] = result
+            if self._progress is None:
+                return
+            task = self._tasks.pop(key, None)
+            if task is not None:
+                self._progress.remove_task(task)
+            self._finished += 1
+            self._progress.update(self._overall, completed=self._finished, detail=f"{self._finished} of {self._total} done")
+
+    def running(self) -> list[SyncResult]:
+        with self._lock:
+            return [r for r in self.results.values() if r.status == "running" and r.run_id is not None]
