@@ -9,7 +9,6 @@ import io
 import os
 import subprocess
 import sys
-import uuid
 from collections import defaultdict
 from decimal import Decimal
 
