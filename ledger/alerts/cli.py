@@ -104,16 +104,16 @@ def unmute(silence_id: int) -> None:
 @click.option("--status", type=click.Choice(["pending", "sent", "failed"]), help="Only notifications in this state.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
 @click.option("--json", "as_json", is_flag=True)
+@wide_option
 @friendly_errors
-def outbox(status: str | None, limit: int, as_json: bool) -> None:
-    """Notifications, newest first: channel, state, attempts, and why a failed one failed.
-
-    \b
-    Example:
-      ledger alerts outbox --status failed
-    """
+def outbox(status: str | None, limit: int, as_json: bool, wide: bool) -> None:
+    """Notifications, newest first: channel, state, attempts, and why a failed one failed."""
     rows = service.list_outbox(open_engine(), limit=limit, status=status)
-    echo_json(rows) if as_json else print_table("outbox", rows)
+    if as_json:
+        echo_json(rows)
+    else:
+        narrow = ["id", "channel", "status", "attempts", "next_attempt_at", "last_error"]
+        print_table("outbox", rows, None if wide else narrow, wide=wide)
 
 
 @alerts.command()

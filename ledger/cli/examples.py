@@ -34,7 +34,7 @@ EXAMPLES: dict[str, list[str]] = {
     ],
     "refund": ["ledger refund request 1234567890 --points 5000 ... --dry-run"],
     "refund request": [
-        "ledger refund request 1234567890 --points 5000 --bank 0004 --account 123-456 --holder 홍길동 "
+        "ledger refund request 1234567890 --points 5000 --bank 국민 --account 123-456 --holder 홍길동 "
         "--contact 홍길동 --tel 02-000-0000 --reason 해지 --dry-run",
         "ledger refund request 1234567890 --points 5000 ... --yes   # from a script",
     ],
@@ -70,7 +70,18 @@ EXAMPLES: dict[str, list[str]] = {
     "db shell": ["ledger db shell"],
     "db url": ["ledger db url"],
     "doctor": ["ledger doctor"],
-    "alerts outbox": ["ledger alerts outbox", "ledger alerts outbox --json"],
+    "alerts outbox": ["ledger alerts outbox", "ledger alerts outbox --status failed"],
+    "alerts mutes": ["ledger alerts mutes", "ledger alerts mutes --all --json"],
+    "alerts unmute": ["ledger alerts unmute 3   # the ID from `ledger alerts mutes`"],
+    "report month": ["ledger report month --month 2026-11 --format xlsx --out 2026-11.xlsx"],
+    "close": ["ledger close --month 2026-11", "ledger close --month 2026-11 --member 1234567890"],
+    "reopen": ["ledger reopen --month 2026-11 --reason \"late usage row from Popbill\""],
+    "closes": ["ledger closes", "ledger closes --json"],
+    "sandbox clock": ["ledger sandbox clock --advance-days 1 && ledger sync"],
+    "sandbox serve": ["ledger sandbox up   # runs this in the background"],
+    "metrics": ["ledger metrics serve --port 9464"],
+    "metrics serve": ["ledger metrics serve --port 9464", "curl -s http://127.0.0.1:9464/metrics | grep ledger_"],
+    "healthcheck": ["ledger healthcheck all", "ledger healthcheck worker   # docker-compose's healthcheck"],
 }
 
 

@@ -25,7 +25,7 @@ from tests.waiting import wait_for
 CORP = "1234567890"
 PAYMENT = ["payment", "request", CORP, "--amount", "110000", "--depositor", "(주)팝빌", "--name", "홍길동",
            "--email", "pay@example.kr", "--hp", "010-1234-5678"]  # fmt: skip
-REFUND = ["refund", "request", CORP, "--points", "10", "--bank", "0004", "--account", "123-456", "--holder", "홍길동",
+REFUND = ["refund", "request", CORP, "--points", "10", "--bank", "국민", "--account", "123-456", "--holder", "홍길동",
           "--contact", "홍길동", "--tel", "02-000-0000", "--reason", "해지"]  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from ledger.popbill import PopbillClient
 from ledger.popbill.errors import InvalidRequestError
 from ledger.settings import Settings, is_linkhub_host
 from ledger.simulator import Simulator
-from tests.conftest import TEST_DATABASE_URL, small_config
+from tests.conftest import TEST_DATABASE_URL, small_config, unique_name
 
 BROKER_URL = os.environ.get("LEDGER_TEST_BROKER_URL", "redis://127.0.0.1:6379/9")
 
@@ -75,11 +75,11 @@ def test_every_check_passes_on_a_healthy_setup(healthy_env, sim):
 
 
 def test_each_broken_part_fails_its_own_line(healthy_env, sim, tmp_path):
-    empty_db = make_url(TEST_DATABASE_URL).set(database="ledger_doctor_empty_i9a")
+    name = unique_name("ledger_doctor_empty")
+    empty_db = make_url(TEST_DATABASE_URL).set(database=name)
     admin = create_engine(make_url(TEST_DATABASE_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text('DROP DATABASE IF EXISTS "ledger_doctor_empty_i9a"'))
-        conn.execute(text('CREATE DATABASE "ledger_doctor_empty_i9a"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         sim.skew_clock(3600)  # Popbill's clock an hour ahead
         broken = {
@@ -92,7 +92,7 @@ def test_each_broken_part_fails_its_own_line(healthy_env, sim, tmp_path):
         result = ledger("doctor", env=broken)
     finally:
         with admin.connect() as conn:
-            conn.execute(text('DROP DATABASE IF EXISTS "ledger_doctor_empty_i9a"'))
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
     assert result.returncode == 1
     statuses = lines_by_check(result.stdout)

@@ -224,7 +224,7 @@ def test_cli_says_the_request_may_have_been_registered_and_refuses_a_repeat_with
     env = {"POPBILL_API_URL": sim.url, "LINKHUB_AUTH_URL": sim.url, "POPBILL_READ_TIMEOUT": "0.5"}
     assert ledger("members", "add", CORP, env_extra=env).returncode == 0
     args = ["payment", "request", CORP, "--amount", "110000", "--depositor", "(주)입금", "--name", "담당자",
-            "--email", "a@example.com", "--hp", "010-0000-0000"]  # fmt: skip
+            "--email", "a@example.com", "--hp", "010-0000-0000", "--yes"]  # fmt: skip
     sim.inject("stall", path="/Payment", method="POST", count=1, seconds=1.5)
     first = ledger(*args, env_extra=env)
     assert first.returncode != 0
