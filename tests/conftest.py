@@ -70,6 +70,36 @@ TEST_DATABASE_URL = _BASE_URL.set(database=unique_name(_BASE_URL.database or "le
 )
 
 
+CLAIM_KEY = "ledger-test-run"
+
+
+def _claim_broker_database() -> str:
+    """The Redis database this run's Celery tests use, and may empty: LEDGER_TEST_BROKER_URL
+    when set (the person running the tests chose it), else one of databases 1-15 that is empty,
+    claimed with a key naming this run, so two runs on one Redis never share one."""
+    configured = os.environ.get("LEDGER_TEST_BROKER_URL")
+    if configured:
+        return configured
+    import random
+
+    import redis
+
+    numbers = list(range(1, 16))
+    random.shuffle(numbers)
+    for number in numbers:
+        url = f"redis://127.0.0.1:6379/{number}"
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=2)
+            if client.dbsize() == 0 and client.set(CLAIM_KEY, RUN_SUFFIX, nx=True):
+                return url
+        except redis.RedisError:
+            return url  # no Redis here: the broker fixture says so
+    raise RuntimeError("no empty Redis database (1-15) for this run: set LEDGER_TEST_BROKER_URL")
+
+
+TEST_BROKER_URL = _claim_broker_database()
+
+
 def admin_engine():
     """AUTOCOMMIT on the server's postgres database, for CREATE/DROP DATABASE."""
     return create_engine(make_url(TEST_DATABASE_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
@@ -144,3 +174,17 @@ def committed(clean_engine):
     """clean_engine, emptied again afterwards: rows committed here must not reach later tests."""
     yield clean_engine
     _empty_tables(clean_engine)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Give back the Redis database this run claimed (emptied: only this run used it)."""
+    if os.environ.get("LEDGER_TEST_BROKER_URL"):
+        return
+    import redis
+
+    try:
+        client = redis.Redis.from_url(TEST_BROKER_URL, socket_connect_timeout=2)
+        if client.get(CLAIM_KEY) == RUN_SUFFIX.encode():
+            client.flushdb()
+    except redis.RedisError:
+        pass

@@ -17,9 +17,9 @@ from ledger.popbill import PopbillClient
 from ledger.popbill.errors import InvalidRequestError
 from ledger.settings import Settings, is_linkhub_host
 from ledger.simulator import Simulator
-from tests.conftest import TEST_DATABASE_URL, small_config, unique_name
+from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL, small_config, unique_name
 
-BROKER_URL = os.environ.get("LEDGER_TEST_BROKER_URL", "redis://127.0.0.1:6379/9")
+BROKER_URL = TEST_BROKER_URL
 
 
 def ledger(*args, env=None):

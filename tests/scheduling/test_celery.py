@@ -16,11 +16,11 @@ from ledger.members.service import MemberInput, add_member
 from ledger.scheduling.service import claim, slot_for
 from ledger.simulator import Simulator
 from ledger.sync.models import SyncRun
-from tests.conftest import TEST_DATABASE_URL, small_config
+from tests.conftest import CLAIM_KEY, RUN_SUFFIX, TEST_BROKER_URL, TEST_DATABASE_URL, small_config
 from tests.sync.helpers import assert_ledger_equals_truth
 from tests.waiting import wait_for
 
-BROKER = os.environ.get("LEDGER_TEST_BROKER_URL", "redis://127.0.0.1:6379/9")
+BROKER = TEST_BROKER_URL
 MEMBERS = ["1234567890", "2208112345"]
 
 
@@ -31,9 +31,11 @@ def broker():
         client.ping()
     except redis.ConnectionError:
         pytest.fail(f"no Redis at {BROKER}: start redis-server (bash .ci/run does)")
-    client.flushdb()
+    client.flushdb()  # this run's database only (tests/conftest.py claims it)
+    client.set(CLAIM_KEY, RUN_SUFFIX)
     yield client
     client.flushdb()
+    client.set(CLAIM_KEY, RUN_SUFFIX)
 
 
 @pytest.fixture
