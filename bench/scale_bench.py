@@ -212,7 +212,8 @@ class Bench:
         print(f"simulator: {len(self.corp_nums):,} members prepared in {time.perf_counter() - started:.1f} s")
         if a.latency_ms:
             requests.post(
-                f"{self.sim_url}/_sim/faults", json={"kind": "latency", "rate": 1.0, "seconds": a.latency_ms / 1000},
+                f"{self.sim_url}/_sim/faults",
+                json={"kind": "latency", "rate": 1.0, "seconds": a.latency_ms / 1000},
                 timeout=10,
             ).raise_for_status()
 
@@ -278,10 +279,29 @@ class Bench:
         for n in range(a.workers):
             self.workers.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "workers", "worker", "-P", "threads", "-c",
-                     str(a.worker_threads), "-n", f"scale{n}-{os.getpid()}@%h", "-l", "WARNING", "--without-gossip",
-                     "--without-mingle", "--without-heartbeat"],
-                    env=self.env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "workers",
+                        "worker",
+                        "-P",
+                        "threads",
+                        "-c",
+                        str(a.worker_threads),
+                        "-n",
+                        f"scale{n}-{os.getpid()}@%h",
+                        "-l",
+                        "WARNING",
+                        "--without-gossip",
+                        "--without-mingle",
+                        "--without-heartbeat",
+                    ],
+                    env=self.env(),
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )  # fmt: skip
             )
         from celery import Celery

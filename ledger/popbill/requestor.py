@@ -9,6 +9,9 @@ import threading
 import time
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
+
+import requests
 
 from ledger.popbill import auth
 from ledger.popbill.errors import (
@@ -19,6 +22,7 @@ from ledger.popbill.errors import (
     ServerError,
     TransportError,
 )
+from ledger.popbill.gate import Gate
 from ledger.popbill.retry import call_with_retries
 from ledger.popbill.transport import RawResponse, Transport
 from ledger.secret import Secret
@@ -97,12 +101,27 @@ def decode_answer(raw: RawResponse, call: str) -> dict[str, Any]:
     raise PopbillError(f"unexpected HTTP {raw.status}", status=raw.status, call=call, body=text_preview)
 
 
+def environment_proxies(*urls: str) -> dict[str, str]:
+    """HTTP(S)_PROXY / NO_PROXY as they apply to our two hosts, read once."""
+    proxies: dict[str, str] = {}
+    for url in urls:
+        parts = urlsplit(url)
+        proxy = requests.utils.get_environ_proxies(url).get(parts.scheme)
+        if proxy:
+            proxies[f"{parts.scheme}://{parts.hostname}"] = proxy  # requests matches scheme://host first
+    return proxies
+
+
 class Requestor:
     def __init__(self, settings: Settings, transport: Transport | None = None) -> None:
         self.settings = settings
         self.transport = transport or Transport(
-            connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            pool_size=settings.max_concurrency,  # as many kept-alive connections as calls in flight
+            proxies=environment_proxies(settings.resolved_api_url, settings.resolved_auth_url),
         )
+        self.gate = Gate(settings.max_concurrency)
         self.tokens = auth.TokenCache(self._issue_token)
         self.stats = CallStats()
         self.api_url = settings.resolved_api_url
@@ -112,11 +131,15 @@ class Requestor:
         self.transport.close()
 
     def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | None, call: str) -> dict:
-        started = time.perf_counter()
-        try:
-            raw = self.transport.send(method, url, headers=headers, body=body, call=call)
-        finally:
-            self.stats.add(http_requests=1, http_seconds=time.perf_counter() - started)
+        with self.gate:
+            started = time.perf_counter()
+            try:
+                raw = self.transport.send(method, url, headers=headers, body=body, call=call)
+            finally:
+                self.stats.add(http_requests=1, http_seconds=time.perf_counter() - started)
+        if raw.status == 429:
+            # Every thread of the process waits, not just the one that was told.
+            self.gate.pause(_retry_after(raw.headers) or self.settings.retry_backoff)
         started = time.perf_counter()
         try:
             return decode_answer(raw, call)

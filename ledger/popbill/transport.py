@@ -46,9 +46,15 @@ def _never_sent(exc: BaseException) -> bool:
 
 
 class Transport:
-    def __init__(self, *, connect_timeout: float, read_timeout: float, pool_size: int = 16) -> None:
+    def __init__(
+        self, *, connect_timeout: float, read_timeout: float, pool_size: int = 16, proxies: dict | None = None
+    ) -> None:
         self.timeout = (connect_timeout, read_timeout)
         self.session = requests.Session()
+        # Proxies are read from the environment once, by the caller, not on every request
+        # (requests would walk os.environ each time: 3 ms of CPU per synced member).
+        self.session.trust_env = False
+        self.session.proxies.update(proxies or {})
         # No retries down here: the retry policy above decides, with the idempotency in view.
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
