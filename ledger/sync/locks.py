@@ -1,6 +1,7 @@
 """The advisory locks that keep two syncs of one (member, kind) from running at once.
 
-Every sync of a process takes its lock on one connection kept for the purpose, so a sync
+Every sync of a process takes its lock on one connection kept open for the purpose (outside
+the pool, for the life of the engine), so a sync
 needs no database connection of its own while it waits on Popbill: it borrows one from the
 pool only to write a page. The locks are session locks, so a process that dies (or loses
 that connection) frees every lock it held, and the next run records the dead one's
@@ -15,7 +16,8 @@ import logging
 import threading
 import weakref
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from ledger.sync.models import KINDS
 
@@ -31,21 +33,21 @@ def lock_key(member_id: int, kind: str) -> int:
 
 class SyncLocks:
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        # Its own connection, outside the pool: syncs holding pooled connections while they
+        # wait for this one must never starve it.
+        self._engine = create_engine(engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
         self._conn: Connection | None = None
         self._held: set[int] = set()
         self._mutex = threading.Lock()
 
     def _run(self, function: str, keys: list[int]) -> list[bool]:
         if self._conn is None:
-            self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = self._engine.connect()
         calls = ", ".join(f"{function}({LOCK_NAMESPACE}, {int(key)})" for key in keys)
         try:
             return list(self._conn.execute(text(f"SELECT {calls}")).one())
         except Exception:
-            # Really close it (not back to the pool): a dropped session frees every lock it held.
-            self._conn.invalidate()
-            self._close()
+            self._close()  # a closed session frees every lock it held
             raise
 
     def _close(self) -> None:
@@ -62,8 +64,6 @@ class SyncLocks:
             free = [key for key in keys if key not in self._held]
             granted = dict(zip(free, self._run("pg_try_advisory_lock", free), strict=True)) if free else {}
             self._held.update(key for key, ok in granted.items() if ok)
-            if not self._held:
-                self._close()
             return [granted.get(key, False) for key in keys]
 
     def release(self, keys: list[int]) -> None:
@@ -75,8 +75,6 @@ class SyncLocks:
                     self._run("pg_advisory_unlock", mine)
             except Exception:
                 log.warning("could not release %d sync locks; their connection is closed instead", len(mine))
-            if not self._held:
-                self._close()  # nothing held: give the connection back to the pool
 
 
 _registry: weakref.WeakKeyDictionary[Engine, SyncLocks] = weakref.WeakKeyDictionary()

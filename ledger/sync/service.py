@@ -238,7 +238,7 @@ def sync_member_kinds(
         if running:
             _finish(member, running)
     finally:
-        locks.release([key for key, ok in zip(keys, granted, strict=True) if ok])
+        locks.release([key for key, ok in zip(keys, granted, strict=False) if ok])
     return [job.result for job in jobs]
 
 
