@@ -6,33 +6,53 @@ from celery import shared_task
 
 from ledger import context
 from ledger.scheduling.service import claim
-from ledger.sync.models import KINDS
-from ledger.sync.service import members_to_sync, sync_member
+from ledger.sync.service import members_to_sync, sync_all, sync_member
 from ledger.sync.windows import SyncOptions
+
+
+def member_groups(corp_nums: list[str], size: int) -> list[list[str]]:
+    return [corp_nums[n : n + size] for n in range(0, len(corp_nums), size)]
 
 
 @shared_task(name="ledger.sync.nightly")
 def nightly_sync(from_beat: bool = True) -> int:
-    """Fan out one small task per (active member, kind). No chord: each stands alone."""
+    """Fan out one task per group of members (all three kinds of each): 100,000 members are
+    2,000 messages at the default group size, enqueued in about a second, and a member's
+    token serves its three kinds in one process. No chord: each group stands alone."""
     settings, engine = context.settings(), context.engine()
     if from_beat and not claim(engine, "sync", settings.schedule_sync):
         return 0  # another beat already started this night's sync
-    work = [(corp, kind) for corp in members_to_sync(engine) for kind in KINDS]
-    for corp, kind in work:
-        sync_member_task.delay(corp, kind)
-    return len(work)
+    groups = member_groups(members_to_sync(engine), settings.sync_members_per_task)
+    for group in groups:
+        sync_members_task.delay(group)
+    return len(groups)
+
+
+@shared_task(name="ledger.sync.members", bind=True, max_retries=5)
+def sync_members_task(self, corp_nums: list[str]) -> dict:
+    """Every kind of these members, one member after another (the worker's threads run
+    several groups at once). A duplicate delivery is harmless: the advisory locks turn a
+    second sync of a (member, kind) away while the first runs, and identity keys make a
+    later rerun write nothing new. Members whose failure was transient are retried alone."""
+    settings = context.settings()
+    results = sync_all(
+        context.engine(), context.client(), corp_nums=corp_nums, options=SyncOptions.from_settings(settings)
+    )
+    again = sorted({r.corp_num for r in results if r.status == "failed" and r.retryable})
+    if again:
+        # Short countdowns only: a long ETA outlives the broker's visibility timeout.
+        raise self.retry(args=[again], countdown=min(600, 30 * 2**self.request.retries))
+    return {"members": len(corp_nums), "failed": sum(r.status == "failed" for r in results)}
 
 
 @shared_task(name="ledger.sync.member", bind=True, max_retries=5)
 def sync_member_task(self, corp_num: str, kind: str) -> dict:
-    """A duplicate delivery is harmless: the advisory lock turns it away while the first
-    runs, and identity keys make a later rerun write nothing new."""
+    """One member and kind (on demand). Duplicates are harmless, as above."""
     settings = context.settings()
     result = sync_member(
         context.engine(), context.client(), corp_num, kind,
         options=SyncOptions.from_settings(settings),
     )  # fmt: skip
     if result.status == "failed" and result.retryable:
-        # Short countdowns only: a long ETA outlives the broker's visibility timeout.
         raise self.retry(countdown=min(600, 30 * 2**self.request.retries))
     return {"corp_num": corp_num, "kind": kind, "status": result.status, "inserted": result.inserted}
