@@ -118,6 +118,7 @@ class Settings:
     # figure; 16 keeps a 60 ms round trip at ~250 calls/s (3,000+ members a minute).
     max_concurrency: int = 16
     sync_members_per_task: int = 50  # the nightly fan-out's group size: 100,000 members = 2,000 tasks
+    sync_jobs_per_task: int = 8  # members of a group synced at once (each mostly waits on Popbill)
     ledger_home: Path = dataclasses.field(default_factory=_default_home)
     database_url: Secret | None = None
     sync_lookback_days: int = 3
@@ -175,6 +176,7 @@ class Settings:
             retry_backoff=_number(env, "POPBILL_RETRY_BACKOFF", 0.5, minimum=0),
             max_concurrency=_integer(env, "POPBILL_MAX_CONCURRENCY", 16, minimum=1, maximum=1000),
             sync_members_per_task=_integer(env, "LEDGER_SYNC_MEMBERS_PER_TASK", 50, minimum=1, maximum=10000),
+            sync_jobs_per_task=_integer(env, "LEDGER_SYNC_JOBS_PER_TASK", 8, minimum=1, maximum=256),
             ledger_home=Path(home).expanduser() if home else _default_home(),
             database_url=Secret(database_url) if database_url else None,
             sync_lookback_days=_integer(env, "LEDGER_SYNC_LOOKBACK_DAYS", 3, minimum=0),

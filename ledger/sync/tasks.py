@@ -30,14 +30,15 @@ def nightly_sync(from_beat: bool = True) -> int:
 
 @shared_task(name="ledger.sync.members", bind=True, max_retries=5)
 def sync_members_task(self, corp_nums: list[str]) -> dict:
-    """Every kind of these members, one member after another (the worker's threads run
-    several groups at once). A duplicate delivery is harmless: the advisory locks turn a
+    """Every kind of these members, LEDGER_SYNC_JOBS_PER_TASK at once (the worker's threads
+    run several groups at once besides). A duplicate delivery is harmless: the advisory locks turn a
     second sync of a (member, kind) away while the first runs, and identity keys make a
     later rerun write nothing new. Members whose failure was transient are retried alone."""
     settings = context.settings()
     results = sync_all(
-        context.engine(), context.client(), corp_nums=corp_nums, options=SyncOptions.from_settings(settings)
-    )
+        context.engine(), context.client(), corp_nums=corp_nums, options=SyncOptions.from_settings(settings),
+        jobs=settings.sync_jobs_per_task,
+    )  # fmt: skip
     again = sorted({r.corp_num for r in results if r.status == "failed" and r.retryable})
     if again:
         # Short countdowns only: a long ETA outlives the broker's visibility timeout.
