@@ -321,6 +321,32 @@ class Bench:
                 w.kill()
         self._last_child_cpu()  # the workers' CPU was counted while they ran
 
+    def fan_out(self) -> None:
+        """The nightly fan-out's enqueueing, timed on a scratch queue nobody consumes: member
+        groups as it sends them, and one message per member and kind as it used to."""
+        from celery import Celery
+
+        app = Celery("scale_bench_fanout", broker=self.args.broker_url)
+        size = Settings.from_env(self.env()).sync_members_per_task
+        for label, messages in (
+            (f"groups of {size}", [("ledger.sync.members", [self.corp_nums[n : n + size]])
+                                   for n in range(0, len(self.corp_nums), size)]),
+            ("one per member x kind", [("ledger.sync.member", [c, k]) for c in self.corp_nums
+                                       for k in ("payments", "usage", "refunds")]),
+        ):  # fmt: skip
+            started, cpu = time.perf_counter(), time.process_time()
+            with app.producer_or_acquire() as producer:
+                for name, args in messages:
+                    app.send_task(name, args=args, queue="scale_bench_fanout", producer=producer)
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+            with app.connection_for_write() as conn:
+                conn.default_channel.client.delete("scale_bench_fanout")
+            print(
+                f"fan-out of {len(self.corp_nums):,} members, {label}: {len(messages):,} messages "
+                f"in {wall:.2f} s (CPU {cpu:.2f} s)",
+                flush=True,
+            )
+
     def run_celery(self) -> tuple[float, float, float]:
         expected = len(self.corp_nums) * KINDS
         with self.engine.connect() as conn:
@@ -383,7 +409,7 @@ def main() -> None:
     parser.add_argument("--max-concurrency", type=int, default=32, help="POPBILL_MAX_CONCURRENCY")
     parser.add_argument("--workers", type=int, default=3, help="Celery worker processes")
     parser.add_argument("--worker-threads", type=int, default=8, help="threads per Celery worker")
-    parser.add_argument("--paths", default="cli,celery")
+    parser.add_argument("--paths", default="cli,celery,fanout", help="any of cli, celery, fanout")
     parser.add_argument("--phases", default="initial,resync")
     parser.add_argument("--history-days", type=int, default=30, help="days of simulated history (light)")
     parser.add_argument("--usage-per-day", type=float, default=0.3)
@@ -403,6 +429,9 @@ def main() -> None:
     try:
         bench.setup_database()
         for path in args.paths.split(","):
+            if path == "fanout":
+                bench.fan_out()
+                continue
             if path == "celery":
                 bench.start_workers()
             try:
