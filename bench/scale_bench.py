@@ -25,7 +25,6 @@ import argparse
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,11 +33,13 @@ from pathlib import Path
 
 import psutil
 import requests
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from sync_bench import free_port, fresh_database  # noqa: E402 - the sibling benchmark's helpers
 
 from ledger.db import migrate  # noqa: E402
 from ledger.db.engine import make_engine  # noqa: E402
@@ -50,21 +51,6 @@ TICKS = os.sysconf("SC_CLK_TCK")
 LEDGER_TABLES = "usages, payments, refunds, state_changes, sync_states, sync_runs, balance_snapshots"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fresh_database(url: str) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-
-
 def process_cpu(pid: int) -> float | None:
     """user+system seconds of a process, from /proc (None once it is gone)."""
     try:
@@ -74,25 +60,36 @@ def process_cpu(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-class BackendWatch:
-    """Samples the PostgreSQL backends of one database: their CPU and how many are open.
-    A backend's CPU after its last sample is missed (at most one interval's worth)."""
+class Sampler:
+    """Runs _run() in a thread for the length of a with block."""
 
-    def __init__(self, engine, database: str, interval: float = 0.05) -> None:
-        self.engine, self.database, self.interval = engine, database, interval
-        self.first: dict[int, float] = {}
-        self.last: dict[int, float] = {}
-        self.peak = 0
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> BackendWatch:
+    def __enter__(self):
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class BackendWatch(Sampler):
+    """Samples the PostgreSQL backends of one database: their CPU and how many are open.
+    A backend's CPU after its last sample is missed (at most one interval's worth)."""
+
+    def __init__(self, engine, database: str, interval: float = 0.05) -> None:
+        super().__init__(interval)
+        self.engine, self.database = engine, database
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.peak = 0
 
     def _run(self) -> None:
         with self.engine.connect() as conn:
@@ -121,21 +118,12 @@ class BackendWatch:
         return sum(self.last[pid] - self.first[pid] for pid in self.last)
 
 
-class ClientWatch:
+class ClientWatch(Sampler):
     """Peak RSS of a set of processes (and their children), sampled."""
 
     def __init__(self, pids, interval: float = 0.1) -> None:
-        self.pids, self.interval, self.peak = list(pids), interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> ClientWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__(interval)
+        self.pids, self.peak = list(pids), 0
 
     def _run(self) -> None:
         while not self._stop.is_set():
