@@ -17,6 +17,7 @@ import threading
 import weakref
 
 from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from ledger.sync.models import KINDS
@@ -40,15 +41,19 @@ class SyncLocks:
         self._held: set[int] = set()
         self._mutex = threading.Lock()
 
-    def _run(self, function: str, keys: list[int]) -> list[bool]:
-        if self._conn is None:
-            self._conn = self._engine.connect()
+    def _run(self, function: str, keys: list[int], *, attempts: int = 1) -> list[bool]:
         calls = ", ".join(f"{function}({LOCK_NAMESPACE}, {int(key)})" for key in keys)
-        try:
-            return list(self._conn.execute(text(f"SELECT {calls}")).one())
-        except Exception:
-            self._close()  # a closed session frees every lock it held
-            raise
+        for attempt in range(1, attempts + 1):
+            try:
+                if self._conn is None:
+                    self._conn = self._engine.connect()
+                return list(self._conn.execute(text(f"SELECT {calls}")).one())
+            except DBAPIError:
+                self._close()  # a closed session frees every lock it held
+                if attempt == attempts:
+                    raise
+                log.warning("the sync-lock connection failed; opening a new one")
+        raise AssertionError("unreachable")
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -62,7 +67,9 @@ class SyncLocks:
         """Try each key without waiting; True where this sync now holds it."""
         with self._mutex:
             free = [key for key in keys if key not in self._held]
-            granted = dict(zip(free, self._run("pg_try_advisory_lock", free), strict=True)) if free else {}
+            # A second try on a new connection: the last one may have been cut since it was used
+            # (a server restart); a pooled connection would have been pinged first.
+            granted = dict(zip(free, self._run("pg_try_advisory_lock", free, attempts=2), strict=True)) if free else {}
             self._held.update(key for key, ok in granted.items() if ok)
             return [granted.get(key, False) for key in keys]
 

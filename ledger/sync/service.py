@@ -84,7 +84,8 @@ class SyncResult:
 Progress = Callable[[SyncResult], None]
 
 # Rows and sync state are lost or kept together on a server crash, so the next run redoes
-# what was lost: sync transactions need not wait for the WAL flush. LOCAL: only this one.
+# what was lost: page transactions need not wait for the WAL flush. LOCAL: only this one.
+# (The small start and close transactions skip the extra statement and simply wait.)
 _ASYNC_COMMIT = text("SELECT set_config('synchronous_commit', 'off', true)")
 _KINDS_PARAM = bindparam("kinds", type_=ARRAY(String))
 
@@ -286,7 +287,6 @@ _SKIPPED = text(
 
 def _start(conn: Connection, running: list[_Job], skipped: list[_Job], codes: Codes | None) -> None:
     """One transaction: abandon a dead process's runs, record ours, read where each kind stands."""
-    conn.execute(_ASYNC_COMMIT)
     if running:
         m = running[0].member.member_id
         kinds = [job.kind for job in running]
@@ -341,7 +341,6 @@ def _finish(member: _Member, jobs: list[_Job]) -> None:
             deferred, pages = {}, 0  # as if the failed run's unwritten pages were never fetched
         states.append(_advance_params(job, deferred, pages, succeeded=r.status == "succeeded"))
     with member.engine.connect() as conn:
-        conn.execute(_ASYNC_COMMIT)
         conn.execute(
             text(
                 "UPDATE sync_runs SET status = :status, error = :error, finished_at = now(), pages = :pages, "

@@ -123,3 +123,29 @@ def test_calls_in_flight_never_exceed_max_concurrency():
     # Each of the two slots is held at least 0.1 s per call, so no window shorter than that
     # sees a third call arrive (six unbounded threads would put six in one window).
     assert max(sum(1 for b in arrivals if a <= b < a + 0.09) for a in arrivals) <= 2
+
+
+def test_a_sync_after_the_lock_connection_was_cut_still_runs(clean_engine):
+    """The process keeps one connection for the sync locks; a server restart cuts it, and the
+    next sync opens a new one instead of failing."""
+    from sqlalchemy.orm import Session
+
+    corp = MEMBERS[0]
+    with Session(clean_engine) as session:
+        add_member(session, MemberInput(corp))
+        session.commit()
+    with Simulator(small_config(history_days=10)) as sim, PopbillClient(client_settings(sim)) as client:
+        from ledger.sync.service import sync_member
+
+        assert sync_member(clean_engine, client, corp, "usage", today=sim.world.today()).status == "succeeded"
+        with clean_engine.connect() as conn:
+            cut = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
+        assert cut >= 1
+        again = sync_member(clean_engine, client, corp, "usage", today=sim.world.today())
+        assert again.status == "succeeded", again.error
+        assert_ledger_equals_truth(clean_engine, sim, [corp], kinds=("usage",))
