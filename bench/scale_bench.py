@@ -183,6 +183,7 @@ class Bench:
         self.sim_url = f"http://127.0.0.1:{self.port}"
         self.db_name = make_url(args.database_url).database
         self.corp_nums = [f"{1000000000 + 7919 * n:010d}" for n in range(args.members)]
+        self.code = Path(args.code).resolve() if args.code else ROOT
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -191,7 +192,7 @@ class Bench:
         self.sim = subprocess.Popen(
             [sys.executable, "-m", "ledger", "simulator", "--port", str(self.port), "--seed", "1",
              "--history-days", str(a.history_days), "--usage-per-day", str(a.usage_per_day)],
-            stderr=subprocess.PIPE, text=True, env=self.env(),
+            stderr=subprocess.PIPE, text=True, env={**self.env(), "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
         self.sim.stderr.readline()
         started = time.perf_counter()
@@ -215,7 +216,7 @@ class Bench:
             "LEDGER_BROKER_URL": a.broker_url,
             "LEDGER_SYNC_INITIAL_DAYS": str(a.initial_days),
             "POPBILL_MAX_CONCURRENCY": str(a.max_concurrency),
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(self.code),  # the code under test; the simulator is always this tree's
         }
 
     def setup_database(self) -> None:
@@ -244,7 +245,9 @@ class Bench:
     def run_cli(self) -> tuple[float, float, float]:
         command = [sys.executable, "-m", "ledger", "sync", "--jobs", str(self.args.jobs), "--json"]
         started = time.perf_counter()
-        proc = subprocess.Popen(command, env=self.env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            command, env=self.env(), cwd=self.code, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         with ClientWatch([proc.pid]) as rss:
             _, err = proc.communicate()
             # The child is reaped: wait4's rusage is its exact CPU time.
@@ -287,7 +290,7 @@ class Bench:
                         "--without-heartbeat",
                     ],
                     env=self.env(),
-                    cwd=ROOT,
+                    cwd=self.code,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )  # fmt: skip
@@ -402,6 +405,7 @@ def main() -> None:
     parser.add_argument("--history-days", type=int, default=30, help="days of simulated history (light)")
     parser.add_argument("--usage-per-day", type=float, default=0.3)
     parser.add_argument("--initial-days", type=int, default=30, help="LEDGER_SYNC_INITIAL_DAYS")
+    parser.add_argument("--code", help="run ledger sync and the workers from this source tree (A/B against main)")
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/ledger_scale_bench")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/5")
     args = parser.parse_args()
