@@ -381,8 +381,9 @@ class _Fetched:
 
 
 def _prepare(job: _Job, page: Page, counter: identity.OccurrenceCounter) -> object | None:
-    """The one place every decoded row of a dated page passes before it is written (in the
-    prefetch thread, so this work overlaps the write of the page before)."""
+    """The one place every decoded row of every kind passes before it is written: checks on
+    single rows belong here (for dated kinds this runs in the prefetch thread, so the work
+    overlaps the write of the page before). None: nothing on the page to write."""
     rows = page.items
     if not rows:
         return None
@@ -451,15 +452,17 @@ def _sync_refunds(job: _Job) -> None:
     fetch = partial(m.client.iter_refund_history, m.corp_num, per_page=m.options.per_page, user_id=m.user_id)
     for page, counter in _pages(job, fetch):
         state = {"full_pass": True} if page.is_last else {}
-        if not page.items:
+        payload = _prepare(job, page, counter)
+        if payload is None:
             job.defer(**state)
             continue
+        rows, counter = payload
         write = partial(
-            write_mutable_page, spec=REFUNDS, member_id=m.member_id, rows=page.items, counter=counter,
+            write_mutable_page, spec=REFUNDS, member_id=m.member_id, rows=rows, counter=counter,
             seen_at=dt.datetime.now(dt.UTC),
         )  # fmt: skip
         counts = _write_page(job, write, **state)
-        oldest_here = min(r.req_dt.date() for r in page.items)
+        oldest_here = min(r.req_dt.date() for r in rows)
         past_pending = pending is None or oldest_here <= pending
         if not full and counts.all_known and past_pending:
             break
