@@ -17,7 +17,7 @@ from ledger.history.models import Usage
 from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
-from ledger.sync.lock import APPLICATION_NAME
+from ledger.sync.locks import APPLICATION_NAME
 from ledger.sync.models import SyncRun
 from ledger.sync.service import sync_member
 from ledger.sync.windows import SyncOptions

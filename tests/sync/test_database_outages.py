@@ -174,7 +174,7 @@ def test_runs_left_running_by_a_dead_process_are_closed_but_a_live_one_is_not(cl
         ids = conn.execute(text("SELECT id FROM members ORDER BY corp_num")).scalars().all()
         for member_id in ids:
             conn.execute(text("INSERT INTO sync_runs (member_id, kind) VALUES (:m, 'usage')"), {"m": member_id})
-    from ledger.sync.lock import sync_lock
+    from ledger.sync.locks import sync_lock
 
     with sync_lock(clean_engine, ids[1], "usage") as holder:  # the second one is alive
         assert holder is None
