@@ -137,8 +137,12 @@ def test_second_sync_of_the_same_member_says_already_running(ledger_db, sim):
         worker.start()
 
         def lock_held() -> bool:
+            # The lease names the sync's lock connection (application 'ledger sync').
             with ledger_db.connect() as conn:
-                held = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"
+                held = (
+                    "SELECT count(*) FROM sync_locks s JOIN pg_stat_activity a ON a.pid = s.holder_pid "
+                    "WHERE a.application_name = :name"
+                )
                 return conn.execute(text(held), {"name": APPLICATION_NAME}).scalar() > 0
 
         wait_for(lock_held, what="the first sync to take its lock")
