@@ -11,7 +11,7 @@ Commit boundaries, so a crash anywhere loses nothing:
   per member for a no-change re-sync). Losing such an advance only means fetching an empty
   window again.
 A database connection is borrowed from the pool only for those transactions, never while
-waiting on Popbill, so many members can be in flight on a few connections. The advisory
+waiting on Popbill, so many members can be in flight on a few connections. The
 leases (ledger.sync.locks), all of a process's on one connection of their own, keep two
 syncs of one (member, kind) from running at once, and no read-only role can take them.
 Every wire row is screened (ledger.history.screening) before it can become ledger data;
@@ -289,7 +289,7 @@ _RECORD_RUNS = text(
 ).bindparams(_KINDS_PARAM)
 
 # New states come from RETURNING, existing ones from the statement's snapshot (which does
-# not see its own inserts); the advisory locks rule out a racing insert.
+# not see its own inserts); the leases rule out a racing insert.
 _STATES = text(
     """
     WITH created AS (
