@@ -40,7 +40,7 @@ from sqlalchemy.types import String
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "ledger sync"  # the lock connection's, so a lease's holder is known as a sync
-LOCK_TIMEOUT_MS = 500  # a racing lease update commits at once; a longer wait is a foreign lock
+LOCK_TIMEOUT_MS = 1000  # a racing lease update commits at once; a longer wait is a foreign lock
 _LOCK_NOT_AVAILABLE = "55P03"
 
 Key = tuple[int, str]  # (member_id, kind)
@@ -144,11 +144,12 @@ class SyncLocks:
             self._conn = conn
         return self._conn
 
-    def _run(self, statement, params: dict, *, attempts: int = 1):
+    def _run(self, statement, params: dict, *, attempts: int = 1) -> list:
         for attempt in range(1, attempts + 1):
             try:
                 conn = self._connection()
-                return conn.execute(statement, {**params, **self._me}).all()
+                result = conn.execute(statement, {**params, **self._me})
+                return result.all() if result.returns_rows else []
             except DBAPIError as exc:
                 if _lock_not_available(exc):
                     raise
@@ -179,34 +180,36 @@ class SyncLocks:
             if free:
                 # A second try on a new connection: the last one may have been cut since it was
                 # used (a server restart); a pooled connection would have been pinged first.
-                try:
-                    taken = {r.kind for r in self._run(_TAKE, {"m": member_id, "kinds": free}, attempts=2)}
-                except OperationalError as exc:
-                    if not _lock_not_available(exc):
-                        raise
-                    taken = self._take_one_by_one(member_id, free)  # which row is held by someone else
+                taken = self._take(member_id, free, attempts=2)
+                if taken is None:  # a row held by another session: find which, kind by kind
+                    taken = set().union(*(self._take(member_id, [kind]) or set() for kind in free))
                 for kind in free:
                     outcome[kind] = None if kind in taken else self._holder(member_id, kind)
+                    if outcome[kind] is None:
+                        taken.add(kind)
                 self._held.update((member_id, kind) for kind in taken)
             return {kind: outcome[kind] for kind in kinds}
 
-    def _take_one_by_one(self, member_id: int, kinds: list[str]) -> set[str]:
-        taken = set()
-        for kind in kinds:
-            try:
-                taken.update(r.kind for r in self._run(_TAKE, {"m": member_id, "kinds": [kind]}))
-            except OperationalError as exc:
-                if not _lock_not_available(exc):
-                    raise
-        return taken
-
-    def _holder(self, member_id: int, kind: str) -> Holder:
-        key = {"m": member_id, "k": kind}
+    def _take(self, member_id: int, kinds: list[str], *, attempts: int = 1) -> set[str] | None:
+        """The kinds whose lease this connection now holds; None when a row of them stayed
+        locked by another session for longer than the lock timeout."""
         try:
+            return {r.kind for r in self._run(_TAKE, {"m": member_id, "kinds": kinds}, attempts=attempts)}
+        except OperationalError as exc:
+            if not _lock_not_available(exc):
+                raise
+            return None
+
+    def _holder(self, member_id: int, kind: str) -> Holder | None:
+        """Who holds the lease or its row; None if nobody does by now and this connection took it."""
+        key = {"m": member_id, "k": kind}
+        for _ in range(3):
             row = self._run(_ROW_HOLDER, key) or self._run(_LEASE_HOLDER, key)
-        except DBAPIError:
-            row = None
-        return Holder(*row[0]) if row else Holder(None, None, None)
+            if row:
+                return Holder(*row[0])
+            if self._take(member_id, [kind]):  # the holder finished in between
+                return None
+        return Holder(None, None, None)
 
     def release(self, member_id: int, kinds: list[str]) -> None:
         with self._mutex:
