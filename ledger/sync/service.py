@@ -236,6 +236,7 @@ def sync_member_kinds(
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {unknown or kinds!r}")
+    today = today or client.today()  # Popbill's clock may be asked: before a connection is borrowed
     locks, member, holders = locks_for(engine), None, {}
     try:
         with engine.connect() as conn:
@@ -243,7 +244,7 @@ def sync_member_kinds(
             if row is None:
                 raise MemberError(f"CorpNum: {corp_num} is not a member")
             member = _Member(
-                engine, client, row.id, corp_num, row.user_id, today or client.today(), since,
+                engine, client, row.id, corp_num, row.user_id, today, since,
                 options or SyncOptions(), progress, full,
             )  # fmt: skip
             holders = locks.acquire(member.member_id, list(kinds))
