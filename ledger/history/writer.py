@@ -94,7 +94,8 @@ def write_usage_copy(conn: Connection, payload: str, seen_at: dt.datetime, *, li
     likely_new (a window past the high-water mark): COPY straight into usages, a third
     cheaper for the database; if any row is already there (a run that died after writing
     it), that savepoint is rolled back and the page is merged instead. Otherwise: COPY
-    into a temporary table and merge with one INSERT ... ON CONFLICT.
+    into a temporary table and merge with one INSERT ... ON CONFLICT. One page per
+    transaction: the temporary table is emptied on commit.
     """
     if not payload:
         return WriteCounts()
@@ -125,7 +126,8 @@ def write_usage_copy(conn: Connection, payload: str, seen_at: dt.datetime, *, li
         ),
         {"seen_at": seen_at},
     ).one()
-    conn.execute(text("TRUNCATE usages_incoming"))
+    # No TRUNCATE (it gives the temp table a new file each time): ON COMMIT DELETE ROWS
+    # empties it, and the caller commits after every page.
     return WriteCounts(inserted=merged[0], unchanged=merged[1] - merged[0])
 
 

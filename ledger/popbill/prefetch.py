@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -50,3 +50,16 @@ def prefetch(source: Iterator[T], depth: int = 1) -> Iterator[T]:
     finally:
         stop.set()
         worker.join(timeout=30)
+
+
+def prefetch_after(source: Iterator[T], is_final: Callable[[T], bool]) -> Iterator[T]:
+    """The first item in this thread; the rest through prefetch() unless the first is final.
+    Most nightly syncs are one page long: they need no thread and no queue."""
+    first = next(source, _DONE)
+    if first is _DONE:
+        return
+    yield first
+    if is_final(first):
+        yield from source  # ends at once: nothing more to fetch
+    else:
+        yield from prefetch(source)

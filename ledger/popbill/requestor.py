@@ -9,6 +9,9 @@ import threading
 import time
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
+
+import requests
 
 from ledger.metrics import process as process_metrics
 from ledger.popbill import auth
@@ -22,6 +25,7 @@ from ledger.popbill.errors import (
     ServerError,
     TransportError,
 )
+from ledger.popbill.gate import Gate
 from ledger.popbill.retry import call_with_retries
 from ledger.popbill.transport import RawResponse, Transport
 from ledger.secret import Secret
@@ -104,6 +108,17 @@ def decode_answer(raw: RawResponse, call: str) -> dict[str, Any]:
     raise PopbillError(f"unexpected HTTP {raw.status}", status=raw.status, call=call, body=text_preview)
 
 
+def environment_proxies(*urls: str) -> dict[str, str]:
+    """HTTP(S)_PROXY / NO_PROXY as they apply to our two hosts, read once."""
+    proxies: dict[str, str] = {}
+    for url in urls:
+        parts = urlsplit(url)
+        proxy = requests.utils.get_environ_proxies(url).get(parts.scheme)
+        if proxy:
+            proxies[f"{parts.scheme}://{parts.hostname}"] = proxy  # requests matches scheme://host first
+    return proxies
+
+
 class Requestor:
     def __init__(self, settings: Settings, transport: Transport | None = None) -> None:
         self.settings = settings
@@ -112,7 +127,10 @@ class Requestor:
             read_timeout=settings.read_timeout,
             max_response_bytes=settings.max_response_bytes,
             max_decoded_bytes=settings.max_decoded_bytes,
+            pool_size=settings.max_concurrency,  # as many kept-alive connections as calls in flight
+            proxies=environment_proxies(settings.resolved_api_url, settings.resolved_auth_url),
         )
+        self.gate = Gate(settings.max_concurrency)
         self.stats = CallStats()
         self.api_url = settings.resolved_api_url
         self.auth_url = settings.resolved_auth_url
@@ -122,15 +140,26 @@ class Requestor:
     def close(self) -> None:
         self.transport.close()
 
+    def _exchange(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None, call: str, deadline: float
+    ) -> RawResponse:
+        """One HTTP exchange through the process's gate; a 429 pauses every thread of the process."""
+        with self.gate:
+            started = time.perf_counter()
+            try:
+                raw = self.transport.send(method, url, headers=headers, body=body, call=call, deadline=deadline)
+            finally:
+                self.stats.add(http_requests=1, http_seconds=time.perf_counter() - started)
+        self.stats.add(wire_bytes=raw.wire_bytes, body_bytes=len(raw.body))
+        if raw.status == 429:
+            # Every thread of the process waits, not just the one that was told.
+            self.gate.pause(_retry_after(raw.headers) or self.settings.retry_backoff)
+        return raw
+
     def _send(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None, call: str, deadline: float
     ) -> dict:
-        started = time.perf_counter()
-        try:
-            raw = self.transport.send(method, url, headers=headers, body=body, call=call, deadline=deadline)
-        finally:
-            self.stats.add(http_requests=1, http_seconds=time.perf_counter() - started)
-        self.stats.add(wire_bytes=raw.wire_bytes, body_bytes=len(raw.body))
+        raw = self._exchange(method, url, headers, body, call, deadline)
         started = time.perf_counter()
         try:
             return decode_answer(raw, call)
@@ -140,12 +169,10 @@ class Requestor:
     def server_time(self) -> dt.datetime:
         """Linkhub's clock: GET /Time on the auth host (no token; answers yyyy-MM-ddTHH:mm:ssZ)."""
 
+        deadline = time.monotonic() + self.settings.call_deadline
+
         def ask() -> dt.datetime:
-            started = time.perf_counter()
-            try:
-                raw = self.transport.send("GET", self.auth_url + "/Time", headers={}, body=None, call="Time")
-            finally:
-                self.stats.add(http_requests=1, http_seconds=time.perf_counter() - started)
+            raw = self._exchange("GET", self.auth_url + "/Time", {}, None, "Time", deadline)
             if raw.status != 200:
                 decode_answer(raw, "Time")  # raises the matching error
             try:

@@ -71,13 +71,39 @@ _USAGE = text(
     """
 )
 
+# A period's rows, read by the (member_id, tx_dt) index: from `since` to `until`, plus the
+# balance carried in (the rows of the last two seconds before `since`, so the chain enters
+# the period from a settled row, whatever order that second's rows take).
+USAGE_BETWEEN = text(
+    """
+    SELECT u.row_key || ':' || u.occurrence AS key, u.tx_dt, u.tx_type, u.tx_point, u.balance, t.direction, t.category
+    FROM usages u LEFT JOIN tx_types t ON t.code = u.tx_type
+    WHERE u.member_id = :m AND u.tx_dt < :until AND u.tx_dt >= coalesce(
+        (SELECT min(tx_dt) FROM (SELECT DISTINCT tx_dt FROM usages WHERE member_id = :m AND tx_dt < :since
+                                 ORDER BY tx_dt DESC LIMIT 2) carried), :since)
+    ORDER BY u.tx_dt, u.id
+    """
+)
+
+
+def _usage_rows(conn: Connection, member_id: int, settings: Settings, period: Period) -> list[checks.UsageRow]:
+    """All of a member's rows, or for a period only what its checks need: the period widened
+    by the matching windows (a deposit's credit may lie days away, a refund's debit weeks)."""
+    if period.start is None:
+        result = conn.execute(_USAGE, {"m": member_id})
+    else:
+        reach = dt.timedelta(days=max(settings.reconcile_match_days, settings.reconcile_refund_days))
+        result = conn.execute(
+            USAGE_BETWEEN, {"m": member_id, "since": period.start - reach, "until": period.end + reach}
+        )
+    return [checks.UsageRow(r.key, r.tx_dt, r.tx_type, r.tx_point, r.balance, r.direction, r.category) for r in result]
+
 
 def _findings(
     conn: Connection, member_id: int, settings: Settings, codes: Codes, period: Period, now: dt.datetime,
     report: MemberReport | None = None,
 ) -> list[checks.Finding]:
-    rows = [checks.UsageRow(r.key, r.tx_dt, r.tx_type, r.tx_point, r.balance, r.direction, r.category)
-            for r in conn.execute(_USAGE, {"m": member_id})]  # fmt: skip
+    rows = _usage_rows(conn, member_id, settings, period)
     found = checks.balance_chain(rows, period.__contains__)
 
     states = {r.kind: r for r in conn.execute(
@@ -105,7 +131,8 @@ def _findings(
         ),
         {"m": member_id},
     ).all()
-    starts = [rows[0].tx_dt] if rows else []
+    first_row = conn.execute(text("SELECT min(tx_dt) FROM usages WHERE member_id = :m"), {"m": member_id}).scalar()
+    starts = [first_row] if first_row else []
     starts += [min(p.reg_dt for p in payments)] if payments else []
     # Near the start of what was synced, a credit's deposit (or the reverse) may predate the ledger.
     coverage = (max(starts) + tolerance) if starts else None

@@ -16,7 +16,7 @@ import secrets
 import socket
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -49,6 +49,7 @@ class LoggedRequest:
     corp_num: str | None
     fault: str | None
     status: int
+    received_at: float = 0.0  # time.time() when the request arrived, before any fault's wait
 
 
 class Answer(Exception):
@@ -132,6 +133,7 @@ class Simulator:
         self.tokens: dict[str, IssuedToken] = {}
         self.popups: dict[str, float] = {}
         self.log: deque[LoggedRequest] = deque(maxlen=200_000)
+        self.counts: Counter[str] = Counter()  # requests per path and status, unbounded by the log's cap
         self.gzip_cache = GzipCache()
         self._lock = threading.Lock()
         self.stopping = threading.Event()
@@ -191,6 +193,11 @@ class Simulator:
 
     def reset_requests(self) -> None:
         self.log.clear()
+
+    def count(self, path: str, status: int) -> None:
+        call = "Token" if path.endswith("/Token") else path.split("?")[0]
+        with self._lock:
+            self.counts[f"{call} {status}"] += 1
 
     def complete_payment(self, corp_num: str, settle_code: str):
         return self.world.complete_payment(corp_num, settle_code)
@@ -360,6 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
+        received_at = time.time()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
@@ -379,8 +387,10 @@ class _Handler(BaseHTTPRequestHandler):
             answer = Answer(500, _json({"code": -99999999, "message": f"simulator error: {exc!r}"}))
         status = answer.status
         self.sim.log.append(
-            LoggedRequest(method, path, parts.query, corp_num[0], fault.kind if fault else None, status)
+            LoggedRequest(method, path, parts.query, corp_num[0], fault.kind if fault else None, status, received_at)
         )
+        if not path.startswith("/_sim/"):
+            self.sim.count(path, status)
         if fault and fault.phase == "after":
             self._after_fault(fault, answer)
             return
@@ -632,6 +642,10 @@ def _controls(sim: Simulator, method: str, path: str, query: dict, body: bytes) 
             for tx_dt in member.tx_dts[lo:hi]:
                 counts[tx_dt[:8]] = counts.get(tx_dt[:8], 0) + 1
         return Answer(200, _json(counts))
+    if path == "/_sim/counts":
+        with sim._lock:
+            counts = dict(sim.counts)
+        return Answer(200, _json({"counts": counts}))
     if path == "/_sim/requests":
         if method == "DELETE":
             sim.reset_requests()

@@ -14,7 +14,7 @@ import datetime as dt
 from sqlalchemy import Engine, func, select, text, update
 
 from ledger.settings import Settings
-from ledger.sync.lock import sync_lock
+from ledger.sync.locks import sync_lock
 from ledger.sync.models import SyncRun
 
 _OVERDUE = text(
@@ -47,7 +47,7 @@ def overdue(engine: Engine, settings: Settings, *, now: dt.datetime | None = Non
 
 
 def close_abandoned_runs(engine: Engine) -> int:
-    """Mark `running` runs whose lock nobody holds (their process died) as abandoned."""
+    """Mark `running` runs whose lease nobody live holds (their process died) as abandoned."""
     with engine.connect() as conn:
         stale = conn.execute(
             select(SyncRun.member_id, SyncRun.kind).where(SyncRun.status == "running").distinct()

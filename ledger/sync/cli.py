@@ -65,11 +65,11 @@ def run_sync(engine, client, *, corp_nums, kinds, show_progress: bool, jobs: int
     from ledger.settings import Settings
     from ledger.sync.display import SyncProgress
     from ledger.sync.interrupt import close_interrupted_runs
-    from ledger.sync.resilient import sync_member_resilient
+    from ledger.sync.resilient import sync_member_kinds_resilient
     from ledger.sync.service import members_to_sync, sync_all
 
     settings = settings or Settings()  # the retry bounds' defaults
-    options["sync"] = partial(sync_member_resilient, settings=settings)
+    options["sync"] = partial(sync_member_kinds_resilient, settings=settings)
 
     def resolve() -> list[str]:
         if not corp_nums:
@@ -152,7 +152,7 @@ def summarize(results) -> list[dict]:
 @click.option("--kind", "kinds", multiple=True, type=KIND_CHOICES, help="Only this history (repeatable).")
 @click.option("--since", callback=iso_date, metavar="YYYY-MM-DD", help="Start here instead of the high-water mark.")
 @click.option("--full", is_flag=True, help="Walk the whole refund history, not just the newest pages.")
-@click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 16), help="Syncs to run at once.")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 256), help="Members synced at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @wide_option
 @friendly_errors

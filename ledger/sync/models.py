@@ -56,12 +56,15 @@ class SyncRun(Base):
 
 
 class SyncLock(Base):
-    """One row per (member, kind) that a running sync holds FOR NO KEY UPDATE. A row lock needs
-    UPDATE rights on the table, which a read-only role never has: a reader cannot stop the syncs
-    (an advisory lock, which any role may take, could)."""
+    """One row per (member, kind): the lease of the session whose sync runs it (ledger.sync.locks).
+    Taking a lease writes the row, which needs write rights on the table that a read-only role
+    never has: a reader cannot stop the syncs (an advisory lock, which any role may take, could).
+    A lease whose session is gone from pg_stat_activity is free."""
 
     __tablename__ = "sync_locks"
     __table_args__ = (CheckConstraint(_KIND_CHECK, name="kind_known"),)
 
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)
+    holder_pid: Mapped[int | None]  # pg_backend_pid() of the holder's lock connection
+    holder_started: Mapped[dt.datetime | None]  # its backend_start: a reused pid is not the holder

@@ -1,10 +1,10 @@
-"""sync_member that outlasts a database restart: what the CLI and the Celery task run.
+"""sync_member(_kinds) that outlasts a database restart: what the CLI and the Celery tasks run.
 
 A lost database connection (the server restarting, a connection terminated) is transient: the
 sync is tried again with jittered backoff for a bounded time, from where its committed pages
 left it. A run the outage cut short is recorded as failed, with why, as soon as the database
 answers again (never left `running`); if it never answers within the bound, the failure is
-returned (never raised), so the caller goes on with the other members.
+returned (never raised), so the caller goes on with the other members. Only the kinds the outage cut short are tried again.
 """
 
 from __future__ import annotations
@@ -18,19 +18,19 @@ from ledger.db.transient import is_transient, retry_transient
 from ledger.members.models import Member
 from ledger.popbill import PopbillClient
 from ledger.settings import Settings
-from ledger.sync.lock import sync_lock
-from ledger.sync.models import SyncRun
-from ledger.sync.service import SyncResult, sync_member
+from ledger.sync.locks import sync_lock
+from ledger.sync.models import KINDS, SyncRun
+from ledger.sync.service import SyncResult, sync_member_kinds
 
 log = logging.getLogger(__name__)
 
 
 class _DatabaseLost(Exception):
-    """A sync that failed (and said so in its run) because the database went away."""
+    """Syncs that failed (and said so in their runs) because the database went away."""
 
-    def __init__(self, result: SyncResult) -> None:
-        super().__init__(result.error)
-        self.result = result
+    def __init__(self, results: list[SyncResult]) -> None:
+        super().__init__(results[0].error)
+        self.results = results
 
 
 def _transient(exc: BaseException) -> bool:
@@ -40,11 +40,28 @@ def _transient(exc: BaseException) -> bool:
 def sync_member_resilient(
     engine: Engine, client: PopbillClient, corp_num: str, kind: str, *, settings: Settings, **kwargs
 ) -> SyncResult:
-    def attempt() -> SyncResult:
-        result = sync_member(engine, client, corp_num, kind, **kwargs)
-        if result.status == "failed" and result.database_lost:
-            raise _DatabaseLost(result)
-        return result
+    return sync_member_kinds_resilient(engine, client, corp_num, (kind,), settings=settings, **kwargs)[0]
+
+
+def sync_member_kinds_resilient(
+    engine: Engine,
+    client: PopbillClient,
+    corp_num: str,
+    kinds: tuple[str, ...] = KINDS,
+    *,
+    settings: Settings,
+    **kwargs,
+) -> list[SyncResult]:
+    done: dict[str, SyncResult] = {}
+    to_do = list(kinds)
+
+    def attempt() -> None:
+        results = sync_member_kinds(engine, client, corp_num, tuple(to_do), **kwargs)
+        done.update((r.kind, r) for r in results)
+        lost = [r for r in results if r.status == "failed" and r.database_lost]
+        to_do[:] = [r.kind for r in lost]
+        if lost:
+            raise _DatabaseLost(lost)
 
     from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
 
@@ -55,20 +72,22 @@ def sync_member_resilient(
         reraise=True,
         before_sleep=lambda state: log.warning(
             "sync of %s %s lost the database (%s); trying again in %.1f s",
-            corp_num, kind, state.outcome.exception(), state.next_action.sleep,
+            corp_num, ", ".join(to_do), state.outcome.exception(), state.next_action.sleep,
         ),
     )  # fmt: skip
     try:
-        return retrying(attempt)
-    except _DatabaseLost as lost:
-        return lost.result  # its run already says failed, and why
+        retrying(attempt)
+    except _DatabaseLost:
+        pass  # their runs already say failed, and why
     except DBAPIError as exc:
         if not is_transient(exc):
             raise
         error = f"database unavailable: {_reason(exc)}"
-        log.error("sync of %s %s gave up: %s", corp_num, kind, error)
-        _record_cut_short(engine, corp_num, kind, error)
-        return SyncResult(corp_num, kind, status="failed", error=error, retryable=True, database_lost=True)
+        log.error("sync of %s %s gave up: %s", corp_num, ", ".join(to_do), error)
+        for kind in to_do:
+            _record_cut_short(engine, corp_num, kind, error)
+            done[kind] = SyncResult(corp_num, kind, status="failed", error=error, retryable=True, database_lost=True)
+    return [done[kind] for kind in kinds]
 
 
 def _reason(exc: DBAPIError) -> str:

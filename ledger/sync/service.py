@@ -1,9 +1,21 @@
 """sync_member: page one member's history of one kind into the ledger.
 
-The same plain function serves the CLI and the Celery task. Each page's rows and the advance
-of the sync state commit together, so a crash anywhere loses nothing: the next run starts
-again a lookback before the high-water mark, and identity keys make the rewrite a no-op.
-A row lock no reader can take keeps two syncs of one (member, kind) apart (sync/lock.py).
+The same plain functions serve the CLI and the Celery tasks. `sync_member_kinds` syncs
+several kinds of one member with shared bookkeeping; `sync_member` is it for one kind.
+
+Commit boundaries, so a crash anywhere loses nothing:
+- start: one transaction records the runs (and abandons a dead process's) and reads the states;
+- every page holding rows: its rows and the advance of the sync state commit together;
+- pages with no rows change nothing but the state, so their advance waits for the next page
+  with rows or for the closing transaction, which also finishes the runs (one transaction
+  per member for a no-change re-sync). Losing such an advance only means fetching an empty
+  window again.
+A database connection is borrowed from the pool only for those transactions, never while
+waiting on Popbill, so many members can be in flight on a few connections. The
+leases (ledger.sync.locks), all of a process's on one connection of their own, keep two
+syncs of one (member, kind) from running at once, and no read-only role can take them.
+Every wire row is screened (ledger.history.screening) before it can become ledger data;
+refused rows go to the quarantine in the transaction of their page.
 """
 
 from __future__ import annotations
@@ -17,12 +29,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
-from sqlalchemy import Connection, Engine, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Integer, String
 
 from ledger.db.transient import is_transient
 from ledger.history import identity, quarantine
-from ledger.history.codes import load_codes
-from ledger.history.models import Payment, Refund
 from ledger.history.screening import RowLimits, screen_row
 from ledger.history.writer import (
     PAYMENTS,
@@ -39,12 +51,14 @@ from ledger.popbill import PopbillClient
 from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PagingError, PopbillError
 from ledger.popbill.models import Page, PaymentHistory, RefundHistory, UseHistory
-from ledger.popbill.prefetch import prefetch
+from ledger.popbill.prefetch import prefetch_after
 from ledger.popbill.retry import should_retry
 from ledger.sync.interrupt import SyncInterrupted, check
-from ledger.sync.lock import sync_lock
-from ledger.sync.models import KINDS, SyncRun, SyncState
+from ledger.sync.locks import locks_for
+from ledger.sync.models import KINDS
 from ledger.sync.windows import SyncOptions, first_day, windows
+
+__all__ = ["SyncResult", "members_to_sync", "sync_all", "sync_member", "sync_member_kinds"]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +78,7 @@ class SyncResult:
     run_id: int | None = None
     db_seconds: float = 0.0  # writing and committing pages, for benchmarks
     retryable: bool = False  # the failure was transient (network, 5xx, 429): worth another try
-    locked_by_other: bool = False  # skipped for a lock held by something that is not a sync
+    locked_by_other: bool = False  # skipped for a lease or row lock held by something that is not a sync
     database_lost: bool = False  # failed because the database went away (worth a retry soon)
     # Where the run stands, for progress displays: date windows walked, and the page just
     # written of its window as (pageNum, pageCount).
@@ -84,61 +98,112 @@ class SyncResult:
 
 Progress = Callable[[SyncResult], None]
 
-
-@dataclasses.dataclass
-class _Job:
-    conn: Connection
-    client: PopbillClient
-    member_id: int
-    corp_num: str
-    user_id: str | None
-    kind: str
-    today: dt.date
-    since: dt.date | None
-    options: SyncOptions
-    codes: Codes
-    result: SyncResult
-    progress: Progress | None
-    full: bool
-    stop: threading.Event | None = None  # set on Ctrl-C/SIGTERM: stop between pages
-
-    def write(self, write_page, *args, **kwargs) -> WriteCounts:
-        started = time.perf_counter()
-        counts = write_page(self.conn, *args, **kwargs)
-        self.result.db_seconds += time.perf_counter() - started
-        return counts
-
-    def page_written(self, counts: WriteCounts, refused: list | tuple = (), **state) -> None:
-        """Quarantine the page's refused rows and advance the sync state in the page's
-        transaction, then commit all three."""
-        started = time.perf_counter()
-        self.result.pages += 1
-        self.result.add(counts)
-        if refused:
-            quarantine.keep(self.conn, self.member_id, self.kind, refused, dt.datetime.now(dt.UTC))
-            self.result.quarantined += len(refused)
-            log.warning("%s %s: %d rows quarantined, e.g. %s", self.corp_num, self.kind, len(refused), refused[0][1])
-        self.conn.execute(
-            update(SyncState)
-            .where(SyncState.member_id == self.member_id, SyncState.kind == self.kind)
-            .values(pages_done=SyncState.pages_done + 1, updated_at=func.now(), **state)
-        )
-        self.conn.commit()
-        self.result.db_seconds += time.perf_counter() - started
-        if self.progress:
-            self.progress(self.result)
-        check(self.stop)
-
-    def state(self):
-        return self.conn.execute(
-            select(SyncState.high_water, SyncState.last_full_pass_at).where(
-                SyncState.member_id == self.member_id, SyncState.kind == self.kind
-            )
-        ).one()
+# Rows and sync state are lost or kept together on a server crash, so the next run redoes
+# what was lost: page transactions need not wait for the WAL flush. LOCAL: only this one.
+# (The small start and close transactions skip the extra statement and simply wait.)
+_ASYNC_COMMIT = text("SELECT set_config('synchronous_commit', 'off', true)")
+_KINDS_PARAM = bindparam("kinds", type_=ARRAY(String))
+# The run rows must outlive a server crash (pages need not: they are redone), whatever the
+# server's or role's default.
+_SYNC_COMMIT = text("SELECT set_config('synchronous_commit', 'on', true)")
 
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+@dataclasses.dataclass
+class _Job:
+    """One kind of one member's sync: what it needs to fetch and where it stands."""
+
+    member: _Member
+    kind: str
+    result: SyncResult
+    high_water: dt.date | None = None
+    last_full_pass_at: dt.datetime | None = None
+    oldest_pending: dt.date | None = None
+    limits: RowLimits | None = None  # what screening accepts, set at the start of the sync
+    # State of pages with no rows, not committed yet (see the module docstring).
+    deferred: dict = dataclasses.field(default_factory=dict)
+    deferred_pages: int = 0
+
+    def defer(self, **state) -> None:
+        self.result.pages += 1
+        self.deferred_pages += 1
+        if "high_water" in state:
+            state["high_water"] = max(state["high_water"], self.deferred.get("high_water", state["high_water"]))
+        self.deferred.update(state)
+
+    def take_deferred(self) -> tuple[dict, int]:
+        state, pages = self.deferred, self.deferred_pages
+        self.deferred, self.deferred_pages = {}, 0
+        return state, pages
+
+
+@dataclasses.dataclass
+class _Member:
+    engine: Engine
+    client: PopbillClient
+    member_id: int
+    corp_num: str
+    user_id: str | None
+    today: dt.date
+    since: dt.date | None
+    options: SyncOptions
+    progress: Progress | None
+    full: bool
+    stop: threading.Event | None = None  # set on Ctrl-C/SIGTERM: stop between pages
+
+
+_ADVANCE = text(
+    """
+    UPDATE sync_states SET
+        pages_done = pages_done + :pages, updated_at = now(),
+        window_start = coalesce(CAST(:window_start AS date), window_start),
+        window_end = coalesce(CAST(:window_end AS date), window_end),
+        high_water = CASE WHEN CAST(:high_water AS date) IS NULL THEN high_water
+                          ELSE greatest(coalesce(high_water, :high_water), :high_water) END,
+        last_full_pass_at = CASE WHEN :full_pass THEN now() ELSE last_full_pass_at END,
+        last_success_at = CASE WHEN :succeeded THEN now() ELSE last_success_at END
+    WHERE member_id = :member_id AND kind = :kind
+    """
+)
+
+
+def _advance_params(job: _Job, state: dict, pages: int, *, succeeded: bool = False) -> dict:
+    return {
+        "member_id": job.member.member_id, "kind": job.kind, "pages": pages,
+        "window_start": state.get("window_start"), "window_end": state.get("window_end"),
+        "high_water": state.get("high_water"), "full_pass": bool(state.get("full_pass")), "succeeded": succeeded,
+    }  # fmt: skip
+
+
+def _write_page(job: _Job, write: Callable[[Connection], WriteCounts], refused: list, **state) -> WriteCounts:
+    """Write one page holding rows (or refused rows), keep its refused rows in the quarantine
+    and advance the state (with any deferred) in one transaction, on a connection borrowed
+    for just that."""
+    deferred, pages = job.take_deferred()
+    if "high_water" in deferred and "high_water" in state:
+        state["high_water"] = max(state["high_water"], deferred["high_water"])
+    merged = {**deferred, **state}
+    started = time.perf_counter()
+    with job.member.engine.connect() as conn:
+        conn.execute(_ASYNC_COMMIT)
+        counts = write(conn)
+        if refused:
+            quarantine.keep(conn, job.member.member_id, job.kind, refused, dt.datetime.now(dt.UTC))
+        conn.execute(_ADVANCE, _advance_params(job, merged, pages + 1))
+        conn.commit()
+    job.result.db_seconds += time.perf_counter() - started
+    job.result.pages += 1
+    job.result.add(counts)
+    if refused:
+        job.result.quarantined += len(refused)
+        log.warning("%s %s: %d rows quarantined, e.g. %s", job.member.corp_num, job.kind, len(refused), refused[0][1])
+    if job.member.progress:
+        job.member.progress(job.result)
+    check(job.member.stop)  # the page is committed whole; stop here if asked to
+    return counts
 
 
 def sync_member(
@@ -157,106 +222,188 @@ def sync_member(
 ) -> SyncResult:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    result = SyncResult(corp_num, kind)
-    with engine.connect() as conn:
-        member = conn.execute(select(Member.id, Member.user_id).where(Member.corp_num == corp_num)).one_or_none()
-        if member is None:
-            raise MemberError(f"CorpNum: {corp_num} is not a member")
-        # Rows and sync state are lost or kept together on a server crash, so the next run
-        # redoes what was lost: safe to skip the flush wait on every page's commit.
-        conn.execute(text("SET synchronous_commit = off"))
-        conn.commit()
-        with sync_lock(engine, member.id, kind) as holder:
-            if holder is not None:
-                result.status, result.error = "skipped", holder.describe()
-                result.locked_by_other = not holder.is_sync
-                result.run_id = _record_run(conn, member.id, kind, status="skipped", error=result.error)
-                return result
-            try:
-                job = _Job(
-                    conn, client, member.id, corp_num, member.user_id, kind, today or client.today(), since,
-                    options or SyncOptions(), codes or load_codes(conn), result, progress, full, stop,
-                )  # fmt: skip
-                _run(job)
-            finally:
-                try:
-                    conn.execute(text("RESET synchronous_commit"))
-                    conn.commit()
-                except Exception:  # the connection broke; the pool will discard it
-                    log.warning("could not reset the sync connection of %s %s", corp_num, kind)
-    return result
+    return sync_member_kinds(
+        engine, client, corp_num, (kind,), today=today, since=since, options=options, codes=codes,
+        progress=progress, full=full, stop=stop,
+    )[0]  # fmt: skip
 
 
-def _record_run(conn: Connection, member_id: int, kind: str, **values) -> int:
-    run_id = conn.execute(
-        insert(SyncRun).values(member_id=member_id, kind=kind, finished_at=func.now(), **values).returning(SyncRun.id)
-    ).scalar_one()
+def sync_member_kinds(
+    engine: Engine,
+    client: PopbillClient,
+    corp_num: str,
+    kinds: tuple[str, ...] = KINDS,
+    *,
+    today: dt.date | None = None,
+    since: dt.date | None = None,
+    options: SyncOptions | None = None,
+    codes: Codes | None = None,
+    progress: Progress | None = None,
+    full: bool = False,
+    stop: threading.Event | None = None,
+) -> list[SyncResult]:
+    """Sync these kinds of one member, one after another, sharing the start and the close.
+    The member's Popbill token is issued once and serves every kind (the client caches it)."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {unknown or kinds!r}")
+    today = today or client.today()  # Popbill's clock may be asked: before a connection is borrowed
+    locks, member, holders = locks_for(engine), None, {}
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(select(Member.id, Member.user_id).where(Member.corp_num == corp_num)).one_or_none()
+            if row is None:
+                raise MemberError(f"CorpNum: {corp_num} is not a member")
+            member = _Member(
+                engine, client, row.id, corp_num, row.user_id, today, since,
+                options or SyncOptions(), progress, full, stop,
+            )  # fmt: skip
+            holders = locks.acquire(member.member_id, list(kinds))
+            limits = RowLimits.for_sync(client.settings, member.today)
+            jobs = [_Job(member, kind, SyncResult(corp_num, kind), limits=limits) for kind in kinds]
+            running = [job for job in jobs if holders[job.kind] is None]
+            skipped = [job for job in jobs if holders[job.kind] is not None]
+            for job in skipped:
+                job.result.error = holders[job.kind].describe()
+                job.result.locked_by_other = not holders[job.kind].is_sync
+            _start(conn, running, skipped, codes)
+        if progress:
+            for job in running:
+                progress(job.result)  # started: a run id to show (and to close if the process must stop)
+        for job in running:
+            _run(job)
+        if running:
+            _finish(member, running)
+    finally:
+        if member is not None:
+            locks.release(member.member_id, [kind for kind, holder in holders.items() if holder is None])
+    return [job.result for job in jobs]
+
+
+# The oldest payment and refund still pending; which codes mean pending comes from
+# state_codes (or the codes given), read in the same statement.
+_OLDEST_PENDING = text(
+    """
+    SELECT
+        (SELECT min(reg_dt) FROM payments WHERE member_id = :m AND settle_state = ANY(coalesce(:settle,
+            ARRAY(SELECT code FROM state_codes WHERE kind = 'settle' AND meaning = 'pending')))) AS payments,
+        (SELECT min(req_dt) FROM refunds WHERE member_id = :m AND state = ANY(coalesce(:refund,
+            ARRAY(SELECT code FROM state_codes WHERE kind = 'refund' AND meaning = 'pending')))) AS refunds
+    """
+).bindparams(bindparam("settle", type_=ARRAY(Integer)), bindparam("refund", type_=ARRAY(Integer)))
+
+# A dead process's running rows become abandoned, and ours are recorded, in one statement.
+_RECORD_RUNS = text(
+    """
+    WITH abandoned AS (
+        UPDATE sync_runs SET status = 'abandoned', finished_at = now(), error = 'the process running it stopped'
+        WHERE member_id = :m AND kind = ANY(:kinds) AND status = 'running'
+    )
+    INSERT INTO sync_runs (member_id, kind) SELECT :m, unnest(:kinds) RETURNING id, kind
+    """
+).bindparams(_KINDS_PARAM)
+
+# New states come from RETURNING, existing ones from the statement's snapshot (which does
+# not see its own inserts); the leases rule out a racing insert.
+_STATES = text(
+    """
+    WITH created AS (
+        INSERT INTO sync_states (member_id, kind) SELECT :m, unnest(:kinds)
+        ON CONFLICT (member_id, kind) DO NOTHING RETURNING kind, high_water, last_full_pass_at
+    )
+    SELECT * FROM created
+    UNION ALL SELECT kind, high_water, last_full_pass_at FROM sync_states WHERE member_id = :m AND kind = ANY(:kinds)
+    """
+).bindparams(_KINDS_PARAM)
+
+_SKIPPED = text(
+    "INSERT INTO sync_runs (member_id, kind, status, finished_at, error) "
+    "SELECT :m, k, 'skipped', now(), e FROM unnest(:kinds, :errors) AS t(k, e) RETURNING id, kind"
+).bindparams(_KINDS_PARAM, bindparam("errors", type_=ARRAY(String)))
+
+
+def _start(conn: Connection, running: list[_Job], skipped: list[_Job], codes: Codes | None) -> None:
+    """One transaction: abandon a dead process's runs, record ours, read where each kind stands."""
+    conn.execute(_SYNC_COMMIT)
+    if running:
+        m = running[0].member.member_id
+        kinds = [job.kind for job in running]
+        run_ids = {r.kind: r.id for r in conn.execute(_RECORD_RUNS, {"m": m, "kinds": kinds})}
+        states = {s.kind: s for s in conn.execute(_STATES, {"m": m, "kinds": kinds})}
+        pending = None
+        if {"payments", "refunds"} & set(kinds):
+            given = {"settle": None, "refund": None}
+            if codes is not None:
+                given = {"settle": sorted(codes.settle_pending), "refund": sorted(codes.refund_pending)}
+            pending = conn.execute(_OLDEST_PENDING, {"m": m, **given}).one()
+        for job in running:
+            job.result.run_id = run_ids[job.kind]
+            job.high_water = states[job.kind].high_water
+            job.last_full_pass_at = states[job.kind].last_full_pass_at
+            oldest = getattr(pending, job.kind, None) if pending is not None and job.kind != "usage" else None
+            job.oldest_pending = oldest.astimezone(KST).date() if oldest else None
+    if skipped:
+        m = skipped[0].member.member_id
+        params = {"m": m, "kinds": [job.kind for job in skipped], "errors": [job.result.error for job in skipped]}
+        ids = {r.kind: r.id for r in conn.execute(_SKIPPED, params)}
+        for job in skipped:
+            job.result.status, job.result.run_id = "skipped", ids[job.kind]
     conn.commit()
-    return run_id
 
 
 def _run(job: _Job) -> None:
-    conn, result = job.conn, job.result
-    conn.execute(
-        update(SyncRun)
-        .where(SyncRun.member_id == job.member_id, SyncRun.kind == job.kind, SyncRun.status == "running")
-        .values(status="abandoned", finished_at=func.now(), error="the process running it stopped")
-    )
-    conn.execute(
-        text("INSERT INTO sync_states (member_id, kind) VALUES (:m, :k) ON CONFLICT DO NOTHING"),
-        {"m": job.member_id, "k": job.kind},
-    )
-    # The run's record must outlive a server crash (pages may not: they are redone).
-    conn.execute(text("SET LOCAL synchronous_commit = on"))
-    result.run_id = conn.execute(
-        insert(SyncRun).values(member_id=job.member_id, kind=job.kind).returning(SyncRun.id)
-    ).scalar_one()
-    conn.commit()
-    if job.progress:
-        job.progress(result)  # started: a run id to show (and to close if the process must stop)
+    result = job.result
     try:
-        check(job.stop)
+        check(job.member.stop)  # a kind not begun when a stop was asked for is not begun
         if job.kind == "refunds":
             _sync_refunds(job)
         else:
             _sync_dated(job)
         result.status = "succeeded"
     except SyncInterrupted as exc:
-        conn.rollback()  # only a page not yet committed, if any
         result.status, result.error = "interrupted", str(exc)
     except Exception as exc:
-        conn.rollback()
         result.status, result.error = "failed", _describe(exc)
         result.database_lost = is_transient(exc)
         result.retryable = result.database_lost or should_retry(exc, idempotent=True)
         if not isinstance(exc, (PopbillError, MemberError)):
-            log.exception("sync of %s %s failed", job.corp_num, job.kind)
-    finished = {"status": result.status, "finished_at": func.now(), "error": result.error}
-    conn.execute(
-        update(SyncRun)
-        .where(SyncRun.id == result.run_id)
-        .values(
-            pages=result.pages, api_calls=result.api_calls, rows_inserted=result.inserted,
-            rows_updated=result.updated, rows_unchanged=result.unchanged, **finished,
-        )
-    )  # fmt: skip
-    conn.execute(text("SET LOCAL synchronous_commit = on"))
-    if result.status == "succeeded":
+            log.exception("sync of %s %s failed", job.member.corp_num, job.kind)
+
+
+def _finish(member: _Member, jobs: list[_Job]) -> None:
+    """One transaction: the deferred state of empty pages, and every run's outcome."""
+    runs, states = [], []
+    for job in jobs:
+        r = job.result
+        runs.append(
+            {"id": r.run_id, "status": r.status, "error": r.error, "pages": r.pages, "api_calls": r.api_calls,
+             "inserted": r.inserted, "updated": r.updated, "unchanged": r.unchanged}
+        )  # fmt: skip
+        deferred, pages = job.take_deferred()
+        if r.status == "failed":
+            deferred, pages = {}, 0  # as if the failed run's unwritten pages were never fetched
+        states.append(_advance_params(job, deferred, pages, succeeded=r.status == "succeeded"))
+    with member.engine.connect() as conn:
+        conn.execute(_SYNC_COMMIT)
         conn.execute(
-            update(SyncState)
-            .where(SyncState.member_id == job.member_id, SyncState.kind == job.kind)
-            .values(last_success_at=func.now())
+            text(
+                "UPDATE sync_runs SET status = :status, error = :error, finished_at = now(), pages = :pages, "
+                "api_calls = :api_calls, rows_inserted = :inserted, rows_updated = :updated, "
+                "rows_unchanged = :unchanged WHERE id = :id"
+            ),
+            runs,
         )
-    conn.commit()
+        conn.execute(_ADVANCE, states)
+        conn.commit()
 
 
 _ROW_TYPES = {"usage": UseHistory, "payments": PaymentHistory, "refunds": RefundHistory}
 
 
-def _screened(job: _Job, page: Page, limits: RowLimits) -> tuple[Page, list[tuple[object, str]]]:
+def _screened(job: _Job, page: Page) -> tuple[Page, list[tuple[object, str]]]:
     """The page with its rows typed, less the rows screening refuses, and those (row, reason).
     The one place wire rows are checked before they can become ledger data."""
-    row_type, kind = _ROW_TYPES[job.kind], job.kind
+    row_type, kind, limits = _ROW_TYPES[job.kind], job.kind, job.limits
     kept, refused = [], []
     for row in page.items:
         reason = screen_row(kind, row, limits)
@@ -267,111 +414,142 @@ def _screened(job: _Job, page: Page, limits: RowLimits) -> tuple[Page, list[tupl
     return dataclasses.replace(page, items=tuple(kept)), refused
 
 
-def _pages(job: _Job, fetch: Callable[[], Iterator[Page]]) -> Iterator[tuple[Page, list, identity.OccurrenceCounter]]:
-    """Every page of fetch(), one API call a page, screened, with the occurrence counter for
-    its rows and the rows screening refused. Pages that moved while paging (PagingError) are
+def _pages(job: _Job, fetch: Callable[..., Iterator[Page]]) -> Iterator[tuple[Page, list, identity.OccurrenceCounter]]:
+    """Every page of fetch(), one API call a page, screened, with the rows screening refused
+    and the occurrence counter for its rows. Pages that moved while paging (PagingError) are
     fetched again from the first with a fresh count; what was already written is then
     written again as unchanged rows."""
-    limits = RowLimits.for_sync(job.client.settings, job.today)
-    for attempt in range(1, job.options.paging_restarts + 1):
+    restarts = job.member.options.paging_restarts
+    for attempt in range(1, restarts + 1):
         counter = identity.OccurrenceCounter()  # exact repeats are numbered per fetch of a window
         try:
             for page in fetch(typed=False):
                 job.result.api_calls += 1
-                page, refused = _screened(job, page, limits)
-                check(job.stop)  # a page fetched after a stop was asked for is not written
-                yield page, refused, counter
+                screened, refused = _screened(job, page)
+                check(job.member.stop)  # a page fetched after a stop was asked for is not written
+                yield screened, refused, counter
             return
         except PagingError:
             job.result.api_calls += 1
-            if attempt == job.options.paging_restarts:
+            if attempt == restarts:
                 raise
-            log.info("pages of %s %s moved; fetching them again", job.corp_num, job.kind)
+            log.info("pages of %s %s moved; fetching them again", job.member.corp_num, job.kind)
 
 
 @dataclasses.dataclass(frozen=True)
 class _Fetched:
-    payload: object  # what the writer takes: COPY text for usage, (rows, counter) for payments
+    payload: object  # what the writer takes: COPY text for usage, (rows, counter) for payments; None: no rows
     is_last: bool  # the last page of its window
     window: tuple[dt.date, dt.date]
-    refused: list  # (row, reason) for the quarantine
+    final: bool  # the last page of the last window
+    refused: list  # (row, reason) screening refused, for the quarantine
     page_of: tuple[int, int] = (0, 0)  # (pageNum, pageCount) in its window
 
 
+def _prepare(job: _Job, page: Page, counter: identity.OccurrenceCounter) -> object | None:
+    """The one place every screened row of every kind passes before it is written (for dated
+    kinds this runs in the prefetch thread, so the work overlaps the write of the page
+    before). None: no row on the page to write."""
+    rows = page.items
+    if not rows:
+        return None
+    if job.kind == "usage":
+        return prepare_usage_copy(job.member.member_id, rows, counter)
+    return rows, counter
+
+
 def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[_Fetched]:
-    """Every page of every window in order, prepared for writing (in the prefetch thread)."""
-    client, corp, opts = job.client, job.corp_num, job.options
-    for window in spans:
+    """Every page of every window in order, prepared for writing."""
+    m = job.member
+    client, corp, opts = m.client, m.corp_num, m.options
+    for n, window in enumerate(spans):
         if job.kind == "usage":
             fetch = partial(
-                client.iter_use_history, corp, *window, per_page=opts.per_page, order="A", user_id=job.user_id
+                client.iter_use_history, corp, *window, per_page=opts.per_page, order="A", user_id=m.user_id
             )
         else:
-            fetch = partial(client.iter_payment_history, corp, *window, per_page=opts.per_page, user_id=job.user_id)
+            fetch = partial(client.iter_payment_history, corp, *window, per_page=opts.per_page, user_id=m.user_id)
         for page, refused, counter in _pages(job, fetch):
-            if job.kind == "usage":
-                payload = prepare_usage_copy(job.member_id, page.items, counter)
-            else:
-                payload = (page.items, counter)
-            yield _Fetched(payload, page.is_last, window, refused, (page.page_num, page.page_count))
+            final = page.is_last and n == len(spans) - 1
+            page_of = (page.page_num, page.page_count)
+            yield _Fetched(_prepare(job, page, counter), page.is_last, window, final, refused, page_of)
 
 
-def _oldest_pending(job: _Job, model, when_column, state_column, pending) -> dt.date | None:
-    oldest = job.conn.execute(
-        select(func.min(when_column)).where(model.member_id == job.member_id, state_column.in_(sorted(pending)))
-    ).scalar()
-    return oldest.astimezone(KST).date() if oldest else None
+def _nothing(conn: Connection) -> WriteCounts:
+    """The write of a page whose rows screening all refused."""
+    return WriteCounts()
 
 
 def _sync_dated(job: _Job) -> None:
-    """Usage and payments: windows from a lookback before the high-water mark up to today,
-    the next page always fetched and prepared while this one is written."""
-    high_water = job.state().high_water
-    start = first_day(high_water, job.today, job.options, job.since)
-    if job.kind == "payments":
+    """Usage and payments: windows from a lookback before the high-water mark up to today.
+    A one-page sync (the nightly norm) runs in this thread; longer ones fetch and prepare the
+    next page in another while this one is written."""
+    m = job.member
+    high_water = job.high_water
+    start = first_day(high_water, m.today, m.options, m.since)
+    if job.kind == "payments" and job.oldest_pending and job.oldest_pending < start:
         # A deposit pending since before the lookback must still be seen when it completes.
-        pending = _oldest_pending(job, Payment, Payment.reg_dt, Payment.settle_state, job.codes.settle_pending)
-        if pending and pending < start:
-            start = pending
-    spans = windows(start, job.today, job.options.window_days)
+        start = job.oldest_pending
+    spans = windows(start, m.today, m.options.window_days)
     job.result.windows = len(spans)
-    for fetched in prefetch(_fetch_windows(job, spans)):
+    for fetched in prefetch_after(_fetch_windows(job, spans), lambda f: f.final):
         job.result.window_page = fetched.page_of
         job.result.windows_done += fetched.is_last
-        seen_at = dt.datetime.now(dt.UTC)
         window_start, window_end = fetched.window
-        if job.kind == "usage":
-            beyond_the_mark = high_water is None or window_start > high_water
-            counts = job.write(write_usage_copy, fetched.payload, seen_at, likely_new=beyond_the_mark)
-        else:
-            rows, counter = fetched.payload
-            counts = job.write(write_mutable_page, PAYMENTS, job.member_id, rows, counter, seen_at)
         state = {"window_start": window_start, "window_end": window_end}
         if fetched.is_last:
-            state["high_water"] = func.greatest(func.coalesce(SyncState.high_water, window_end), window_end)
-        job.page_written(counts, fetched.refused, **state)
+            state["high_water"] = window_end
+        if fetched.payload is None and not fetched.refused:
+            job.defer(**state)
+            if m.progress:
+                m.progress(job.result)
+            check(m.stop)
+            continue
+        seen_at = dt.datetime.now(dt.UTC)
+        if fetched.payload is None:  # every row refused: the page still commits, with its quarantine
+            write = _nothing
+        elif job.kind == "usage":
+            beyond_the_mark = high_water is None or window_start > high_water
+            write = partial(write_usage_copy, payload=fetched.payload, seen_at=seen_at, likely_new=beyond_the_mark)
+        else:
+            rows, counter = fetched.payload
+            write = partial(
+                write_mutable_page, spec=PAYMENTS, member_id=m.member_id, rows=rows, counter=counter, seen_at=seen_at
+            )
+        _write_page(job, write, fetched.refused, **state)
 
 
 def _sync_refunds(job: _Job) -> None:
     """No date filter: newest first until a whole page is known and unchanged (and older than
     any refund still pending), with a full pass now and then."""
-    state = job.state()
+    m = job.member
     now = dt.datetime.now(dt.UTC)
     full = (
-        job.full
-        or state.last_full_pass_at is None
-        or (now - state.last_full_pass_at > dt.timedelta(days=job.options.refund_full_pass_days))
+        m.full
+        or job.last_full_pass_at is None
+        or (now - job.last_full_pass_at > dt.timedelta(days=m.options.refund_full_pass_days))
     )
-    pending = _oldest_pending(job, Refund, Refund.req_dt, Refund.state, job.codes.refund_pending)
-
-    fetch = partial(job.client.iter_refund_history, job.corp_num, per_page=job.options.per_page, user_id=job.user_id)
+    pending = job.oldest_pending
+    fetch = partial(m.client.iter_refund_history, m.corp_num, per_page=m.options.per_page, user_id=m.user_id)
     for page, refused, counter in _pages(job, fetch):
         job.result.window_page = (page.page_num, page.page_count)
-        counts = job.write(write_mutable_page, REFUNDS, job.member_id, page.items, counter, dt.datetime.now(dt.UTC))
-        job.page_written(counts, refused, **({"last_full_pass_at": func.now()} if page.is_last else {}))
-        oldest_here = min((r.req_dt.date() for r in page.items), default=None)
+        state = {"full_pass": True} if page.is_last else {}
+        payload = _prepare(job, page, counter)
+        if payload is None and not refused:
+            job.defer(**state)
+            continue
+        if payload is None:  # every row refused: the page still commits, with its quarantine
+            rows, write = (), _nothing
+        else:
+            rows, counter = payload
+            write = partial(
+                write_mutable_page, spec=REFUNDS, member_id=m.member_id, rows=rows, counter=counter,
+                seen_at=dt.datetime.now(dt.UTC),
+            )  # fmt: skip
+        counts = _write_page(job, write, refused, **state)
+        oldest_here = min((r.req_dt.date() for r in rows), default=None)
         past_pending = pending is None or (oldest_here is not None and oldest_here <= pending)
-        if not full and counts.all_known and page.items and past_pending:
+        if not full and counts.all_known and rows and past_pending:
             break
 
 
@@ -391,25 +569,29 @@ def sync_all(
     kinds: tuple[str, ...] = KINDS,
     on_result: Callable[[SyncResult], None] | None = None,
     jobs: int = 1,
-    sync: Callable[..., SyncResult] = sync_member,  # or one that retries (sync/resilient.py)
+    sync: Callable[..., list[SyncResult]] = sync_member_kinds,  # or one that retries (sync/resilient.py)
     **kwargs,
 ) -> list[SyncResult]:
     """Every active member (or the named ones) and kind; one failure never stops the rest.
 
-    With jobs > 1, that many (member, kind) syncs run at once, each on its own connection:
-    while one waits on the database the other parses, and PostgreSQL uses a second core.
+    With jobs > 1, that many members are synced at once. A sync holds a database connection
+    only while it writes, so jobs can be far more than the pool's connections: most of a
+    member's time is spent waiting on Popbill (POPBILL_MAX_CONCURRENCY bounds the calls).
     """
-    work = [(corp, kind) for corp in members_to_sync(engine, corp_nums) for kind in kinds]
+    members = members_to_sync(engine, corp_nums)
 
-    def one(item: tuple[str, str]) -> SyncResult:
+    def one(corp_num: str) -> list[SyncResult]:
         if kwargs.get("stop") is not None and kwargs["stop"].is_set():
-            return SyncResult(*item, status="not started")
-        result = sync(engine, client, *item, **kwargs)
+            return [SyncResult(corp_num, kind, status="not started") for kind in kinds]
+        results = sync(engine, client, corp_num, kinds, **kwargs)
         if on_result:
-            on_result(result)
-        return result
+            for result in results:
+                on_result(result)
+        return results
 
     if jobs <= 1:
-        return [one(item) for item in work]
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sync") as pool:
-        return list(pool.map(one, work))
+        batches = [one(corp) for corp in members]
+    else:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sync") as pool:
+            batches = list(pool.map(one, members))
+    return [result for batch in batches for result in batch]

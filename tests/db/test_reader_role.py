@@ -136,6 +136,13 @@ def test_a_reader_cannot_stop_the_syncs_and_a_foreign_lock_is_reported(server):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 reader.execute("SELECT 1 FROM sync_locks FOR NO KEY UPDATE NOWAIT")
             reader.rollback()
+            # ...nor write a lease naming itself.
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                reader.execute("UPDATE sync_locks SET holder_pid = pg_backend_pid()")
+            reader.rollback()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                reader.execute("INSERT INTO sync_locks (member_id, kind, holder_pid) SELECT id, 'usage', 1 FROM members")
+            reader.rollback()
             reader.execute("SELECT pg_advisory_lock(19524, k) FROM generate_series(0, 30) k")
             reader.execute("SELECT count(*) FROM members")
             result = sync_member(engine, client, CORP, "usage", today=sim.world.today())

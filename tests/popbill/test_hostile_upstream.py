@@ -140,3 +140,29 @@ def test_a_page_with_garbage_in_its_own_fields_is_a_clear_error(fields):
         with pytest.raises(PopbillError) as caught:
             use_history(client)
     assert "malformed page" in str(caught.value) and caught.value.call == "GetUseHistory"
+
+
+def test_the_deadline_holds_through_a_proxy_read_once_from_the_environment(monkeypatch):
+    """Proxies are read from the environment once, when the client is made (requests' own
+    lookup on every call is off), and the watchdog also shuts a connection made through one."""
+    body = json.dumps(page([usage_row(1, DAY)]).data).encode()
+    trickle = Trickle(body, interval=0.1)
+    with HostileServer(lambda path, page_no: trickle) as proxy:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        # A host that does not resolve: only the proxy can answer for it.
+        unreachable = "http://popbill.example.invalid"
+        settings = Settings.from_env(
+            {"POPBILL_API_URL": unreachable, "LINKHUB_AUTH_URL": unreachable, "POPBILL_RETRY_BACKOFF": "0.01",
+             "POPBILL_READ_TIMEOUT": "2", "POPBILL_CALL_DEADLINE": "1.5"}
+        )  # fmt: skip
+        with PopbillClient(settings) as client:
+            monkeypatch.delenv("HTTP_PROXY")  # read already: the client keeps going through the proxy
+            with pytest.raises(PopbillError) as caught:
+                use_history(client)
+        calls = proxy.history_calls("/UseHistory")
+        sent = proxy.bytes_sent
+    assert "deadline" in str(caught.value)
+    assert calls == [1]  # the call reached the proxy, once
+    assert sent < len(body)  # cut before the answer was complete

@@ -162,18 +162,18 @@ def test_a_second_beat_claims_nothing(ledger_db):
     assert slot_for("600s", now) != slot_for("600s", now + dt.timedelta(seconds=600))
 
 
-def test_nightly_fan_out_enqueues_one_task_per_member_and_kind_once(ledger_db, sim, broker, tmp_path):
+def test_nightly_fan_out_enqueues_one_task_per_member_group_once(ledger_db, sim, broker, tmp_path):
     from ledger import context
     from ledger.settings import Settings
     from ledger.sync.tasks import nightly_sync
 
-    settings = Settings.from_env(process_env(sim, tmp_path, LEDGER_SCHEDULE_SYNC="0 2 * * *"))
-    context.use(settings)
+    env = process_env(sim, tmp_path, LEDGER_SCHEDULE_SYNC="0 2 * * *", LEDGER_SYNC_MEMBERS_PER_TASK="1")
+    context.use(Settings.from_env(env))
     try:
         app_for(process_env(sim, tmp_path)).set_current()
-        assert nightly_sync.apply().get() == len(MEMBERS) * 3
+        assert nightly_sync.apply().get() == len(MEMBERS)  # groups of one member
         assert nightly_sync.apply().get() == 0  # a second beat, the same minute
     finally:
         context.reset()
     queued = sum(broker.llen(key) for key in broker.keys("*") if broker.type(key) == b"list")
-    assert queued == len(MEMBERS) * 3
+    assert queued == len(MEMBERS)

@@ -17,7 +17,7 @@ from ledger.history.models import Usage
 from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
-from ledger.sync.lock import APPLICATION_NAME
+from ledger.sync.locks import APPLICATION_NAME
 from ledger.sync.models import SyncRun
 from ledger.sync.service import sync_member
 from ledger.sync.windows import SyncOptions
@@ -137,8 +137,12 @@ def test_second_sync_of_the_same_member_says_already_running(ledger_db, sim):
         worker.start()
 
         def lock_held() -> bool:
+            # The lease names the sync's lock connection (application 'ledger sync').
             with ledger_db.connect() as conn:
-                held = "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name AND datname = current_database()"
+                held = (
+                    "SELECT count(*) FROM sync_locks s JOIN pg_stat_activity a ON a.pid = s.holder_pid "
+                    "WHERE a.application_name = :name"
+                )
                 return conn.execute(text(held), {"name": APPLICATION_NAME}).scalar() > 0
 
         wait_for(lock_held, what="the first sync to take its lock")

@@ -94,6 +94,12 @@ def test_database_stopped_mid_run_the_cli_waits_retries_and_finishes_every_membe
         pg.close()
 
 
+def writes_waiting(engine) -> int:
+    with engine.connect() as conn:
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        return conn.execute(text(waiting)).scalar()
+
+
 def test_connection_terminated_mid_task_is_retried_inside_the_celery_task(clean_engine, sim):
     """Before: pg_terminate_backend on a sync's connection -> that sync `failed`, not retried.
     The Celery task itself runs here (eagerly, in this process), on the test database."""
@@ -102,20 +108,24 @@ def test_connection_terminated_mid_task_is_retried_inside_the_celery_task(clean_
     from tests.conftest import TEST_DATABASE_URL
 
     add_members(clean_engine, MEMBERS[:1])
-    sim.inject("stall", path="/UseHistory", skip=1, count=1, seconds=1.0)
     context.use(dataclasses.replace(client_settings(sim), database_url=Secret(TEST_DATABASE_URL), db_retry_seconds=30))
     try:
         results: list = []
         task = threading.Thread(target=lambda: results.append(sync_member_task.apply(args=[MEMBERS[0], "usage"])))
-        task.start()
-        wait_for(lambda: len(sim.requests("/UseHistory")) >= 2, what="the task's sync to be mid-run")
-        with clean_engine.connect() as conn:
-            killed = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )  # fmt: skip
-            ).scalar()
+        # A sync holds a database connection only while it writes a page: hold it there, inside
+        # its page transaction, and terminate that connection.
+        with clean_engine.connect() as blocker:
+            blocker.execute(text("LOCK TABLE usages IN SHARE MODE"))
+            task.start()
+            wait_for(lambda: writes_waiting(clean_engine) > 0, what="the task's sync to be inside a page write")
+            with clean_engine.connect() as conn:
+                killed = conn.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                    )  # fmt: skip
+                ).scalar()
+            blocker.rollback()
         task.join(timeout=60)
     finally:
         context.reset()
@@ -174,7 +184,7 @@ def test_runs_left_running_by_a_dead_process_are_closed_but_a_live_one_is_not(cl
         ids = conn.execute(text("SELECT id FROM members ORDER BY corp_num")).scalars().all()
         for member_id in ids:
             conn.execute(text("INSERT INTO sync_runs (member_id, kind) VALUES (:m, 'usage')"), {"m": member_id})
-    from ledger.sync.lock import sync_lock
+    from ledger.sync.locks import sync_lock
 
     with sync_lock(clean_engine, ids[1], "usage") as holder:  # the second one is alive
         assert holder is None

@@ -1,0 +1,249 @@
+"""The leases that keep two syncs of one (member, kind) apart, and that no reader can take.
+
+A lease is a row of sync_locks naming the session that holds it (holder_pid, holder_started:
+that session's pg_backend_pid() and backend_start). Every sync of a process takes its leases
+through one connection kept open for the purpose (outside the pool, for the life of the
+engine), so a sync needs no database connection of its own while it waits on Popbill: it
+borrows one from the pool only to write a page.
+
+- Taking a lease is an UPDATE (an INSERT for a first sync) of that row, allowed only while
+  the row names no live session. Both need write rights on sync_locks, which the read-only
+  role never has (an advisory lock, which any role may take, would let a reader stop every
+  sync). Under READ COMMITTED, a racing UPDATE re-checks the condition on the row the other
+  one committed, so two processes never both win.
+- A process that dies (or loses its lock connection) frees its leases with it: the session
+  they name is gone from pg_stat_activity, so the next sync may take them, and records the
+  dead one's `running` row as abandoned.
+- A lock connection that was cut is reopened and takes over the leases the old one named.
+- The statements run with a short lock_timeout: a session holding the row itself (FOR UPDATE
+  in psql, say) is reported by name rather than waited on, and so is a live session other
+  than a sync named by the lease.
+- A session holds a lease at most once, so this process also keeps the set of leases it
+  holds and turns a second sync of the same key in the same process away here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine, bindparam, create_engine, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import String
+
+log = logging.getLogger(__name__)
+
+APPLICATION_NAME = "ledger sync"  # the lock connection's, so a lease's holder is known as a sync
+LOCK_TIMEOUT_MS = 1000  # a racing lease update commits at once; a longer wait is a foreign lock
+_LOCK_NOT_AVAILABLE = "55P03"
+
+Key = tuple[int, str]  # (member_id, kind)
+
+
+@dataclasses.dataclass(frozen=True)
+class Holder:
+    """Who holds a sync lease we wanted."""
+
+    pid: int | None
+    role: str | None
+    application: str | None
+
+    @property
+    def is_sync(self) -> bool:
+        return self.application == APPLICATION_NAME
+
+    def describe(self) -> str:
+        if self.is_sync:
+            return "already running"
+        if self.pid is None:
+            return "locked by another session (it could not be identified), not by a sync"
+        app = f", application {self.application!r}" if self.application else ""
+        return f"locked by role {self.role} (pid {self.pid}{app}), not by a sync"
+
+
+_KINDS = bindparam("kinds", type_=ARRAY(String))
+
+# Whether a lease's holder is alive: its session is still there. Other roles' sessions show
+# no backend_start to a role without pg_read_all_stats; then the pid alone has to do.
+_HOLDER_ALIVE = """EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.holder_pid
+                           AND (a.backend_start IS NULL OR a.backend_start = s.holder_started))"""
+
+_TAKE = text(
+    f"""
+    INSERT INTO sync_locks AS s (member_id, kind, holder_pid, holder_started)
+    SELECT :m, k, :pid, :started FROM unnest(:kinds) AS k
+    ON CONFLICT (member_id, kind) DO UPDATE SET holder_pid = :pid, holder_started = :started
+    WHERE s.holder_pid IS NULL OR (s.holder_pid = :pid AND s.holder_started = :started) OR NOT {_HOLDER_ALIVE}
+    RETURNING s.kind
+    """
+).bindparams(_KINDS)
+
+_RELEASE = text(
+    "UPDATE sync_locks SET holder_pid = NULL, holder_started = NULL "
+    "WHERE member_id = :m AND kind = ANY(:kinds) AND holder_pid = :pid AND holder_started = :started"
+).bindparams(_KINDS)
+
+# After a new lock connection: the leases the cut one held are ours again, unless taken since.
+_TAKE_OVER = text(
+    "UPDATE sync_locks SET holder_pid = :pid, holder_started = :started "
+    "WHERE holder_pid = :old_pid AND holder_started = :old_started"
+)
+
+# A live session named by the lease, or one holding the row itself (its xmax, a row lock).
+_LEASE_HOLDER = text(
+    """
+    SELECT a.pid, a.usename AS role, a.application_name AS application
+    FROM sync_locks s JOIN pg_stat_activity a ON a.pid = s.holder_pid
+    WHERE s.member_id = :m AND s.kind = :k AND (a.backend_start IS NULL OR a.backend_start = s.holder_started)
+    """
+)
+_ROW_HOLDER = text(
+    """
+    SELECT a.pid, a.usename AS role, a.application_name AS application
+    FROM sync_locks s
+    JOIN pg_locks l ON l.locktype = 'transactionid' AND l.transactionid = s.xmax AND l.granted
+    JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE s.member_id = :m AND s.kind = :k AND l.pid <> pg_backend_pid()
+    LIMIT 1
+    """
+)
+
+
+def _lock_not_available(exc: DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE
+
+
+class SyncLocks:
+    def __init__(self, engine: Engine) -> None:
+        # Its own connection, outside the pool: syncs holding pooled connections while they
+        # wait for this one must never starve it.
+        self._engine = create_engine(
+            engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
+            connect_args={"application_name": APPLICATION_NAME, "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
+        )  # fmt: skip
+        self._conn: Connection | None = None
+        self._me: dict | None = None  # {"pid": ..., "started": ...} of the lock connection
+        self._held: set[Key] = set()
+        self._mutex = threading.Lock()
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = self._engine.connect()
+            pid, started = conn.execute(
+                text("SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+            ).one()
+            previous, self._me = self._me, {"pid": pid, "started": started}
+            if previous is not None and self._held:
+                conn.execute(_TAKE_OVER, {**self._me, "old_pid": previous["pid"], "old_started": previous["started"]})
+            self._conn = conn
+        return self._conn
+
+    def _run(self, statement, params: dict, *, attempts: int = 1) -> list:
+        for attempt in range(1, attempts + 1):
+            try:
+                conn = self._connection()
+                result = conn.execute(statement, {**params, **self._me})
+                return result.all() if result.returns_rows else []
+            except DBAPIError as exc:
+                if _lock_not_available(exc):
+                    raise
+                self._close()  # its leases are free to take over, by us or by others
+                if attempt == attempts:
+                    raise
+                log.warning("the sync-lock connection failed; opening a new one")
+        raise AssertionError("unreachable")
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                log.warning("could not close the sync-lock connection")
+            self._conn = None
+
+    def acquire(self, member_id: int, kinds: list[str]) -> dict[str, Holder | None]:
+        """Try each kind's lease without waiting: None where this sync now holds it, else who does."""
+        with self._mutex:
+            outcome: dict[str, Holder | None] = {}
+            free = []
+            for kind in kinds:
+                if (member_id, kind) in self._held:
+                    outcome[kind] = Holder(self._me["pid"] if self._me else None, None, APPLICATION_NAME)
+                else:
+                    free.append(kind)
+            if free:
+                # A second try on a new connection: the last one may have been cut since it was
+                # used (a server restart); a pooled connection would have been pinged first.
+                taken = self._take(member_id, free, attempts=2)
+                if taken is None:  # a row held by another session: find which, kind by kind
+                    taken = set().union(*(self._take(member_id, [kind]) or set() for kind in free))
+                for kind in free:
+                    outcome[kind] = None if kind in taken else self._holder(member_id, kind)
+                    if outcome[kind] is None:
+                        taken.add(kind)
+                self._held.update((member_id, kind) for kind in taken)
+            return {kind: outcome[kind] for kind in kinds}
+
+    def _take(self, member_id: int, kinds: list[str], *, attempts: int = 1) -> set[str] | None:
+        """The kinds whose lease this connection now holds; None when a row of them stayed
+        locked by another session for longer than the lock timeout."""
+        try:
+            return {r.kind for r in self._run(_TAKE, {"m": member_id, "kinds": kinds}, attempts=attempts)}
+        except OperationalError as exc:
+            if not _lock_not_available(exc):
+                raise
+            return None
+
+    def _holder(self, member_id: int, kind: str) -> Holder | None:
+        """Who holds the lease or its row; None if nobody does by now and this connection took it."""
+        key = {"m": member_id, "k": kind}
+        for _ in range(3):
+            row = self._run(_ROW_HOLDER, key) or self._run(_LEASE_HOLDER, key)
+            if row:
+                return Holder(*row[0])
+            if self._take(member_id, [kind]):  # the holder finished in between
+                return None
+        return Holder(None, None, None)
+
+    def release(self, member_id: int, kinds: list[str]) -> None:
+        with self._mutex:
+            mine = [kind for kind in kinds if (member_id, kind) in self._held]
+            self._held.difference_update((member_id, kind) for kind in mine)
+            try:
+                if mine and self._conn is not None:
+                    self._run(_RELEASE, {"m": member_id, "kinds": mine})
+            except Exception:
+                # The lease still names this live session: this process may take it again
+                # (_TAKE allows its own), and others may once the session ends.
+                log.warning("could not release %d sync leases of member %s", len(mine), member_id)
+
+
+_registry: weakref.WeakKeyDictionary[Engine, SyncLocks] = weakref.WeakKeyDictionary()
+_registry_guard = threading.Lock()
+
+
+def locks_for(engine: Engine) -> SyncLocks:
+    with _registry_guard:
+        locks = _registry.get(engine)
+        if locks is None:
+            locks = _registry[engine] = SyncLocks(engine)
+        return locks
+
+
+@contextmanager
+def sync_lock(engine: Engine, member_id: int, kind: str) -> Iterator[Holder | None]:
+    """Yield None while this process holds the lease, or the Holder that has it (at once: a
+    lease is never waited for)."""
+    locks = locks_for(engine)
+    holder = locks.acquire(member_id, [kind])[kind]
+    try:
+        yield holder
+    finally:
+        if holder is None:
+            locks.release(member_id, [kind])
