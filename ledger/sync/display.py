@@ -54,6 +54,7 @@ class SyncProgress:
         self.results: dict[tuple[str, str], SyncResult] = {}
         self._started: dict[tuple[str, str], float] = {}
         self._tasks: dict[tuple[str, str], int] = {}
+        self._closed: set[tuple[str, str]] = set()  # runs whose row is written (on_result came)
         self._progress = None
         self._finished, self._total = 0, total_syncs
         if show:
@@ -91,6 +92,7 @@ class SyncProgress:
         key = (result.corp_num, result.kind)
         with self._lock:
             self.results[key] = result
+            self._closed.add(key)
             if self._progress is None:
                 return
             task = self._tasks.pop(key, None)
@@ -100,5 +102,10 @@ class SyncProgress:
             self._progress.update(self._overall, completed=self._finished, detail=f"{self._finished} of {self._total} done")
 
     def running(self) -> list[SyncResult]:
+        """Runs whose row may still say running: a member's runs are closed together when its
+        last kind ends, so one that ended here may wait on a sibling stuck in a request."""
         with self._lock:
-            return [r for r in self.results.values() if r.status == "running" and r.run_id is not None]
+            return [
+                r for key, r in self.results.items()
+                if key not in self._closed and r.run_id is not None and r.status != "skipped"
+            ]  # fmt: skip
