@@ -135,7 +135,13 @@ BODIES = {
 }
 
 # Views that read others are dropped first and recreated after (0004's order).
-DEPENDENT_ORDER = ["v_usage_signed", "v_usage_daily", "v_monthly_usage_by_service", "v_deposits", "v_monthly_statements"]
+DEPENDENT_ORDER = [
+    "v_usage_signed",
+    "v_usage_daily",
+    "v_monthly_usage_by_service",
+    "v_deposits",
+    "v_monthly_statements",
+]
 
 
 def _views_of_0004() -> dict:
