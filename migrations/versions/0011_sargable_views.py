@@ -69,24 +69,45 @@ SIGNED_ROWS = """
 
 SERVICE = "CASE WHEN coalesce({code}, 0) <> 0 THEN coalesce(i.name_ko, '알 수 없는 서비스 (' || {code} || ')') END"
 
+
+def _signed(source: str, extra: str = "") -> str:
+    """v_usage_signed's columns (after `extra`) for the usages `u` of `source`. Flat (no window,
+    no grouping): filters on the source's columns apply to its scan, and only the rows they keep
+    look up their previous balance, with one probe of the (member_id, tx_dt) index each."""
+    return f"""
+        WITH signed AS (
+            SELECT {extra} u.member_id, u.id, u.tx_dt, u.item_code, u.tx_type, t.category, t.direction, u.tx_point,
+                   abs(u.tx_point) AS magnitude, before.balance AS previous_balance, u.balance,
+                   CASE WHEN before.balance IS NULL OR u.tx_point = 0 THEN NULL
+                        WHEN u.balance - before.balance = abs(u.tx_point) THEN 1
+                        WHEN before.balance - u.balance = abs(u.tx_point) THEN -1 END AS chain_sign
+            FROM {source}
+            LEFT JOIN LATERAL (SELECT p.balance FROM usages p
+                               WHERE p.member_id = u.member_id AND (p.tx_dt, p.id) < (u.tx_dt, u.id)
+                               ORDER BY p.tx_dt DESC, p.id DESC LIMIT 1) before ON true
+            LEFT JOIN tx_types t ON t.code = u.tx_type
+        )
+        SELECT s.*,
+               coalesce(s.chain_sign, s.direction, CASE WHEN s.tx_point < 0 THEN -1 END) * s.magnitude AS points,
+               CASE WHEN s.chain_sign IS NOT NULL THEN 'chain' WHEN s.direction IS NOT NULL THEN 'tx_types'
+                    WHEN s.tx_point < 0 THEN 'wire' END AS sign_source
+        FROM signed s
+        """
+
+
 BODIES = {
-    "v_usage_signed": f"""
-        SELECT s.member_id, s.id, s.tx_dt, s.item_code, s.tx_type, s.category, s.direction, s.tx_point, s.magnitude,
-               s.previous_balance, s.balance, s.chain_sign, s.points, s.sign_source
-        FROM {MEMBER_MONTHS}
-        CROSS JOIN LATERAL {SIGNED_ROWS} s
-        """,
+    "v_usage_signed": _signed("usages u"),
+    # Members come first in the join, so a corp_num filter reaches usages by member_id (the
+    # planner does not move a join to members below v_usage_signed's lateral probe).
     "v_usage_daily": f"""
-        SELECT m.corp_num, m.name AS member_name, d.day, d.item_code, d.tx_type, d.category, d.transactions,
-               d.points, {SERVICE.format(code="d.item_code")} AS service, d.signed_points
-        FROM {MEMBER_MONTHS}
-        CROSS JOIN LATERAL (
-            SELECT (u.tx_dt AT TIME ZONE {_KST})::date AS day, u.item_code, u.tx_type, u.category,
-                   count(*) AS transactions, sum(u.magnitude) AS points, sum(u.points) AS signed_points
-            FROM {SIGNED_ROWS} u
-            GROUP BY (u.tx_dt AT TIME ZONE {_KST})::date, u.item_code, u.tx_type, u.category
-        ) d
-        LEFT JOIN item_codes i ON i.code = d.item_code
+        SELECT u.corp_num, u.member_name, (u.tx_dt AT TIME ZONE {_KST})::date AS day,
+               u.item_code, u.tx_type, u.category,
+               count(*) AS transactions, sum(u.magnitude) AS points,
+               {SERVICE.format(code="u.item_code")} AS service, sum(u.points) AS signed_points
+        FROM ({_signed("members m JOIN usages u ON u.member_id = m.id", "m.corp_num, m.name AS member_name,")}) u
+        LEFT JOIN item_codes i ON i.code = u.item_code
+        GROUP BY u.corp_num, u.member_name, (u.tx_dt AT TIME ZONE {_KST})::date, u.item_code, u.tx_type, u.category,
+                 i.name_ko
         """,
     "v_monthly_usage_by_service": f"""
         SELECT m.corp_num, m.name AS member_name, mm.month, s.item_code, s.transactions, s.points,
