@@ -58,13 +58,21 @@ def _seq_scans_usages(plan: dict) -> bool:
     return any(_seq_scans_usages(child) for child in plan.get("Plans", []))
 
 
+def _usage_rows_read(plan: dict) -> int:
+    """Rows the plan's scans of usages returned or filtered out, over all their loops."""
+    read = 0
+    if plan.get("Relation Name") == "usages":
+        read = (plan["Actual Rows"] + plan.get("Rows Removed by Filter", 0)) * plan["Actual Loops"]
+    return read + sum(_usage_rows_read(child) for child in plan.get("Plans", []))
+
+
 def measure(conn, query: str, params: dict) -> dict:
     wall, cpu = time.perf_counter(), time.process_time()
     rows = len(conn.execute(text(query), params).all())
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     (document,) = conn.execute(text(f"EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) {query}"), params).scalar_one()
     return {"rows": rows, "wall_ms": wall * 1000, "cpu_ms": cpu * 1000, "server_ms": document["Execution Time"],
-            "seq_scan": _seq_scans_usages(document["Plan"])}  # fmt: skip
+            "seq_scan": _seq_scans_usages(document["Plan"]), "usages_read": _usage_rows_read(document["Plan"])}  # fmt: skip
 
 
 def run_views(engine, params: dict) -> list[dict]:
@@ -136,8 +144,11 @@ def main() -> None:
                   "start": dt.datetime.combine(month, dt.time(), kst), "end": dt.datetime.combine(following, dt.time(), kst)}  # fmt: skip
         results = run_views(engine, params)
 
-        print(f"\nmember {corp_num}, month {args.month}; times in ms; seq = the plan reads usages sequentially")
-        print(f"{'view':<27} {'scope':<19} {'def':<4} {'rows':>7} {'wall':>9} {'cpu':>8} {'server':>9} {'seq':>4}"
+        print(
+            f"\nmember {corp_num}, month {args.month}; times in ms; seq = the plan reads usages sequentially; "
+            "read = usage rows its scans read"
+        )
+        print(f"{'view':<27} {'scope':<19} {'def':<4} {'rows':>7} {'wall':>9} {'cpu':>8} {'server':>9} {'seq':>4} {'read':>10}"
               f" {'0004/0011 wall':>15}")  # fmt: skip
         by_key = {(r["view"], r["scope"], r["definition"]): r for r in results}
         for r in sorted(results, key=lambda r: ([q[0] for q in QUERIES].index(r["view"]), r["scope"], r["definition"])):
@@ -145,7 +156,7 @@ def main() -> None:
             if r["definition"] == "0011" and (r["view"], r["scope"], "0004") in by_key:
                 ratio = f"{by_key[(r['view'], r['scope'], '0004')]['wall_ms'] / r['wall_ms']:.1f}x"
             print(f"{r['view']:<27} {r['scope']:<19} {r['definition']:<4} {r['rows']:>7,} {r['wall_ms']:>9.1f} "
-                  f"{r['cpu_ms']:>8.1f} {r['server_ms']:>9.1f} {'yes' if r['seq_scan'] else 'no':>4} {ratio:>15}")  # fmt: skip
+                  f"{r['cpu_ms']:>8.1f} {r['server_ms']:>9.1f} {'yes' if r['seq_scan'] else 'no':>4} {r['usages_read']:>10,} {ratio:>15}")  # fmt: skip
         if not args.skip_reconcile:
             figures = run_reconcile(url, args.month)
             print(f"\nledger reconcile --month {args.month}: exit {figures['exit']}, wall {figures['wall_s']:.1f} s, "

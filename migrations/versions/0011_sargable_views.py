@@ -41,19 +41,15 @@ MEMBER_MONTHS = f"""
                                    (g.local_month + interval '1 month') AT TIME ZONE {_KST} AS month_end) mm
 """
 
-# One member-month's usage rows, signed as 0004's v_usage_signed signs them. The previous
-# balance of the month's first row is the last balance before the month.
-SIGNED_ROWS = """
-        (WITH chained AS (
-            SELECT u.*, CASE WHEN row_number() OVER w = 1 THEN before.balance ELSE lag(u.balance) OVER w END
-                            AS previous_balance
-            FROM usages u
-            LEFT JOIN LATERAL (SELECT p.balance FROM usages p WHERE p.member_id = mm.member_id
-                               AND p.tx_dt < mm.month_start ORDER BY p.tx_dt DESC, p.id DESC LIMIT 1) before ON true
-            WHERE u.member_id = mm.member_id AND u.tx_dt >= mm.month_start AND u.tx_dt < mm.month_end
-            WINDOW w AS (ORDER BY u.tx_dt, u.id)
-        ), signed AS (
-            SELECT c.member_id, c.id, c.tx_dt, c.item_code, c.tx_type, t.category, t.direction, c.tx_point,
+SERVICE = "CASE WHEN coalesce({code}, 0) <> 0 THEN coalesce(i.name_ko, '알 수 없는 서비스 (' || {code} || ')') END"
+
+
+def _signed(chained: str, extra: str = "") -> str:
+    """v_usage_signed's columns (after `extra`) for the rows of `chained`: usage rows with their
+    previous_balance (the balance of the member's row before, in tx_dt, id order)."""
+    return f"""
+        (WITH chained AS ({chained}), signed AS (
+            SELECT {extra} c.member_id, c.id, c.tx_dt, c.item_code, c.tx_type, t.category, t.direction, c.tx_point,
                    abs(c.tx_point) AS magnitude, c.previous_balance, c.balance,
                    CASE WHEN c.previous_balance IS NULL OR c.tx_point = 0 THEN NULL
                         WHEN c.balance - c.previous_balance = abs(c.tx_point) THEN 1
@@ -65,38 +61,38 @@ SIGNED_ROWS = """
                CASE WHEN s.chain_sign IS NOT NULL THEN 'chain' WHEN s.direction IS NOT NULL THEN 'tx_types'
                     WHEN s.tx_point < 0 THEN 'wire' END AS sign_source
         FROM signed s)
-"""
-
-SERVICE = "CASE WHEN coalesce({code}, 0) <> 0 THEN coalesce(i.name_ko, '알 수 없는 서비스 (' || {code} || ')') END"
-
-
-def _signed(source: str, extra: str = "") -> str:
-    """v_usage_signed's columns (after `extra`) for the usages `u` of `source`. Flat (no window,
-    no grouping): filters on the source's columns apply to its scan, and only the rows they keep
-    look up their previous balance, with one probe of the (member_id, tx_dt) index each."""
-    return f"""
-        WITH signed AS (
-            SELECT {extra} u.member_id, u.id, u.tx_dt, u.item_code, u.tx_type, t.category, t.direction, u.tx_point,
-                   abs(u.tx_point) AS magnitude, before.balance AS previous_balance, u.balance,
-                   CASE WHEN before.balance IS NULL OR u.tx_point = 0 THEN NULL
-                        WHEN u.balance - before.balance = abs(u.tx_point) THEN 1
-                        WHEN before.balance - u.balance = abs(u.tx_point) THEN -1 END AS chain_sign
-            FROM {source}
-            LEFT JOIN LATERAL (SELECT p.balance FROM usages p
-                               WHERE p.member_id = u.member_id AND (p.tx_dt, p.id) < (u.tx_dt, u.id)
-                               ORDER BY p.tx_dt DESC, p.id DESC LIMIT 1) before ON true
-            LEFT JOIN tx_types t ON t.code = u.tx_type
-        )
-        SELECT s.*,
-               coalesce(s.chain_sign, s.direction, CASE WHEN s.tx_point < 0 THEN -1 END) * s.magnitude AS points,
-               CASE WHEN s.chain_sign IS NOT NULL THEN 'chain' WHEN s.direction IS NOT NULL THEN 'tx_types'
-                    WHEN s.tx_point < 0 THEN 'wire' END AS sign_source
-        FROM signed s
         """
 
 
+def _probed(source: str, extra: str = "") -> str:
+    """The usages `u` of `source` with their previous balance, one probe of the (member_id, tx_dt)
+    index each. Flat (no window, no grouping): filters on the source's columns apply to its scan,
+    and only the rows they keep are probed."""
+    return f"""
+        SELECT {extra} u.*, before.balance AS previous_balance
+        FROM {source}
+        LEFT JOIN LATERAL (SELECT p.balance FROM usages p
+                           WHERE p.member_id = u.member_id AND (p.tx_dt, p.id) < (u.tx_dt, u.id)
+                           ORDER BY p.tx_dt DESC, p.id DESC LIMIT 1) before ON true
+        """
+
+
+# One member-month's usage rows (of `mm`) with their previous balance: `lag` within the month,
+# and for the month's first row the last balance before the month.
+IN_MONTH = """
+        SELECT u.*, CASE WHEN row_number() OVER w = 1 THEN before.balance ELSE lag(u.balance) OVER w END
+                        AS previous_balance
+        FROM usages u
+        LEFT JOIN LATERAL (SELECT p.balance FROM usages p WHERE p.member_id = mm.member_id
+                           AND p.tx_dt < mm.month_start ORDER BY p.tx_dt DESC, p.id DESC LIMIT 1) before ON true
+        WHERE u.member_id = mm.member_id AND u.tx_dt >= mm.month_start AND u.tx_dt < mm.month_end
+        WINDOW w AS (ORDER BY u.tx_dt, u.id)
+        """
+SIGNED_ROWS = _signed(IN_MONTH)
+
+
 BODIES = {
-    "v_usage_signed": _signed("usages u"),
+    "v_usage_signed": f"SELECT * FROM {_signed(_probed('usages u'))} signed_usages",
     # Members come first in the join, so a corp_num filter reaches usages by member_id (the
     # planner does not move a join to members below v_usage_signed's lateral probe).
     "v_usage_daily": f"""
@@ -104,7 +100,12 @@ BODIES = {
                u.item_code, u.tx_type, u.category,
                count(*) AS transactions, sum(u.magnitude) AS points,
                {SERVICE.format(code="u.item_code")} AS service, sum(u.points) AS signed_points
-        FROM ({_signed("members m JOIN usages u ON u.member_id = m.id", "m.corp_num, m.name AS member_name,")}) u
+        FROM {
+        _signed(
+            _probed("members m JOIN usages u ON u.member_id = m.id", "m.corp_num, m.name AS member_name,"),
+            "c.corp_num, c.member_name,",
+        )
+    } u
         LEFT JOIN item_codes i ON i.code = u.item_code
         GROUP BY u.corp_num, u.member_name, (u.tx_dt AT TIME ZONE {_KST})::date, u.item_code, u.tx_type, u.category,
                  i.name_ko
