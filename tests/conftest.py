@@ -18,6 +18,7 @@ from ledger.popbill import PopbillClient
 from ledger.secret import Secret
 from ledger.settings import Settings
 from ledger.simulator import SimConfig, Simulator
+from tests.receivers import WebhookReceiver
 
 # A start fixed to the day makes generated histories repeatable, and keeps them within the
 # sync's default first window (a year back from today) whenever the tests run.
@@ -42,6 +43,14 @@ def client_settings(sim: Simulator, **overrides) -> Settings:
     options = {"retry_backoff": 0.01, "retry_attempts": 4, "read_timeout": 2.0, "connect_timeout": 2.0}
     options.update(overrides)
     return dataclasses.replace(base, **options)
+
+
+@pytest.fixture
+def hook():
+    """A local HTTP receiver standing in for a webhook endpoint."""
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
 
 
 @pytest.fixture

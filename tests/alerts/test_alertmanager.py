@@ -16,18 +16,10 @@ from ledger.popbill import PopbillClient
 from ledger.secret import Secret
 from ledger.simulator import Simulator
 from tests.conftest import client_settings, small_config
-from tests.receivers import WebhookReceiver
 from tests.services import start_alertmanager
 from tests.waiting import wait_for
 
 LOW, FINE = "1234567890", "2208112345"
-
-
-@pytest.fixture
-def hook():
-    receiver = WebhookReceiver()
-    yield receiver
-    receiver.close()
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from ledger.popbill import PopbillClient
 from ledger.secret import Secret
 from ledger.simulator import Simulator
 from tests.conftest import client_settings, small_config
-from tests.receivers import WebhookReceiver
 from tests.services import free_port
 from tests.test_cli_ledger import ledger
 
@@ -35,13 +34,6 @@ T0 = dt.datetime(2026, 11, 25, 0, 0, tzinfo=dt.UTC)
 def sim():
     with Simulator(small_config(history_days=1, usage_per_day=0.5)) as simulator:
         yield simulator
-
-
-@pytest.fixture
-def hook():
-    receiver = WebhookReceiver()
-    yield receiver
-    receiver.close()
 
 
 def add_members(engine, corps) -> None:

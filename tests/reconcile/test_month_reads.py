@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from ledger.reconcile.models import Discrepancy
 from ledger.reconcile.service import USAGE_BETWEEN, Period
-from tests.reconcile.test_reconcile import CORP, env, hook, run, sim, sync_and_check  # noqa: F401 - fixtures
+from tests.reconcile.test_reconcile import CORP, env, run, sim, sync_and_check  # noqa: F401 - fixtures
 
 
 def scans_of(plan: dict) -> list[dict]:

@@ -21,7 +21,6 @@ from ledger.secret import Secret
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
 from tests.conftest import client_settings, small_config
-from tests.receivers import WebhookReceiver
 
 MEMBERS = ["1234567890", "2208112345", "1018212345"]
 CORP = MEMBERS[0]
@@ -31,13 +30,6 @@ CORP = MEMBERS[0]
 def sim():
     with Simulator(small_config(history_days=90, usage_per_day=8, settle_after_polls=None)) as simulator:
         yield simulator
-
-
-@pytest.fixture
-def hook():
-    receiver = WebhookReceiver()
-    yield receiver
-    receiver.close()
 
 
 @pytest.fixture
