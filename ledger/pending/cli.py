@@ -30,8 +30,9 @@ def _request(request, corp_num: str, form, *, call: str, yes: bool, dry_run: boo
         click.echo(f"{call} for {member.corp_num}{f' ({member.name})' if member.name else ''}:", err=True)
         for key, value in form.to_wire().items():
             click.echo(f"  {key:<13} {value}", err=True)
+        extra = {}
         if refundable:
-            balance = client.get_refundable_balance(member.corp_num, member.user_id)
+            balance = extra["refundable"] = client.get_refundable_balance(member.corp_num, member.user_id)
             click.echo(f"  (refundable balance now: {balance})", err=True)
             if form.request_point > balance:
                 raise InputError(f"--points: {form.request_point} is more than the refundable balance {balance}")
@@ -44,7 +45,7 @@ def _request(request, corp_num: str, form, *, call: str, yes: bool, dry_run: boo
             if not click.confirm("Send it?", default=False, err=True):
                 click.echo("not sent", err=True)
                 raise SystemExit(EXIT_FAILURE)
-        return request(engine, client, member.corp_num, form, force=force)
+        return request(engine, client, member.corp_num, form, force=force, **extra)
 
 
 _FORCE = click.option(

@@ -190,13 +190,15 @@ def request_payment(engine: Engine, client: PopbillClient, corp_num: str, form: 
 
 
 def request_refund(engine: Engine, client: PopbillClient, corp_num: str, form: RefundForm, *,
-                   force: bool = False) -> TrackedItem:  # fmt: skip
-    """Refund, never more than GetRefundableBalance, tracked from before it is sent."""
+                   force: bool = False, refundable: Decimal | None = None) -> TrackedItem:  # fmt: skip
+    """Refund, never more than GetRefundableBalance (read here unless the caller has just read
+    it, as the CLI does to show it), tracked from before it is sent."""
     form, corp_num = _checked(check.refund_form, form, corp_num, "Refund")
 
-    with Session(engine) as session:
-        user_id = session.scalar(select(Member.user_id).where(Member.corp_num == corp_num))
-    refundable = client.get_refundable_balance(corp_num, user_id)
+    if refundable is None:
+        with Session(engine) as session:
+            user_id = session.scalar(select(Member.user_id).where(Member.corp_num == corp_num))
+        refundable = client.get_refundable_balance(corp_num, user_id)
     if form.request_point > refundable:
         raise RequestRefused(f"points: {form.request_point} is more than the refundable balance {refundable}")
 
