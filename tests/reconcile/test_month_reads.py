@@ -1,5 +1,5 @@
-"""`reconcile --month` reads the month (and what its checks reach) through the index, and
-finds what a full reconciliation finds in that month."""
+"""`reconcile --month` reads the month (and what its checks reach) through the index, one range
+per member of a batch, and finds what a full reconciliation finds in that month."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_month_reconcile_finds_what_the_full_one_finds_there_reading_by_index(en
         period = Period.of(month=month_text)
         member_id = conn.execute(text("SELECT id FROM members WHERE corp_num = :c"), {"c": CORP}).scalar()
         conn.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table: show the index can serve
-        params = {"m": member_id, "since": period.start - dt.timedelta(days=30), "until": period.end}
+        params = {"ids": [member_id], "since": period.start - dt.timedelta(days=30), "until": period.end}
         explained = conn.execute(text(f"EXPLAIN (FORMAT JSON) {USAGE_BETWEEN.text}"), params).scalar()
     plan = (explained if isinstance(explained, list) else json.loads(explained))[0]["Plan"]
     usage_scans = [
