@@ -88,10 +88,10 @@ def measure(conn, query: str, params: dict) -> dict:
             "seq_scan": _seq_scans_usages(document["Plan"]), "usages_read": _usage_rows_read(document["Plan"])}  # fmt: skip
 
 
-def run_views(engine, params: dict) -> list[dict]:
+def run_views(engine, params: dict, definitions: tuple[str, ...]) -> list[dict]:
     results = []
     with engine.connect() as conn:
-        for definition in ("0011", "0004"):
+        for definition in definitions:
             if definition == "0004":
                 shadow_with_0004_views(conn)
             schema = "pg_temp" if definition == "0004" else "public"
@@ -172,6 +172,7 @@ def main() -> None:
     parser.add_argument("--skip-reconcile", action="store_true")
     parser.add_argument("--base", type=Path, help="another tree (e.g. a worktree of main) whose reconcile runs too")
     parser.add_argument("--rounds", type=int, default=1, help="reconcile runs of each tree and scope")
+    parser.add_argument("--skip-0004", action="store_true", help="time only the current views, not 0004's too")
     args = parser.parse_args()
 
     base = make_url(args.database_url).set(drivername="postgresql+psycopg")
@@ -204,7 +205,7 @@ def main() -> None:
         kst = dt.timezone(dt.timedelta(hours=9))
         params = {"c": corp_num, "id": member_id, "m": month, "next": following,
                   "start": dt.datetime.combine(month, dt.time(), kst), "end": dt.datetime.combine(following, dt.time(), kst)}  # fmt: skip
-        results = run_views(engine, params)
+        results = run_views(engine, params, ("0011",) if args.skip_0004 else ("0011", "0004"))
 
         print(
             f"\nmember {corp_num}, month {args.month}; times in ms; seq = the plan reads usages sequentially; "
