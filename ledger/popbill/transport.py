@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
+import itertools
+import os
 import socket
 import threading
 import time
@@ -72,18 +75,19 @@ class _Watchdog:
 
     def __init__(self, seconds: float) -> None:
         self.fired = False
+        self.done = False
         self._conn = None
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
-        self._timer.daemon = True
+        self._deadline = time.monotonic() + max(seconds, 0.0)
 
     def __enter__(self) -> _Watchdog:
         _Watchdog.current.value = self
-        self._timer.start()
+        _WATCHDOGS.add(self._deadline, self)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self.done, self._conn = True, None
         _Watchdog.current.value = None
 
     def watch(self, conn) -> None:
@@ -93,8 +97,10 @@ class _Watchdog:
         if fired:
             self._shut(conn)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
+            if self.done:
+                return
             self.fired = True
             conn = self._conn
         if conn is not None:
@@ -108,6 +114,48 @@ class _Watchdog:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass  # already closed
+
+
+class _Deadlines:
+    """One thread fires every watchdog of the process when its deadline passes (a timer
+    thread per exchange cost a thread start and stop per call). Exchanges that end in time
+    are dropped when they come up, without waking the thread."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # a forked child has no thread, maybe a held lock
+
+    def _reset(self) -> None:
+        self._ready = threading.Condition()
+        self._heap: list[tuple[float, int, _Watchdog]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: float, watchdog: _Watchdog) -> None:
+        with self._ready:
+            heapq.heappush(self._heap, (deadline, next(self._order), watchdog))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="popbill-deadlines", daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is watchdog:  # sooner than what the thread waits for
+                self._ready.notify()
+
+    def _run(self) -> None:
+        with self._ready:
+            while True:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._ready.wait()
+                    continue
+                left = self._heap[0][0] - time.monotonic()
+                if left > 0:
+                    self._ready.wait(left)
+                    continue
+                heapq.heappop(self._heap)[2].fire()
+
+
+_WATCHDOGS = _Deadlines()
 
 
 class _WatchedPool:
