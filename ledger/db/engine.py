@@ -25,8 +25,15 @@ def database_url(settings: Settings) -> str:
     return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
+POOL_SIZE = 15
+
+
 def make_engine(settings: Settings, **kwargs) -> Engine:
     # hide_parameters: a failing statement's error must not echo row values into logs.
+    # At most 15 connections, as SQLAlchemy's default 5 + 10 overflow, but all kept once
+    # opened: overflow ones were closed on return and opened again at the next burst of
+    # writes (a PostgreSQL backend started for a statement or two, many times a second).
+    kwargs = {"pool_size": POOL_SIZE, "max_overflow": 0, **kwargs}
     return create_engine(
         database_url(settings), hide_parameters=True, pool_pre_ping=True, json_serializer=jsonutil.dumps, **kwargs
     )
