@@ -122,10 +122,13 @@ def _lock_not_available(exc: DBAPIError) -> bool:
 class SyncLocks:
     def __init__(self, engine: Engine) -> None:
         # Its own connection, outside the pool: syncs holding pooled connections while they
-        # wait for this one must never starve it.
+        # wait for this one must never starve it. Its commits need not wait for the WAL
+        # flush: a server crash ends every session, and a lease naming a dead session is free
+        # whether or not its last change survived.
+        options = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c synchronous_commit=off"
         self._engine = create_engine(
             engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
-            connect_args={"application_name": APPLICATION_NAME, "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
+            connect_args={"application_name": APPLICATION_NAME, "options": options},
         )  # fmt: skip
         self._conn: Connection | None = None
         self._me: dict | None = None  # {"pid": ..., "started": ...} of the lock connection
