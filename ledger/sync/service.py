@@ -98,9 +98,6 @@ class SyncResult:
 
 Progress = Callable[[SyncResult], None]
 
-# Rows and sync state are lost or kept together on a server crash, so the next run redoes
-# what was lost: page transactions need not wait for the WAL flush. LOCAL: only this one.
-_ASYNC_COMMIT = text("SELECT set_config('synchronous_commit', 'off', true)")
 _KINDS_PARAM = bindparam("kinds", type_=ARRAY(String))
 # The run rows must outlive a server crash (pages need not: they are redone), whatever the
 # server's or role's default. Set for the session, once per connection (a session SET also
@@ -169,6 +166,11 @@ class _Member:
     stop: threading.Event | None = None  # set on Ctrl-C/SIGTERM: stop between pages
 
 
+# A page's last statement, which also makes its commit asynchronous: rows and sync state
+# are lost or kept together on a server crash, so the next run redoes what was lost, and
+# page transactions need not wait for the WAL flush (LOCAL: only this transaction; a
+# setting that takes effect at the commit, so it may come last, in the FROM list, where it
+# costs no statement of its own).
 _ADVANCE = text(
     """
     UPDATE sync_states SET
@@ -179,6 +181,7 @@ _ADVANCE = text(
                           ELSE greatest(coalesce(high_water, :high_water), :high_water) END,
         last_full_pass_at = CASE WHEN :full_pass THEN now() ELSE last_full_pass_at END,
         last_success_at = CASE WHEN :succeeded THEN now() ELSE last_success_at END
+    FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
     WHERE member_id = :member_id AND kind = :kind
     """
 )
@@ -202,7 +205,6 @@ def _write_page(job: _Job, write: Callable[[Connection], WriteCounts], refused: 
     merged = {**deferred, **state}
     started = time.perf_counter()
     with job.member.engine.connect() as conn:
-        conn.execute(_ASYNC_COMMIT)
         counts = write(conn)
         if refused:
             quarantine.keep(conn, job.member.member_id, job.kind, refused, dt.datetime.now(dt.UTC))
@@ -265,7 +267,7 @@ def sync_member_kinds(
     locks, member, holders = locks_for(engine), None, {}
     try:
         with engine.connect() as conn:
-            row = conn.execute(select(Member.id, Member.user_id).where(Member.corp_num == corp_num)).one_or_none()
+            row = conn.execute(_MEMBER, {"corp": corp_num}).one_or_none()
             if row is None:
                 raise MemberError(f"CorpNum: {corp_num} is not a member")
             member = _Member(
@@ -273,7 +275,7 @@ def sync_member_kinds(
                 options or SyncOptions(), progress, full, stop,
             )  # fmt: skip
             holders = locks.acquire(member.member_id, list(kinds))
-            limits = RowLimits.for_sync(client.settings, member.today)
+            limits = _row_limits(client.settings, member.today)
             jobs = [_Job(member, kind, SyncResult(corp_num, kind), limits=limits) for kind in kinds]
             running = [job for job in jobs if holders[job.kind] is None]
             skipped = [job for job in jobs if holders[job.kind] is not None]
@@ -292,6 +294,21 @@ def sync_member_kinds(
         if member is not None:
             locks.release(member.member_id, [kind for kind, holder in holders.items() if holder is None])
     return [job.result for job in jobs]
+
+
+_MEMBER = text("SELECT id, user_id FROM members WHERE corp_num = :corp")  # text: nothing to build per member
+
+_LIMITS: dict[dt.date, tuple[object, RowLimits]] = {}
+
+
+def _row_limits(settings, today: dt.date) -> RowLimits:
+    """RowLimits.for_sync, worked out once a day per settings rather than once per member."""
+    cached = _LIMITS.get(today)
+    if cached is None or cached[0] is not settings:
+        if len(_LIMITS) > 8:
+            _LIMITS.clear()
+        cached = _LIMITS[today] = (settings, RowLimits.for_sync(settings, today))
+    return cached[1]
 
 
 # One statement for the whole start of a sync: a dead process's running rows become
