@@ -151,7 +151,7 @@ class SyncLocks:
                 cursor.execute(statement, params)
                 return cursor.fetchall() if cursor.description is not None else []
         except psycopg.Error as exc:
-            raise DBAPIError.instance(statement, params, exc, psycopg.Error) from exc
+            raise DBAPIError.instance(statement, params, exc, psycopg.Error, hide_parameters=True) from exc
 
     def _run(self, statement: str, params: dict, *, attempts: int = 1) -> list:
         for attempt in range(1, attempts + 1):
