@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 
 import psycopg
-from sqlalchemy import Connection, select, text, tuple_
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from ledger import jsonutil
@@ -161,6 +162,29 @@ PAYMENTS = _MutableSpec(Payment, identity.PAYMENT_KEY, ("settle_state", "state_d
 REFUNDS = _MutableSpec(Refund, identity.REFUND_KEY, ("state",), _refund_values, "refund_id")
 
 
+@functools.cache
+def _mutable_statements(spec: _MutableSpec) -> tuple:
+    """The page's stored rows (locked), and the upsert of its rows: built once, so SQLAlchemy
+    compiles each once; the identities travel as two arrays, not a list rendered per page,
+    and the upsert's rows as one executemany (sent as multi-row VALUES)."""
+    model = spec.model
+    find = (
+        select(model.id, model.row_key, model.occurrence, *[getattr(model, f) for f in spec.mutable])
+        .where(
+            model.member_id == bindparam("m"),
+            text("(row_key, occurrence) IN (SELECT * FROM unnest(CAST(:keys AS uuid[]), CAST(:occs AS smallint[])))"),
+        )
+        .with_for_update()
+    )
+    upsert = insert(model)
+    upsert = upsert.on_conflict_do_update(
+        constraint=f"uq_{model.__tablename__}_member_id_row_key_occurrence",
+        set_={**{f: upsert.excluded[f] for f in spec.mutable}, "raw": upsert.excluded.raw,
+              "last_seen_at": upsert.excluded.last_seen_at},
+    ).returning(model.id, model.row_key, model.occurrence)  # fmt: skip
+    return find, upsert
+
+
 def _as_text(value) -> str | None:
     if value is None:
         return None
@@ -180,7 +204,6 @@ def write_mutable_page(
     """Upsert payments or refunds; record a state change for every mutable field that moved."""
     if not rows:
         return WriteCounts()
-    model = spec.model
     incoming = []
     for row in rows:
         key = identity.row_key(row.raw, spec.key_fields)
@@ -188,22 +211,10 @@ def write_mutable_page(
             {"member_id": member_id, "row_key": key, "occurrence": counter.next(key), "raw": row.raw,
              "first_seen_at": seen_at, "last_seen_at": seen_at, **spec.values(row)}
         )  # fmt: skip
-    identities = [(r["row_key"], r["occurrence"]) for r in incoming]
-    stored = {
-        (s.row_key, s.occurrence): s
-        for s in conn.execute(
-            select(model.id, model.row_key, model.occurrence, *[getattr(model, f) for f in spec.mutable])
-            .where(model.member_id == member_id, tuple_(model.row_key, model.occurrence).in_(identities))
-            .with_for_update()
-        )
-    }
-    statement = insert(model).values(incoming)
-    statement = statement.on_conflict_do_update(
-        constraint=f"uq_{model.__tablename__}_member_id_row_key_occurrence",
-        set_={**{f: statement.excluded[f] for f in spec.mutable}, "raw": statement.excluded.raw,
-              "last_seen_at": statement.excluded.last_seen_at},
-    ).returning(model.id, model.row_key, model.occurrence)  # fmt: skip
-    ids = {(r.row_key, r.occurrence): r.id for r in conn.execute(statement)}
+    find, upsert = _mutable_statements(spec)
+    params = {"m": member_id, "keys": [r["row_key"] for r in incoming], "occs": [r["occurrence"] for r in incoming]}
+    stored = {(s.row_key, s.occurrence): s for s in conn.execute(find, params)}
+    ids = {(r.row_key, r.occurrence): r.id for r in conn.execute(upsert, incoming)}
     counts, changes = WriteCounts(), []
     for values in incoming:
         ident = (values["row_key"], values["occurrence"])

@@ -31,11 +31,11 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, text
-from sqlalchemy.dialects.postgresql import ARRAY
+import psycopg
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
-from sqlalchemy.types import String
 
 log = logging.getLogger(__name__)
 
@@ -67,67 +67,68 @@ class Holder:
         return f"locked by role {self.role} (pid {self.pid}{app}), not by a sync"
 
 
-_KINDS = bindparam("kinds", type_=ARRAY(String))
-
 # Whether a lease's holder is alive: its session is still there. Other roles' sessions show
 # no backend_start to a role without pg_read_all_stats; then the pid alone has to do.
 _HOLDER_ALIVE = """EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = s.holder_pid
                            AND (a.backend_start IS NULL OR a.backend_start = s.holder_started))"""
 
-_TAKE = text(
-    f"""
+# Driver-level SQL (psycopg's %(name)s), run on the lock connection's psycopg connection:
+# two of these per synced member, where SQLAlchemy's execution layer cost as much CPU as
+# the driver's.
+_TAKE = f"""
     INSERT INTO sync_locks AS s (member_id, kind, holder_pid, holder_started)
-    SELECT :m, k, :pid, :started FROM unnest(:kinds) AS k
-    ON CONFLICT (member_id, kind) DO UPDATE SET holder_pid = :pid, holder_started = :started
-    WHERE s.holder_pid IS NULL OR (s.holder_pid = :pid AND s.holder_started = :started) OR NOT {_HOLDER_ALIVE}
+    SELECT %(m)s, k, %(pid)s, %(started)s FROM unnest(CAST(%(kinds)s AS text[])) AS k
+    ON CONFLICT (member_id, kind) DO UPDATE SET holder_pid = %(pid)s, holder_started = %(started)s
+    WHERE s.holder_pid IS NULL OR (s.holder_pid = %(pid)s AND s.holder_started = %(started)s) OR NOT {_HOLDER_ALIVE}
     RETURNING s.kind
     """
-).bindparams(_KINDS)
 
-_RELEASE = text(
-    "UPDATE sync_locks SET holder_pid = NULL, holder_started = NULL "
-    "WHERE member_id = :m AND kind = ANY(:kinds) AND holder_pid = :pid AND holder_started = :started"
-).bindparams(_KINDS)
+_RELEASE = (
+    "UPDATE sync_locks SET holder_pid = NULL, holder_started = NULL WHERE member_id = %(m)s "
+    "AND kind = ANY(CAST(%(kinds)s AS text[])) AND holder_pid = %(pid)s AND holder_started = %(started)s"
+)
+
+_ME = "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()"
 
 # After a new lock connection: the leases the cut one held are ours again, unless taken since.
-_TAKE_OVER = text(
-    "UPDATE sync_locks SET holder_pid = :pid, holder_started = :started "
-    "WHERE holder_pid = :old_pid AND holder_started = :old_started"
+_TAKE_OVER = (
+    "UPDATE sync_locks SET holder_pid = %(pid)s, holder_started = %(started)s "
+    "WHERE holder_pid = %(old_pid)s AND holder_started = %(old_started)s"
 )
 
 # A live session named by the lease, or one holding the row itself (its xmax, a row lock).
-_LEASE_HOLDER = text(
-    """
+_LEASE_HOLDER = """
     SELECT a.pid, a.usename AS role, a.application_name AS application
     FROM sync_locks s JOIN pg_stat_activity a ON a.pid = s.holder_pid
-    WHERE s.member_id = :m AND s.kind = :k AND (a.backend_start IS NULL OR a.backend_start = s.holder_started)
+    WHERE s.member_id = %(m)s AND s.kind = %(k)s AND (a.backend_start IS NULL OR a.backend_start = s.holder_started)
     """
-)
-_ROW_HOLDER = text(
-    """
+_ROW_HOLDER = """
     SELECT a.pid, a.usename AS role, a.application_name AS application
     FROM sync_locks s
     JOIN pg_locks l ON l.locktype = 'transactionid' AND l.transactionid = s.xmax AND l.granted
     JOIN pg_stat_activity a ON a.pid = l.pid
-    WHERE s.member_id = :m AND s.kind = :k AND l.pid <> pg_backend_pid()
+    WHERE s.member_id = %(m)s AND s.kind = %(k)s AND l.pid <> pg_backend_pid()
     LIMIT 1
     """
-)
 
 
-def _lock_not_available(exc: DBAPIError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE
+def _lock_not_available(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", exc), "sqlstate", None) == _LOCK_NOT_AVAILABLE
 
 
 class SyncLocks:
     def __init__(self, engine: Engine) -> None:
         # Its own connection, outside the pool: syncs holding pooled connections while they
-        # wait for this one must never starve it.
+        # wait for this one must never starve it. Its commits need not wait for the WAL
+        # flush: a server crash ends every session, and a lease naming a dead session is free
+        # whether or not its last change survived.
+        options = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c synchronous_commit=off"
         self._engine = create_engine(
             engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
-            connect_args={"application_name": APPLICATION_NAME, "options": f"-c lock_timeout={LOCK_TIMEOUT_MS}"},
+            connect_args={"application_name": APPLICATION_NAME, "options": options},
         )  # fmt: skip
         self._conn: Connection | None = None
+        self._driver = None  # the psycopg connection under _conn
         self._me: dict | None = None  # {"pid": ..., "started": ...} of the lock connection
         self._held: set[Key] = set()
         self._mutex = threading.Lock()
@@ -135,21 +136,28 @@ class SyncLocks:
     def _connection(self) -> Connection:
         if self._conn is None:
             conn = self._engine.connect()
-            pid, started = conn.execute(
-                text("SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()")
-            ).one()
+            self._driver = conn.connection.driver_connection
+            pid, started = self._execute(_ME)[0]
             previous, self._me = self._me, {"pid": pid, "started": started}
             if previous is not None and self._held:
-                conn.execute(_TAKE_OVER, {**self._me, "old_pid": previous["pid"], "old_started": previous["started"]})
+                self._execute(_TAKE_OVER, {**self._me, "old_pid": previous["pid"], "old_started": previous["started"]})
             self._conn = conn
         return self._conn
 
-    def _run(self, statement, params: dict, *, attempts: int = 1) -> list:
+    def _execute(self, statement: str, params: dict | None = None) -> list:
+        """On the psycopg connection itself; its errors raised as SQLAlchemy's, as before."""
+        try:
+            with self._driver.cursor(row_factory=namedtuple_row) as cursor:
+                cursor.execute(statement, params)
+                return cursor.fetchall() if cursor.description is not None else []
+        except psycopg.Error as exc:
+            raise DBAPIError.instance(statement, params, exc, psycopg.Error, hide_parameters=True) from exc
+
+    def _run(self, statement: str, params: dict, *, attempts: int = 1) -> list:
         for attempt in range(1, attempts + 1):
             try:
-                conn = self._connection()
-                result = conn.execute(statement, {**params, **self._me})
-                return result.all() if result.returns_rows else []
+                self._connection()
+                return self._execute(statement, {**params, **self._me})
             except DBAPIError as exc:
                 if _lock_not_available(exc):
                     raise

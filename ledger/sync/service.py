@@ -98,14 +98,25 @@ class SyncResult:
 
 Progress = Callable[[SyncResult], None]
 
-# Rows and sync state are lost or kept together on a server crash, so the next run redoes
-# what was lost: page transactions need not wait for the WAL flush. LOCAL: only this one.
-# (The small start and close transactions skip the extra statement and simply wait.)
-_ASYNC_COMMIT = text("SELECT set_config('synchronous_commit', 'off', true)")
 _KINDS_PARAM = bindparam("kinds", type_=ARRAY(String))
 # The run rows must outlive a server crash (pages need not: they are redone), whatever the
-# server's or role's default.
-_SYNC_COMMIT = text("SELECT set_config('synchronous_commit', 'on', true)")
+# server's or role's default. Set for the session, once per connection (a session SET also
+# outranks a later reload of the server's configuration), so the start and the close of
+# every sync need no statement of their own for it; a page's LOCAL 'off' ends with its
+# transaction.
+_SYNC_COMMIT = text("SET synchronous_commit = on")
+_DURABLE = "ledger.sync.synchronous_commit_on"  # in Connection.info: the SET above was committed
+
+
+def _durable_commits(conn: Connection) -> None:
+    """Before the start or close transaction's first statement: see _SYNC_COMMIT."""
+    if not conn.info.get(_DURABLE):
+        conn.execute(_SYNC_COMMIT)
+
+
+def _commit_durable(conn: Connection) -> None:
+    conn.commit()
+    conn.info[_DURABLE] = True  # only once committed: a rolled-back SET is undone
 
 
 def _describe(exc: BaseException) -> str:
@@ -155,6 +166,11 @@ class _Member:
     stop: threading.Event | None = None  # set on Ctrl-C/SIGTERM: stop between pages
 
 
+# A page's last statement, which also makes its commit asynchronous: rows and sync state
+# are lost or kept together on a server crash, so the next run redoes what was lost, and
+# page transactions need not wait for the WAL flush (LOCAL: only this transaction; a
+# setting that takes effect at the commit, so it may come last, in the FROM list, where it
+# costs no statement of its own).
 _ADVANCE = text(
     """
     UPDATE sync_states SET
@@ -165,6 +181,7 @@ _ADVANCE = text(
                           ELSE greatest(coalesce(high_water, :high_water), :high_water) END,
         last_full_pass_at = CASE WHEN :full_pass THEN now() ELSE last_full_pass_at END,
         last_success_at = CASE WHEN :succeeded THEN now() ELSE last_success_at END
+    FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
     WHERE member_id = :member_id AND kind = :kind
     """
 )
@@ -188,7 +205,6 @@ def _write_page(job: _Job, write: Callable[[Connection], WriteCounts], refused: 
     merged = {**deferred, **state}
     started = time.perf_counter()
     with job.member.engine.connect() as conn:
-        conn.execute(_ASYNC_COMMIT)
         counts = write(conn)
         if refused:
             quarantine.keep(conn, job.member.member_id, job.kind, refused, dt.datetime.now(dt.UTC))
@@ -251,7 +267,7 @@ def sync_member_kinds(
     locks, member, holders = locks_for(engine), None, {}
     try:
         with engine.connect() as conn:
-            row = conn.execute(select(Member.id, Member.user_id).where(Member.corp_num == corp_num)).one_or_none()
+            row = conn.execute(_MEMBER, {"corp": corp_num}).one_or_none()
             if row is None:
                 raise MemberError(f"CorpNum: {corp_num} is not a member")
             member = _Member(
@@ -259,7 +275,7 @@ def sync_member_kinds(
                 options or SyncOptions(), progress, full, stop,
             )  # fmt: skip
             holders = locks.acquire(member.member_id, list(kinds))
-            limits = RowLimits.for_sync(client.settings, member.today)
+            limits = _row_limits(client.settings, member.today)
             jobs = [_Job(member, kind, SyncResult(corp_num, kind), limits=limits) for kind in kinds]
             running = [job for job in jobs if holders[job.kind] is None]
             skipped = [job for job in jobs if holders[job.kind] is not None]
@@ -280,41 +296,50 @@ def sync_member_kinds(
     return [job.result for job in jobs]
 
 
-# The oldest payment and refund still pending; which codes mean pending comes from
-# state_codes (or the codes given), read in the same statement.
-_OLDEST_PENDING = text(
-    """
-    SELECT
-        (SELECT min(reg_dt) FROM payments WHERE member_id = :m AND settle_state = ANY(coalesce(:settle,
-            ARRAY(SELECT code FROM state_codes WHERE kind = 'settle' AND meaning = 'pending')))) AS payments,
-        (SELECT min(req_dt) FROM refunds WHERE member_id = :m AND state = ANY(coalesce(:refund,
-            ARRAY(SELECT code FROM state_codes WHERE kind = 'refund' AND meaning = 'pending')))) AS refunds
-    """
-).bindparams(bindparam("settle", type_=ARRAY(Integer)), bindparam("refund", type_=ARRAY(Integer)))
+_MEMBER = text("SELECT id, user_id FROM members WHERE corp_num = :corp")  # text: nothing to build per member
 
-# A dead process's running rows become abandoned, and ours are recorded, in one statement.
-_RECORD_RUNS = text(
+_LIMITS: dict[dt.date, tuple[object, RowLimits]] = {}
+
+
+def _row_limits(settings, today: dt.date) -> RowLimits:
+    """RowLimits.for_sync, worked out once a day per settings rather than once per member."""
+    cached = _LIMITS.get(today)
+    if cached is None or cached[0] is not settings:
+        if len(_LIMITS) > 8:
+            _LIMITS.clear()
+        cached = _LIMITS[today] = (settings, RowLimits.for_sync(settings, today))
+    return cached[1]
+
+
+# One statement for the whole start of a sync: a dead process's running rows become
+# abandoned and ours are recorded; where each kind stands (new states from RETURNING,
+# existing ones from the statement's snapshot, which does not see its own inserts; the
+# leases rule out a racing insert); and the oldest payment and refund still pending, whose
+# codes come from state_codes unless given (a subquery runs only for a kind being synced).
+_START = text(
     """
     WITH abandoned AS (
         UPDATE sync_runs SET status = 'abandoned', finished_at = now(), error = 'the process running it stopped'
         WHERE member_id = :m AND kind = ANY(:kinds) AND status = 'running'
-    )
-    INSERT INTO sync_runs (member_id, kind) SELECT :m, unnest(:kinds) RETURNING id, kind
-    """
-).bindparams(_KINDS_PARAM)
-
-# New states come from RETURNING, existing ones from the statement's snapshot (which does
-# not see its own inserts); the leases rule out a racing insert.
-_STATES = text(
-    """
-    WITH created AS (
+    ), runs AS (
+        INSERT INTO sync_runs (member_id, kind) SELECT :m, unnest(:kinds) RETURNING id, kind
+    ), created AS (
         INSERT INTO sync_states (member_id, kind) SELECT :m, unnest(:kinds)
         ON CONFLICT (member_id, kind) DO NOTHING RETURNING kind, high_water, last_full_pass_at
+    ), states AS (
+        SELECT * FROM created
+        UNION ALL SELECT kind, high_water, last_full_pass_at FROM sync_states WHERE member_id = :m AND kind = ANY(:kinds)
     )
-    SELECT * FROM created
-    UNION ALL SELECT kind, high_water, last_full_pass_at FROM sync_states WHERE member_id = :m AND kind = ANY(:kinds)
+    SELECT runs.kind, runs.id, states.high_water, states.last_full_pass_at,
+        CASE runs.kind
+            WHEN 'payments' THEN (SELECT min(reg_dt) FROM payments WHERE member_id = :m AND settle_state = ANY(
+                coalesce(:settle, ARRAY(SELECT code FROM state_codes WHERE kind = 'settle' AND meaning = 'pending'))))
+            WHEN 'refunds' THEN (SELECT min(req_dt) FROM refunds WHERE member_id = :m AND state = ANY(
+                coalesce(:refund, ARRAY(SELECT code FROM state_codes WHERE kind = 'refund' AND meaning = 'pending'))))
+        END AS oldest_pending
+    FROM runs JOIN states USING (kind)
     """
-).bindparams(_KINDS_PARAM)
+).bindparams(_KINDS_PARAM, bindparam("settle", type_=ARRAY(Integer)), bindparam("refund", type_=ARRAY(Integer)))
 
 _SKIPPED = text(
     "INSERT INTO sync_runs (member_id, kind, status, finished_at, error) "
@@ -324,31 +349,27 @@ _SKIPPED = text(
 
 def _start(conn: Connection, running: list[_Job], skipped: list[_Job], codes: Codes | None) -> None:
     """One transaction: abandon a dead process's runs, record ours, read where each kind stands."""
-    conn.execute(_SYNC_COMMIT)
+    _durable_commits(conn)
     if running:
         m = running[0].member.member_id
-        kinds = [job.kind for job in running]
-        run_ids = {r.kind: r.id for r in conn.execute(_RECORD_RUNS, {"m": m, "kinds": kinds})}
-        states = {s.kind: s for s in conn.execute(_STATES, {"m": m, "kinds": kinds})}
-        pending = None
-        if {"payments", "refunds"} & set(kinds):
-            given = {"settle": None, "refund": None}
-            if codes is not None:
-                given = {"settle": sorted(codes.settle_pending), "refund": sorted(codes.refund_pending)}
-            pending = conn.execute(_OLDEST_PENDING, {"m": m, **given}).one()
+        given = {"settle": None, "refund": None}
+        if codes is not None:
+            given = {"settle": sorted(codes.settle_pending), "refund": sorted(codes.refund_pending)}
+        params = {"m": m, "kinds": [job.kind for job in running], **given}
+        started = {r.kind: r for r in conn.execute(_START, params)}
         for job in running:
-            job.result.run_id = run_ids[job.kind]
-            job.high_water = states[job.kind].high_water
-            job.last_full_pass_at = states[job.kind].last_full_pass_at
-            oldest = getattr(pending, job.kind, None) if pending is not None and job.kind != "usage" else None
-            job.oldest_pending = oldest.astimezone(KST).date() if oldest else None
+            row = started[job.kind]
+            job.result.run_id = row.id
+            job.high_water = row.high_water
+            job.last_full_pass_at = row.last_full_pass_at
+            job.oldest_pending = row.oldest_pending.astimezone(KST).date() if row.oldest_pending else None
     if skipped:
         m = skipped[0].member.member_id
         params = {"m": m, "kinds": [job.kind for job in skipped], "errors": [job.result.error for job in skipped]}
         ids = {r.kind: r.id for r in conn.execute(_SKIPPED, params)}
         for job in skipped:
             job.result.status, job.result.run_id = "skipped", ids[job.kind]
-    conn.commit()
+    _commit_durable(conn)
 
 
 def _run(job: _Job) -> None:
@@ -370,31 +391,58 @@ def _run(job: _Job) -> None:
             log.exception("sync of %s %s failed", job.member.corp_num, job.kind)
 
 
+# The close of a sync, one statement: every run's outcome, and every kind's state with the
+# deferred advance of its empty pages (as _ADVANCE does for one kind).
+_FINISH = text(
+    """
+    WITH runs AS (
+        UPDATE sync_runs r SET status = t.status, error = t.error, finished_at = now(), pages = t.pages,
+            api_calls = t.api_calls, rows_inserted = t.inserted, rows_updated = t.updated, rows_unchanged = t.unchanged
+        FROM unnest(CAST(:ids AS int[]), CAST(:statuses AS text[]), CAST(:errors AS text[]), CAST(:run_pages AS int[]),
+                    CAST(:api_calls AS int[]), CAST(:inserted AS int[]), CAST(:updated AS int[]),
+                    CAST(:unchanged AS int[]))
+            AS t(id, status, error, pages, api_calls, inserted, updated, unchanged)
+        WHERE r.id = t.id
+    )
+    UPDATE sync_states s SET
+        pages_done = s.pages_done + t.pages, updated_at = now(),
+        window_start = coalesce(t.window_start, s.window_start),
+        window_end = coalesce(t.window_end, s.window_end),
+        high_water = CASE WHEN t.high_water IS NULL THEN s.high_water
+                          ELSE greatest(coalesce(s.high_water, t.high_water), t.high_water) END,
+        last_full_pass_at = CASE WHEN t.full_pass THEN now() ELSE s.last_full_pass_at END,
+        last_success_at = CASE WHEN t.succeeded THEN now() ELSE s.last_success_at END
+    FROM unnest(CAST(:kinds AS text[]), CAST(:pages AS int[]), CAST(:window_starts AS date[]),
+                CAST(:window_ends AS date[]), CAST(:high_waters AS date[]), CAST(:full_passes AS boolean[]),
+                CAST(:succeeded AS boolean[]))
+        AS t(kind, pages, window_start, window_end, high_water, full_pass, succeeded)
+    WHERE s.member_id = :m AND s.kind = t.kind
+    """
+)
+
+
 def _finish(member: _Member, jobs: list[_Job]) -> None:
     """One transaction: the deferred state of empty pages, and every run's outcome."""
-    runs, states = [], []
+    runs: dict[str, list] = {k: [] for k in ("ids", "statuses", "errors", "run_pages", "api_calls", "inserted",
+                                             "updated", "unchanged")}  # fmt: skip
+    states: dict[str, list] = {k: [] for k in ("kinds", "pages", "window_starts", "window_ends", "high_waters",
+                                               "full_passes", "succeeded")}  # fmt: skip
     for job in jobs:
         r = job.result
-        runs.append(
-            {"id": r.run_id, "status": r.status, "error": r.error, "pages": r.pages, "api_calls": r.api_calls,
-             "inserted": r.inserted, "updated": r.updated, "unchanged": r.unchanged}
-        )  # fmt: skip
+        for name, value in zip(runs, (r.run_id, r.status, r.error, r.pages, r.api_calls, r.inserted, r.updated,
+                                      r.unchanged), strict=True):  # fmt: skip
+            runs[name].append(value)
         deferred, pages = job.take_deferred()
         if r.status == "failed":
             deferred, pages = {}, 0  # as if the failed run's unwritten pages were never fetched
-        states.append(_advance_params(job, deferred, pages, succeeded=r.status == "succeeded"))
+        for name, value in zip(states, (job.kind, pages, deferred.get("window_start"), deferred.get("window_end"),
+                                        deferred.get("high_water"), bool(deferred.get("full_pass")),
+                                        r.status == "succeeded"), strict=True):  # fmt: skip
+            states[name].append(value)
     with member.engine.connect() as conn:
-        conn.execute(_SYNC_COMMIT)
-        conn.execute(
-            text(
-                "UPDATE sync_runs SET status = :status, error = :error, finished_at = now(), pages = :pages, "
-                "api_calls = :api_calls, rows_inserted = :inserted, rows_updated = :updated, "
-                "rows_unchanged = :unchanged WHERE id = :id"
-            ),
-            runs,
-        )
-        conn.execute(_ADVANCE, states)
-        conn.commit()
+        _durable_commits(conn)
+        conn.execute(_FINISH, {"m": member.member_id, **runs, **states})
+        _commit_durable(conn)
 
 
 _ROW_TYPES = {"usage": UseHistory, "payments": PaymentHistory, "refunds": RefundHistory}
