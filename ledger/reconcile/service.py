@@ -81,14 +81,15 @@ _USAGE = text(
 # A period's rows, read by the (member_id, tx_dt) index: from `since` to `until`, plus the
 # balance carried in (the rows of the last two seconds before `since`, so the chain enters
 # the period from a settled row, whatever order that second's rows take). One index range per
-# member of the batch. tx_point keeps the wire's sign here, as it always has for a period.
+# member of the batch. tx_point is the magnitude, as in the full run: the checks take the
+# sign from the balance chain and tx_types, whichever way the wire signed it.
 USAGE_BETWEEN = text(
     """
     SELECT m.id AS member_id, u.key, u.tx_dt, u.tx_type, u.tx_point, u.balance, u.direction, u.category
     FROM unnest(CAST(:ids AS integer[])) AS m(id)
     CROSS JOIN LATERAL (
-        SELECT u.id, u.row_key || ':' || u.occurrence AS key, u.tx_dt, u.tx_type, u.tx_point, u.balance,
-               t.direction, t.category
+        SELECT u.id, u.row_key || ':' || u.occurrence AS key, u.tx_dt, u.tx_type, abs(u.tx_point) AS tx_point,
+               u.balance, t.direction, t.category
         FROM usages u LEFT JOIN tx_types t ON t.code = u.tx_type
         WHERE u.member_id = m.id AND u.tx_dt < :until AND u.tx_dt >= coalesce(
             (SELECT min(tx_dt) FROM (SELECT DISTINCT tx_dt FROM usages WHERE member_id = m.id AND tx_dt < :since

@@ -6,11 +6,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
 from sqlalchemy import select, text
 
 from ledger.reconcile.models import Discrepancy
 from ledger.reconcile.service import USAGE_BETWEEN, Period
-from tests.reconcile.test_reconcile import CORP, env, run, sim, sync_and_check  # noqa: F401 - fixtures
+from ledger.simulator import Simulator
+from tests.conftest import small_config
+from tests.reconcile.test_reconcile import CORP, env, run, sync_and_check  # noqa: F401 - fixtures
+
+
+@pytest.fixture(params=[False, True], ids=["magnitudes", "signed"])
+def sim(request):
+    """Whether Popbill signs txPoint is not documented: a month reads both as the full run does."""
+    config = small_config(history_days=90, usage_per_day=8, settle_after_polls=None, signed_tx_point=request.param)
+    with Simulator(config) as simulator:
+        yield simulator
 
 
 def scans_of(plan: dict) -> list[dict]:
