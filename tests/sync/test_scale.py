@@ -141,11 +141,22 @@ def test_a_sync_after_the_lock_connection_was_cut_still_runs(clean_engine):
         with clean_engine.connect() as conn:
             cut = conn.execute(
                 text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    "WITH others AS MATERIALIZED (SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()) "
+                    "SELECT array_agg(pid) FROM others WHERE pg_terminate_backend(pid)"
                 )
             ).scalar()
-        assert cut >= 1
+            assert cut
+
+            # pg_terminate_backend only signals: as after a restart, the next sync starts once
+            # the cut backends are gone (their sockets closed, which the pool sees at checkout).
+            def gone() -> bool:
+                conn.commit()
+                return not conn.execute(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:cut)"), {"cut": cut}
+                ).scalar()
+
+            wait_for(gone, what="the cut backends to exit")
         again = sync_member(clean_engine, client, corp, "usage", today=sim.world.today())
         assert again.status == "succeeded", again.error
         assert_ledger_equals_truth(clean_engine, sim, [corp], kinds=("usage",))
