@@ -50,7 +50,7 @@ from ledger.members.service import MemberError
 from ledger.popbill import PopbillClient
 from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PagingError, PopbillError
-from ledger.popbill.models import Page, PaymentHistory, RefundHistory, UseHistory
+from ledger.popbill.models import Page, PaymentHistory, RefundHistory
 from ledger.popbill.prefetch import prefetch_after
 from ledger.popbill.retry import should_retry
 from ledger.sync.interrupt import SyncInterrupted, check
@@ -397,7 +397,8 @@ def _finish(member: _Member, jobs: list[_Job]) -> None:
         conn.commit()
 
 
-_ROW_TYPES = {"usage": UseHistory, "payments": PaymentHistory, "refunds": RefundHistory}
+# Usage rows stay the dicts screening passed: the COPY text is written from them directly.
+_ROW_TYPES = {"usage": None, "payments": PaymentHistory, "refunds": RefundHistory}
 
 
 def _screened(job: _Job, page: Page) -> tuple[Page, list[tuple[object, str]]]:
@@ -408,7 +409,7 @@ def _screened(job: _Job, page: Page) -> tuple[Page, list[tuple[object, str]]]:
     for row in page.items:
         reason = screen_row(kind, row, limits)
         if reason is None:
-            kept.append(row_type.from_wire(row))
+            kept.append(row if row_type is None else row_type.from_wire(row))
         else:
             refused.append((row, reason))
     return dataclasses.replace(page, items=tuple(kept)), refused
