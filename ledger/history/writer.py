@@ -78,39 +78,48 @@ def _amount(value) -> str:
     return "\\N" if number is None else str(number)
 
 
-_OFFSETS: dict[str, str | None] = {}  # yyyyMMddHH -> its UTC offset in KST, when the whole hour has one
+_HOURS: dict[str, str | None] = {}  # yyyyMMddHH -> "yyyy-MM-ddTHH:" and its KST offset ("+09:00" ...)
 
 
-def _offset(hour: str) -> str | None:
-    offset = _OFFSETS.get(hour, "")
-    if offset == "":
-        y, m, d, h = int(hour[:4]), int(hour[4:6]), int(hour[6:8]), int(hour[8:10])
-        first = dt.datetime(y, m, d, h, tzinfo=KST).isoformat()[19:]
-        last = dt.datetime(y, m, d, h, 59, 59, tzinfo=KST).isoformat()[19:]
-        offset = first if first == last else None  # None: an hour in which KST moved (1987-88 and before)
-        if len(_OFFSETS) > 50_000:
-            _OFFSETS.clear()
-        _OFFSETS[hour] = offset
-    return offset
+def _hour(hour: str) -> str | None:
+    """The text of the hour and the offset KST had in it, or None in an hour in which KST
+    moved (1987-88 and before); looked up once an hour, not once a row."""
+    y, m, d, h = int(hour[:4]), int(hour[4:6]), int(hour[6:8]), int(hour[8:10])
+    first = dt.datetime(y, m, d, h, tzinfo=KST).isoformat()
+    last = dt.datetime(y, m, d, h, 59, 59, tzinfo=KST).isoformat()
+    return f"{first[:14]}\x00{first[19:]}" if first[19:] == last[19:] else None
 
 
 def _tx_dt(value) -> str:
     """The tx_dt column: parse_popbill_datetime(value).isoformat(), the same text, from the
-    yyyyMMdd[HHmmss] wire text by slicing (the zone offset is looked up once an hour)."""
+    yyyyMMdd[HHmmss] wire text by slicing."""
     if type(value) is str and value.isdigit() and value.isascii():
         if len(value) == 8:
             value += "000000"
-        if len(value) == 14 and (offset := _offset(value[:10])) is not None:
-            return f"{value[:4]}-{value[4:6]}-{value[6:8]}T{value[8:10]}:{value[10:12]}:{value[12:]}{offset}"
+        if len(value) == 14:
+            hour = _HOURS.get(value[:10], "")
+            if hour == "":
+                if len(_HOURS) > 50_000:
+                    _HOURS.clear()
+                hour = _HOURS[value[:10]] = _hour(value[:10])
+            if hour is not None:
+                return hour.replace("\x00", f"{value[10:12]}:{value[12:]}", 1)
     return parse_popbill_datetime(value).isoformat()
 
 
 def _usage_line(member: str, raw: dict, key: str, occurrence: int) -> str:
     get = raw.get
+    service_user, user, name, payload = get("serviceUserID"), get("userID"), get("userName"), jsonutil.dumps(raw)
+    texts = f"{service_user}\t{user}\t{name}\t{payload}"
+    if (
+        type(service_user) is not str or type(user) is not str or type(name) is not str
+        or texts.count("\t") != 3 or "\\" in texts or "\n" in texts or "\r" in texts
+    ):  # fmt: skip
+        # Not the common case (all three text, nothing to escape): field by field.
+        texts = f"{copy_field(service_user)}\t{copy_field(user)}\t{copy_field(name)}\t{copy_field(payload)}"
     return (
         f"{member}\t{key}\t{occurrence}\t{_tx_dt(get('txDT'))}\t{_code(get('itemCode'))}\t{_code(get('txType'))}\t"
-        f"{_amount(get('txPoint'))}\t{_amount(get('balance'))}\t{copy_field(get('serviceUserID'))}\t"
-        f"{copy_field(get('userID'))}\t{copy_field(get('userName'))}\t{copy_field(jsonutil.dumps(raw))}\n"
+        f"{_amount(get('txPoint'))}\t{_amount(get('balance'))}\t{texts}\n"
     )
 
 
