@@ -415,16 +415,20 @@ def _screened(job: _Job, page: Page) -> tuple[Page, list[tuple[object, str]]]:
     return dataclasses.replace(page, items=tuple(kept)), refused
 
 
-def _pages(job: _Job, fetch: Callable[..., Iterator[Page]]) -> Iterator[tuple[Page, list, identity.OccurrenceCounter]]:
+def _pages(
+    job: _Job, fetch: Callable[..., Iterator[Page]], *, ahead: bool = False
+) -> Iterator[tuple[Page, list, identity.OccurrenceCounter]]:
     """Every page of fetch(), one API call a page, screened, with the rows screening refused
     and the occurrence counter for its rows. Pages that moved while paging (PagingError) are
     fetched again from the first with a fresh count; what was already written is then
-    written again as unchanged rows."""
+    written again as unchanged rows. ahead (a caller that reads every page): after the first
+    page, the next is fetched and decoded in another thread while this one is screened."""
     restarts = job.member.options.paging_restarts
     for attempt in range(1, restarts + 1):
         counter = identity.OccurrenceCounter()  # exact repeats are numbered per fetch of a window
+        pages = fetch(typed=False)
         try:
-            for page in fetch(typed=False):
+            for page in prefetch_after(pages, lambda p: p.is_last) if ahead else pages:
                 job.result.api_calls += 1
                 screened, refused = _screened(job, page)
                 check(job.member.stop)  # a page fetched after a stop was asked for is not written
@@ -470,7 +474,7 @@ def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[
             )
         else:
             fetch = partial(client.iter_payment_history, corp, *window, per_page=opts.per_page, user_id=m.user_id)
-        for page, refused, counter in _pages(job, fetch):
+        for page, refused, counter in _pages(job, fetch, ahead=True):
             final = page.is_last and n == len(spans) - 1
             page_of = (page.page_num, page.page_count)
             yield _Fetched(_prepare(job, page, counter), page.is_last, window, final, refused, page_of)
