@@ -63,9 +63,29 @@ _CANONICAL = {f: _canonicaliser(f) for f in {*USAGE_KEY, *PAYMENT_KEY, *REFUND_K
 
 def row_key(raw: dict, fields: tuple[str, ...]) -> str:
     """128 bits of BLAKE2b in the uuid text form PostgreSQL returns (an identity, not a secret)."""
-    text = "\x1f".join([_CANONICAL[f](raw.get(f)) for f in fields])
+    return _digest("\x1f".join([_CANONICAL[f](raw.get(f)) for f in fields]))
+
+
+def _digest(text: str) -> str:
     h = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_TX_DT, _ITEM, _TX_TYPE, _POINT, _BALANCE, _SERVICE_USER, _USER, _NAME = (_CANONICAL[f] for f in USAGE_KEY)
+
+
+def usage_key(raw: dict) -> str:
+    """row_key(raw, USAGE_KEY), the same text hashed, for the million-row path: the usual
+    types (text as str, codes as int) skip the generic canonicalisers."""
+    get = raw.get
+    tx_dt, item, tx_type = get("txDT"), get("itemCode"), get("txType")
+    service_user, user, name = get("serviceUserID"), get("userID"), get("userName")
+    return _digest(
+        f"{tx_dt if type(tx_dt) is str else _TX_DT(tx_dt)}\x1f{item if type(item) is int else _ITEM(item)}\x1f"
+        f"{tx_type if type(tx_type) is int else _TX_TYPE(tx_type)}\x1f{_POINT(get('txPoint'))}\x1f"
+        f"{_BALANCE(get('balance'))}\x1f{service_user if type(service_user) is str else _SERVICE_USER(service_user)}"
+        f"\x1f{user if type(user) is str else _USER(user)}\x1f{name if type(name) is str else _NAME(name)}"
+    )
 
 
 class OccurrenceCounter:

@@ -19,7 +19,8 @@ from sqlalchemy.dialects.postgresql import insert
 from ledger import jsonutil
 from ledger.history import identity
 from ledger.history.models import Payment, Refund, StateChange
-from ledger.popbill.models import PaymentHistory, RefundHistory, UseHistory
+from ledger.kst import KST, parse_popbill_datetime
+from ledger.popbill.models import PaymentHistory, RefundHistory, to_decimal
 
 
 @dataclasses.dataclass
@@ -57,30 +58,83 @@ def copy_field(value) -> str:
     return text
 
 
-def _number(value) -> str:
-    return "\\N" if value is None else str(value)  # ints and Decimals never need escaping
+def _code(value) -> str:
+    """The item_code / tx_type column: as int(value) would store it."""
+    if type(value) is int:
+        return str(value)
+    return "\\N" if value is None or value == "" else str(int(value))
 
 
-def _usage_line(member: str, row: UseHistory, key: str, occurrence: int) -> str:
-    return "\t".join(
-        (
-            member, key, str(occurrence), row.tx_dt.isoformat(), _number(row.item_code), _number(row.tx_type),
-            _number(row.tx_point), _number(row.balance), copy_field(row.service_user_id),
-            copy_field(row.user_id), copy_field(row.user_name), copy_field(jsonutil.dumps(row.raw)),
-        )
-    )  # fmt: skip
+def _amount(value) -> str:
+    """The tx_point / balance column, exact: the wire text itself when it already is what
+    str(Decimal(text)) gives (digits, no leading zero, a short fraction), else through Decimal."""
+    if type(value) is str:
+        whole, dot, fraction = value.partition(".")
+        if (
+            whole.isdigit() and whole.isascii() and (whole[0] != "0" or len(whole) == 1)
+            and (not dot or (fraction.isdigit() and fraction.isascii() and len(fraction) <= 6))
+        ):  # fmt: skip
+            return value
+    number = to_decimal(value)
+    return "\\N" if number is None else str(number)
 
 
-def prepare_usage_copy(member_id: int, rows: tuple[UseHistory, ...], counter: identity.OccurrenceCounter) -> str:
-    """The page as COPY text. Pure Python with no database, so it can run in the prefetch
-    thread while the database merges the page before."""
-    member = str(member_id)
+_HOURS: dict[str, str | None] = {}  # yyyyMMddHH -> "yyyy-MM-ddTHH:" and its KST offset ("+09:00" ...)
+
+
+def _hour(hour: str) -> str | None:
+    """The text of the hour and the offset KST had in it, or None in an hour in which KST
+    moved (1987-88 and before); looked up once an hour, not once a row."""
+    y, m, d, h = int(hour[:4]), int(hour[4:6]), int(hour[6:8]), int(hour[8:10])
+    first = dt.datetime(y, m, d, h, tzinfo=KST).isoformat()
+    last = dt.datetime(y, m, d, h, 59, 59, tzinfo=KST).isoformat()
+    return f"{first[:14]}\x00{first[19:]}" if first[19:] == last[19:] else None
+
+
+def _tx_dt(value) -> str:
+    """The tx_dt column: parse_popbill_datetime(value).isoformat(), the same text, from the
+    yyyyMMdd[HHmmss] wire text by slicing."""
+    if type(value) is str and value.isdigit() and value.isascii():
+        if len(value) == 8:
+            value += "000000"
+        if len(value) == 14:
+            hour = _HOURS.get(value[:10], "")
+            if hour == "":
+                if len(_HOURS) > 50_000:
+                    _HOURS.clear()
+                hour = _HOURS[value[:10]] = _hour(value[:10])
+            if hour is not None:
+                return hour.replace("\x00", f"{value[10:12]}:{value[12:]}", 1)
+    return parse_popbill_datetime(value).isoformat()
+
+
+def _usage_line(member: str, raw: dict, key: str, occurrence: int) -> str:
+    get = raw.get
+    service_user, user, name, payload = get("serviceUserID"), get("userID"), get("userName"), jsonutil.dumps(raw)
+    texts = f"{service_user}\t{user}\t{name}\t{payload}"
+    if (
+        type(service_user) is not str or type(user) is not str or type(name) is not str
+        or texts.count("\t") != 3 or "\\" in texts or "\n" in texts or "\r" in texts
+    ):  # fmt: skip
+        # Not the common case (all three text, nothing to escape): field by field.
+        texts = f"{copy_field(service_user)}\t{copy_field(user)}\t{copy_field(name)}\t{copy_field(payload)}"
+    return (
+        f"{member}\t{key}\t{occurrence}\t{_tx_dt(get('txDT'))}\t{_code(get('itemCode'))}\t{_code(get('txType'))}\t"
+        f"{_amount(get('txPoint'))}\t{_amount(get('balance'))}\t{texts}\n"
+    )
+
+
+def prepare_usage_copy(member_id: int, rows, counter: identity.OccurrenceCounter) -> str:
+    """The page as COPY text, straight from the wire rows (dicts as decoded, already screened):
+    each column is the text UseHistory.from_wire's typed value would give, without building it
+    (Decimal, datetime), which cost more than the rest of the row. Pure Python with no
+    database, so it can run in the prefetch thread while the database merges the page before."""
+    member, key, number = str(member_id), identity.usage_key, counter.next
     lines = []
-    for row in rows:
-        key = identity.row_key(row.raw, identity.USAGE_KEY)
-        lines.append(_usage_line(member, row, key, counter.next(key)))
-    lines.append("")
-    return "\n".join(lines)
+    for raw in rows:
+        k = key(raw)
+        lines.append(_usage_line(member, raw, k, number(k)))
+    return "".join(lines)
 
 
 def _copy(conn: Connection, table: str, payload: str) -> None:

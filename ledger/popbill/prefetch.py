@@ -7,12 +7,18 @@ at most `depth` pages wait in memory, so memory stays flat however long the hist
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
 _DONE = object()
+# The consumer (the sync's writer) waits on PostgreSQL several times a page, and each time it
+# wakes it needs the GIL back from the CPU-bound producer, which CPython hands over only every
+# switch interval (5 ms by default): tens of ms lost a page. At 0.5 ms an initial sync of
+# 100,000 rows took 4.5 s instead of 5.9 s of wall, for the same CPU.
+_SWITCH_INTERVAL = 0.0005
 
 
 def prefetch(source: Iterator[T], depth: int = 1) -> Iterator[T]:
@@ -37,6 +43,8 @@ def prefetch(source: Iterator[T], depth: int = 1) -> Iterator[T]:
         except BaseException as exc:  # handed to the consumer, raised there
             put((_DONE, exc))
 
+    if sys.getswitchinterval() > _SWITCH_INTERVAL:
+        sys.setswitchinterval(_SWITCH_INTERVAL)  # process-wide; never raised back, never raised
     worker = threading.Thread(target=produce, name="page-prefetch", daemon=True)
     worker.start()
     try:

@@ -50,7 +50,7 @@ from ledger.members.service import MemberError
 from ledger.popbill import PopbillClient
 from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PagingError, PopbillError
-from ledger.popbill.models import Page, PaymentHistory, RefundHistory, UseHistory
+from ledger.popbill.models import Page, PaymentHistory, RefundHistory
 from ledger.popbill.prefetch import prefetch_after
 from ledger.popbill.retry import should_retry
 from ledger.sync.interrupt import SyncInterrupted, check
@@ -445,7 +445,8 @@ def _finish(member: _Member, jobs: list[_Job]) -> None:
         _commit_durable(conn)
 
 
-_ROW_TYPES = {"usage": UseHistory, "payments": PaymentHistory, "refunds": RefundHistory}
+# Usage rows stay the dicts screening passed: the COPY text is written from them directly.
+_ROW_TYPES = {"usage": None, "payments": PaymentHistory, "refunds": RefundHistory}
 
 
 def _screened(job: _Job, page: Page) -> tuple[Page, list[tuple[object, str]]]:
@@ -456,22 +457,26 @@ def _screened(job: _Job, page: Page) -> tuple[Page, list[tuple[object, str]]]:
     for row in page.items:
         reason = screen_row(kind, row, limits)
         if reason is None:
-            kept.append(row_type.from_wire(row))
+            kept.append(row if row_type is None else row_type.from_wire(row))
         else:
             refused.append((row, reason))
     return dataclasses.replace(page, items=tuple(kept)), refused
 
 
-def _pages(job: _Job, fetch: Callable[..., Iterator[Page]]) -> Iterator[tuple[Page, list, identity.OccurrenceCounter]]:
+def _pages(
+    job: _Job, fetch: Callable[..., Iterator[Page]], *, ahead: bool = False
+) -> Iterator[tuple[Page, list, identity.OccurrenceCounter]]:
     """Every page of fetch(), one API call a page, screened, with the rows screening refused
     and the occurrence counter for its rows. Pages that moved while paging (PagingError) are
     fetched again from the first with a fresh count; what was already written is then
-    written again as unchanged rows."""
+    written again as unchanged rows. ahead (a caller that reads every page): after the first
+    page, the next is fetched and decoded in another thread while this one is screened."""
     restarts = job.member.options.paging_restarts
     for attempt in range(1, restarts + 1):
         counter = identity.OccurrenceCounter()  # exact repeats are numbered per fetch of a window
+        pages = fetch(typed=False)
         try:
-            for page in fetch(typed=False):
+            for page in prefetch_after(pages, lambda p: p.is_last) if ahead else pages:
                 job.result.api_calls += 1
                 screened, refused = _screened(job, page)
                 check(job.member.stop)  # a page fetched after a stop was asked for is not written
@@ -517,7 +522,7 @@ def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[
             )
         else:
             fetch = partial(client.iter_payment_history, corp, *window, per_page=opts.per_page, user_id=m.user_id)
-        for page, refused, counter in _pages(job, fetch):
+        for page, refused, counter in _pages(job, fetch, ahead=True):
             final = page.is_last and n == len(spans) - 1
             page_of = (page.page_num, page.page_count)
             yield _Fetched(_prepare(job, page, counter), page.is_last, window, final, refused, page_of)

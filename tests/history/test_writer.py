@@ -11,7 +11,6 @@ from ledger.history import identity
 from ledger.history.models import Usage
 from ledger.history.writer import prepare_usage_copy, write_usage_copy
 from ledger.members.service import MemberInput, add_member
-from ledger.popbill.models import UseHistory
 
 ROW = {"itemCode": 121, "txType": 2, "txPoint": "10", "balance": "990.5", "txDT": "20261120150000",
        "serviceUserID": "", "userID": "user01", "userName": "김하나"}  # fmt: skip
@@ -41,7 +40,7 @@ def test_occurrences_count_exact_repeats():
 def test_copy_round_trips_awkward_text(db):
     member = add_member(db, MemberInput("1234567890"))
     awkward = {**ROW, "userName": 'tab\there\nnew\\line "quoted" \u200b끝', "serviceUserID": "\\N"}
-    rows = tuple(UseHistory.from_wire(r) for r in (ROW, awkward, dict(ROW)))  # the third repeats the first
+    rows = (ROW, awkward, dict(ROW))  # the third repeats the first
     conn = db.connection()
     payload = prepare_usage_copy(member.id, rows, identity.OccurrenceCounter())
     counts = write_usage_copy(conn, payload, dt.datetime.now(dt.UTC), likely_new=True)
