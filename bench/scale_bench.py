@@ -2,7 +2,7 @@
 
     python bench/scale_bench.py [--members 10000] [--latency-ms 60] [--jobs 32]
                                 [--workers 3] [--worker-threads 8] [--paths cli,celery]
-                                [--phases initial,resync]
+                                [--phases initial,resync] [--seed-ledger clone]
 
 The simulator runs in its own process and waits `--latency-ms` on the server side before
 every answer (real waiting, not CPU). For each path (`ledger sync --jobs N` as a child
@@ -17,6 +17,14 @@ initial sync and then the nightly re-sync with no new data, and prints:
 - peak RSS of the client processes, and the most PostgreSQL connections open at once.
 
 PostgreSQL must run on this machine (backend CPU is read from /proc/<pid>/stat).
+
+`--phases resync --seed-ledger clone` measures the re-sync of many members without first
+paying for their initial sync (at 100,000 members that alone takes half an hour): the
+simulator's members share `--templates` histories (by CorpNum modulo N), one member of each
+is synced for real with `ledger sync --member`, and its ledger (rows, sync states, runs and
+lease rows) is copied by SQL to the members sharing its history: what the initial sync would
+have written for each. The re-sync then prints the rows it wrote: 0 inserted and 0 updated
+shows the copy was faithful.
 """
 
 from __future__ import annotations
@@ -191,7 +199,8 @@ class Bench:
         a = self.args
         self.sim = subprocess.Popen(
             [sys.executable, "-m", "ledger", "simulator", "--port", str(self.port), "--seed", "1",
-             "--history-days", str(a.history_days), "--usage-per-day", str(a.usage_per_day)],
+             "--history-days", str(a.history_days), "--usage-per-day", str(a.usage_per_day),
+             "--distinct-histories", str(a.templates if a.seed_ledger == "clone" else 0)],
             stderr=subprocess.PIPE, text=True, env={**self.env(), "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
         self.sim.stderr.readline()
@@ -229,6 +238,69 @@ class Bench:
                 text("INSERT INTO members (corp_num, name) SELECT c, 'member ' || c FROM unnest(CAST(:c AS text[])) c"),
                 {"c": self.corp_nums},
             )
+
+    def clone_ledger(self) -> None:
+        """Sync one member of each shared history for real, then copy its ledger to the others."""
+        templates = {}
+        for corp in self.corp_nums:
+            templates.setdefault(int(corp) % self.args.templates, corp)
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "ledger", "sync", "--json", *(f"--member={c}" for c in templates.values())],
+            env=self.env(), cwd=self.code, capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(f"ledger sync of the template members failed ({done.returncode}): {done.stderr[-2000:]}")
+        with self.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "CREATE TEMP TABLE clone_map AS SELECT t.id AS source, m.id AS target FROM members m "
+                    "JOIN members t ON t.corp_num = ANY(:templates) "
+                    "AND t.corp_num::bigint % :n = m.corp_num::bigint % :n AND m.id <> t.id"
+                ),
+                {"templates": list(templates.values()), "n": self.args.templates},
+            )
+            for table in ("usages", "payments", "refunds", "sync_states", "sync_runs", "sync_locks"):
+                # Every column but a generated id, with member_id swapped for each other member's.
+                columns = conn.execute(
+                    text(
+                        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                        "AND table_name = :t AND column_name <> 'member_id' "
+                        "AND coalesce(column_default, '') NOT LIKE 'nextval(%' ORDER BY ordinal_position"
+                    ),
+                    {"t": table},
+                ).scalars().all()  # fmt: skip
+                listed = ", ".join(columns)
+                picked = ", ".join(f"t.{c}" for c in columns)
+                conn.execute(
+                    text(
+                        f"INSERT INTO {table} (member_id, {listed}) SELECT c.target, {picked} "
+                        f"FROM {table} t JOIN clone_map c ON c.source = t.member_id"
+                    )
+                )
+            copied = conn.execute(text("SELECT count(*) FROM usages")).scalar()
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+        print(
+            f"ledger seeded: {len(templates)} members synced for real, copied to the other "
+            f"{len(self.corp_nums) - len(templates):,} ({copied:,} usage rows in all) "
+            f"in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
+
+    def rows_written(self, since_run: int) -> tuple[int, int]:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT coalesce(sum(rows_inserted), 0), coalesce(sum(rows_updated), 0) FROM sync_runs WHERE id > :b"
+                ),
+                {"b": since_run},
+            ).one()
+        return int(row[0]), int(row[1])
+
+    def last_run(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(text("SELECT coalesce(max(id), 0) FROM sync_runs")).scalar()
 
     def empty_ledger(self) -> None:
         with self.engine.begin() as conn:
@@ -371,6 +443,7 @@ class Bench:
         if phase == "initial":
             self.empty_ledger()
         calls_before, tokens_before = self.counts()
+        run_before = self.last_run()
         with BackendWatch(self.engine, self.db_name) as pg:
             wall, cpu, rss = self.run_cli() if path == "cli" else self.run_celery()
         calls, tokens = self.counts()
@@ -379,6 +452,8 @@ class Bench:
             self.minimum(phase), rss / 2**20, pg.peak,
         )  # fmt: skip
         figures.print()
+        inserted, updated = self.rows_written(run_before)
+        print(f"        rows written: {inserted:,} inserted, {updated:,} updated", flush=True)
         return figures
 
     def minimum(self, phase: str) -> int:
@@ -405,10 +480,19 @@ def main() -> None:
     parser.add_argument("--history-days", type=int, default=30, help="days of simulated history (light)")
     parser.add_argument("--usage-per-day", type=float, default=0.3)
     parser.add_argument("--initial-days", type=int, default=30, help="LEDGER_SYNC_INITIAL_DAYS")
+    parser.add_argument(
+        "--seed-ledger",
+        choices=("sync", "clone"),
+        default="sync",
+        help="clone: members share --templates histories; one of each synced for real, copied to the rest",
+    )
+    parser.add_argument("--templates", type=int, default=50, help="distinct histories for --seed-ledger clone")
     parser.add_argument("--code", help="run ledger sync and the workers from this source tree (A/B against main)")
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/ledger_scale_bench")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/5")
     args = parser.parse_args()
+    if args.seed_ledger == "clone" and "initial" in args.phases.split(","):
+        parser.error("--seed-ledger clone is for --phases resync (the initial phase would empty the copy)")
 
     bench = Bench(args)
     print(
@@ -420,6 +504,8 @@ def main() -> None:
     bench.start_simulator()
     try:
         bench.setup_database()
+        if args.seed_ledger == "clone":
+            bench.clone_ledger()
         for path in args.paths.split(","):
             if path == "fanout":
                 bench.fan_out()

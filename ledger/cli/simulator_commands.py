@@ -27,8 +27,23 @@ from ledger.cli.main import load_settings
 @click.option(
     "--signed-tx-point", is_flag=True, help="Serve debits' txPoint as negative numbers (default: magnitudes)."
 )
+@click.option(
+    "--distinct-histories",
+    default=0,
+    type=click.IntRange(0),
+    help="Members share this many histories, by CorpNum modulo N (benchmarks clone ledgers); 0: one each.",
+)
 def simulator(
-    host, port, seed, link_id, secret_key, history_days, usage_per_day, token_lifetime, signed_tx_point
+    host,
+    port,
+    seed,
+    link_id,
+    secret_key,
+    history_days,
+    usage_per_day,
+    token_lifetime,
+    signed_tx_point,
+    distinct_histories,
 ) -> None:
     """Run a local Popbill (auth and point API on one port) until Ctrl-C."""
     from ledger.secret import Secret
@@ -36,7 +51,13 @@ def simulator(
 
     settings = load_settings()
     sim = Simulator(
-        SimConfig(seed=seed, history_days=history_days, usage_per_day=usage_per_day, signed_tx_point=signed_tx_point),
+        SimConfig(
+            seed=seed,
+            history_days=history_days,
+            usage_per_day=usage_per_day,
+            signed_tx_point=signed_tx_point,
+            distinct_histories=distinct_histories,
+        ),
         link_id=link_id or settings.link_id,
         secret_key=Secret(secret_key) if secret_key else settings.secret_key,
         host=host,

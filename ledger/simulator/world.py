@@ -133,17 +133,29 @@ class SimConfig:
     # Whether txPoint is signed on the wire is not documented: False serves magnitudes, True
     # serves debits as negative numbers. The ledger must read both.
     signed_tx_point: bool = False
+    # With N > 0, members share N histories (by CorpNum modulo N; each member still has its
+    # own copy): a benchmark can sync one member of each for real and clone its ledger for the
+    # rest. 0: every member its own history.
+    distinct_histories: int = 0
 
 
 class Member:
     """One member's history. All access goes through World's lock."""
 
     def __init__(
-        self, corp_num: str, seed: int, start_day: dt.date, last_day: dt.date, signed_tx_point: bool = False
+        self,
+        corp_num: str,
+        seed: int,
+        start_day: dt.date,
+        last_day: dt.date,
+        signed_tx_point: bool = False,
+        distinct_histories: int = 0,
     ) -> None:
         self.corp_num = corp_num
         self.signed_tx_point = signed_tx_point
-        digest = hashlib.sha256(f"{seed}:{corp_num}".encode()).digest()
+        # What the generated rows are derived from (names and account numbers included).
+        self.history = f"{int(corp_num) % distinct_histories:010d}" if distinct_histories else corp_num
+        digest = hashlib.sha256(f"{seed}:{self.history}".encode()).digest()
         self.rng = random.Random(int.from_bytes(digest[:8], "big"))
         # Some members end their generated history with a deposit still waiting, to be
         # completed by polling GetSettleResult as a requested one is.
@@ -272,7 +284,7 @@ class Member:
                 reg_dt=moment,
                 settler_name="홍길동",
                 settler_email="billing@example.com",
-                payment_name=f"(주)회원{self.corp_num[-4:]}",
+                payment_name=f"(주)회원{self.history[-4:]}",
                 settle_cost=100_000,
                 settle_point=100_000,
                 state_dt=moment,
@@ -293,7 +305,7 @@ class Member:
                 reg_dt=moment,
                 settler_name="홍길동",
                 settler_email="billing@example.com",
-                payment_name=f"(주)회원{self.corp_num[-4:]}",
+                payment_name=f"(주)회원{self.history[-4:]}",
                 settle_cost=cost,
                 settle_point=cost,
                 state_dt=moment,
@@ -319,7 +331,7 @@ class Member:
                 req_dt=moment,
                 request_point=self.refundable // 50_000 * 10_000,  # about a fifth, in whole thousands
                 account_bank="국민",  # the bank by name, as Popbill's examples send it
-                account_num=f"1234{self.corp_num[-6:]}",
+                account_num=f"1234{self.history[-6:]}",
                 account_name="홍길동",
                 reason="서비스 해지",
                 contact_name="홍길동",
@@ -375,7 +387,12 @@ class World:
                 first_day = self._clock_base.date() - dt.timedelta(days=self.config.history_days)
                 last_day = self._clock_base.date() - dt.timedelta(days=1)
                 member = self.members[corp_num] = Member(
-                    corp_num, self.config.seed, first_day, last_day, self.config.signed_tx_point
+                    corp_num,
+                    self.config.seed,
+                    first_day,
+                    last_day,
+                    self.config.signed_tx_point,
+                    self.config.distinct_histories,
                 )
             self._catch_up(member)
             return member

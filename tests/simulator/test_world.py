@@ -30,6 +30,19 @@ def test_same_seed_same_history_other_seed_other_history():
     assert a.usage_truth(MEMBERS[0]) != a.usage_truth(MEMBERS[1])
 
 
+def test_members_can_share_a_number_of_histories():
+    """bench/scale_bench.py clones one member's ledger onto those sharing its history: every
+    field must then be equal, not only the usage rows."""
+    shared = World(small_config(distinct_histories=3))
+    same, other = ["0000000001", "0000000004", "0000000007"], "0000000002"
+    histories = [(shared.usage_truth(c), shared.payments_truth(c), shared.refunds_truth(c)) for c in same]
+    assert histories[0] == histories[1] == histories[2]
+    assert all(histories[0])  # usage, payments and refunds all present, so all were compared
+    assert shared.usage_truth(other) != histories[0][0]
+    own = World(small_config())
+    assert own.usage_truth(same[0]) != own.usage_truth(same[1])
+
+
 def test_balance_chain_is_whole_and_ends_at_the_balance():
     world = World(small_config(history_days=200))
     for corp in MEMBERS:
