@@ -48,6 +48,13 @@ class GzipBomb:
 
 
 @dataclasses.dataclass
+class Redirect:
+    """A 302 to `location` (where a followed redirect would carry the bearer token)."""
+
+    location: str
+
+
+@dataclasses.dataclass
 class Trickle:
     """`body` one byte every `interval` seconds; in the headers too when `headers` is set."""
 
@@ -186,6 +193,8 @@ class HostileServer:
                     self._raw(200, bomb, {"Content-Encoding": "gzip"})
                 elif isinstance(answer, Trickle):
                     self._trickle(answer)
+                elif isinstance(answer, Redirect):
+                    self._raw(302, b"", {"Location": answer.location})
                 else:
                     raise TypeError(answer)
 

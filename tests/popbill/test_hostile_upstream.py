@@ -12,7 +12,7 @@ import pytest
 from ledger.popbill import PagingError, PaymentForm, PopbillClient, PopbillError
 from ledger.settings import Settings
 from tests.conftest import MEMBER
-from tests.hostile import CHUNK, GzipBomb, HostileServer, Huge, Trickle, page, usage_row
+from tests.hostile import CHUNK, GzipBomb, HostileServer, Huge, Redirect, Trickle, page, usage_row
 from tests.waiting import wait_for
 
 DAY = dt.date(2026, 11, 20)
@@ -50,6 +50,17 @@ def test_an_answer_over_the_size_limit_is_cut_there_and_not_retried(declared):
     assert error.received <= MiB + CHUNK  # what the client read before stopping
     if declared:
         assert error.received == 0  # refused on Content-Length alone
+
+
+def test_a_redirect_is_not_followed():
+    """A followed redirect would send the bearer token wherever it points."""
+    with HostileServer(lambda path, page_no: page([usage_row(1, DAY)])) as elsewhere:
+        with HostileServer(lambda path, page_no: Redirect(f"{elsewhere.url}{path}")) as server:
+            with hostile_client(server) as client, pytest.raises(PopbillError) as caught:
+                use_history(client)
+            assert server.history_calls("/UseHistory")  # asked, and answered with the redirect
+        assert elsewhere.history_calls("/UseHistory") == []
+    assert "302" in str(caught.value)
 
 
 def test_a_gzip_bomb_is_stopped_at_the_decoded_limit():
