@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from ledger.alerts.outbox import enqueue
 from ledger.closing.models import MonthClose
+from ledger.db.among import among
 from ledger.errors import UserInputError
 from ledger.history.codes import load_service_names
 from ledger.kst import now_kst, today_kst
@@ -91,7 +92,7 @@ def reopen_month(
         ids = [m.id for m in members]
         reopened = conn.execute(
             update(MonthClose)
-            .where(MonthClose.member_id.in_(ids), MonthClose.month == month, MonthClose.reopened_at.is_(None))
+            .where(among(MonthClose.member_id, ids), MonthClose.month == month, MonthClose.reopened_at.is_(None))
             .values(reopened_by=by.strip(), reopened_at=text("now()"), reopen_reason=reason.strip())
             .returning(MonthClose.member_id)
         ).scalars().all()  # fmt: skip
@@ -102,7 +103,7 @@ def reopen_month(
         # Differences against the figures no longer in force are moot.
         conn.execute(
             update(Discrepancy)
-            .where(Discrepancy.member_id.in_(reopened), Discrepancy.check_name == CHECK,
+            .where(among(Discrepancy.member_id, reopened), Discrepancy.check_name == CHECK,
                    Discrepancy.period == f"{month:%Y-%m}", Discrepancy.status != "resolved")
             .values(status="resolved", resolved_at=text("now()"))
         )  # fmt: skip

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ledger.alerts.outbox import enqueue
+from ledger.db.among import among
 from ledger.errors import UserInputError
 from ledger.history.codes import load_codes
 from ledger.kst import KST, now_kst
@@ -296,7 +297,7 @@ def _write(conn: Connection, writes: _Writes, now: dt.datetime) -> None:
                      writes.reopens)  # fmt: skip
     if writes.resolves:
         conn.execute(
-            update(Discrepancy).where(Discrepancy.id.in_(writes.resolves)).values(status="resolved", resolved_at=now)
+            update(Discrepancy).where(among(Discrepancy.id, writes.resolves)).values(status="resolved", resolved_at=now)
         )
 
 
@@ -314,7 +315,7 @@ def _reconcile_batch(
     for r in conn.execute(
         select(Discrepancy.id, Discrepancy.member_id, Discrepancy.check_name, Discrepancy.fingerprint,
                Discrepancy.status)
-        .where(Discrepancy.member_id.in_(ids), Discrepancy.period == period.label).with_for_update()
+        .where(among(Discrepancy.member_id, ids), Discrepancy.period == period.label).with_for_update()
     ):  # fmt: skip
         known.setdefault(r.member_id, {})[(r.check_name, r.fingerprint)] = r
     reports = {m.id: MemberReport(m.corp_num) for m in members}
@@ -347,7 +348,7 @@ def reconcile(
     reports = []
     with engine.connect() as conn:
         query = select(Member.id, Member.corp_num).order_by(Member.corp_num)
-        query = query.where(Member.corp_num.in_(corp_nums)) if corp_nums else query.where(Member.active.is_(True))
+        query = query.where(among(Member.corp_num, corp_nums)) if corp_nums else query.where(Member.active.is_(True))
         members = conn.execute(query).all()
         codes = load_codes(conn)
     for first in range(0, len(members), BATCH_MEMBERS):

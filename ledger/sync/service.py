@@ -46,7 +46,7 @@ from ledger.history.writer import (
 )
 from ledger.kst import KST
 from ledger.members.models import Member
-from ledger.members.service import MemberError
+from ledger.members.service import MemberError, corp_num_among
 from ledger.popbill import PopbillClient
 from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PagingError, PopbillError
@@ -610,7 +610,7 @@ def members_to_sync(engine: Engine, corp_nums: list[str] | None = None) -> list[
     """The named members, or every active one."""
     with engine.connect() as conn:
         query = select(Member.corp_num).order_by(Member.corp_num)
-        query = query.where(Member.corp_num.in_(corp_nums)) if corp_nums else query.where(Member.active.is_(True))
+        query = query.where(corp_num_among(corp_nums)) if corp_nums else query.where(Member.active.is_(True))
         return list(conn.scalars(query))
 
 
