@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.db.among import among
@@ -80,12 +80,8 @@ def parse_member(corp_num: str, name: str | None, user_id: str | None, threshold
     return MemberInput(corp, check_name(name), check_user_id(user_id), check_threshold(threshold))
 
 
-def corp_num_among(corp_nums: list[str]) -> ColumnElement[bool]:
-    return among(Member.corp_num, corp_nums)
-
-
 def _existing(session: Session, corp_nums: list[str]) -> set[str]:
-    return set(session.scalars(select(Member.corp_num).where(corp_num_among(corp_nums))))
+    return set(session.scalars(select(Member.corp_num).where(among(Member.corp_num, corp_nums))))
 
 
 def add_member(session: Session, item: MemberInput) -> Member:
@@ -198,7 +194,7 @@ def import_members(session: Session, path: Path, *, encoding: str | None = None,
     columns = set(csv.DictReader(io.StringIO(content)).fieldnames or [])
     columns = {HEADER_ALIASES.get(c.strip(), c.strip()) for c in columns}
     known = {m.corp_num: m for m in session.scalars(
-        select(Member).where(corp_num_among([i.corp_num for _, i in items])).with_for_update())}  # fmt: skip
+        select(Member).where(among(Member.corp_num, [i.corp_num for _, i in items])).with_for_update())}  # fmt: skip
     if known and existing == "refuse":
         lines = [str(line) for line, i in items if i.corp_num in known]
         raise MemberError(

@@ -33,6 +33,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Integer, String
 
+from ledger.db.among import among
 from ledger.db.transient import is_transient
 from ledger.history import identity, quarantine
 from ledger.history.screening import RowLimits, screen_row
@@ -46,7 +47,7 @@ from ledger.history.writer import (
 )
 from ledger.kst import KST
 from ledger.members.models import Member
-from ledger.members.service import MemberError, corp_num_among
+from ledger.members.service import MemberError
 from ledger.popbill import PopbillClient
 from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PagingError, PopbillError
@@ -610,7 +611,7 @@ def members_to_sync(engine: Engine, corp_nums: list[str] | None = None) -> list[
     """The named members, or every active one."""
     with engine.connect() as conn:
         query = select(Member.corp_num).order_by(Member.corp_num)
-        query = query.where(corp_num_among(corp_nums)) if corp_nums else query.where(Member.active.is_(True))
+        query = query.where(among(Member.corp_num, corp_nums)) if corp_nums else query.where(Member.active.is_(True))
         return list(conn.scalars(query))
 
 
