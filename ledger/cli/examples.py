@@ -90,14 +90,11 @@ def epilog(lines: list[str], before: str | None = None) -> str:
     return f"{before}\n\n{text}" if before else text
 
 
-def add_examples(group: click.Group, prefix: str = "") -> None:
-    """Append each command's examples to its --help (after anything already there)."""
-    lines = EXAMPLES.get(prefix)
-    if lines and "Examples:" not in (group.epilog or ""):
-        group.epilog = epilog(lines, group.epilog)
-    for name, command in group.commands.items():
-        path = f"{prefix} {name}".strip()
-        if isinstance(command, click.Group):
-            add_examples(command, path)
-        elif path in EXAMPLES and "Examples:" not in (command.epilog or ""):
-            command.epilog = epilog(EXAMPLES[path], command.epilog)
+def add_examples(command: click.Command, path: str = "") -> None:
+    """Append the examples of `path` (and of its subcommands) to their --help, after anything there."""
+    lines = EXAMPLES.get(path)
+    if lines and "Examples:" not in (command.epilog or ""):
+        command.epilog = epilog(lines, command.epilog)
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            add_examples(sub, f"{path} {name}".strip())

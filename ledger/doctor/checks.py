@@ -12,6 +12,13 @@ import socket
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+import requests
+from kombu import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.db import migrate
+from ledger.db.engine import make_engine
+from ledger.popbill.errors import PopbillError
 from ledger.settings import SANDBOX_LINK_ID, Settings, SettingsError
 
 CLOCK_TOLERANCE = dt.timedelta(minutes=1)
@@ -77,7 +84,6 @@ def sandbox_key_stays_home(settings: Settings) -> Finding:
 
 
 def host_answers(name: str, base_url: str, path: str, timeout: float) -> Finding:
-    import requests
 
     parts = urlsplit(base_url)
     try:
@@ -92,7 +98,6 @@ def host_answers(name: str, base_url: str, path: str, timeout: float) -> Finding
 
 
 def token_and_partner_balance(client, corp_num: str | None) -> Finding:
-    from ledger.popbill.errors import PopbillError
 
     if corp_num is None:
         return skip("token", "no CorpNum to ask for (set LEDGER_PARTNER_CORP_NUM or add a member)")
@@ -104,7 +109,6 @@ def token_and_partner_balance(client, corp_num: str | None) -> Finding:
 
 
 def clock(client, settings: Settings) -> Finding:
-    from ledger.popbill.errors import PopbillError
 
     try:
         server = client.get_server_time()
@@ -121,10 +125,7 @@ def clock(client, settings: Settings) -> Finding:
 
 
 def database(settings: Settings) -> tuple[Finding, object | None]:
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from ledger.db import migrate
-    from ledger.db.engine import make_engine
 
     try:
         engine = make_engine(settings, connect_args={"connect_timeout": 5})
@@ -140,7 +141,6 @@ def database(settings: Settings) -> tuple[Finding, object | None]:
 
 
 def broker(settings: Settings, timeout: float) -> Finding:
-    from kombu import Connection
 
     shown = urlsplit(settings.broker_url)
     where = f"{shown.scheme}://{shown.hostname}:{shown.port or ''}".rstrip(":")

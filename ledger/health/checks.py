@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 
+from celery import Celery
+from kombu import Connection
 from sqlalchemy import Engine, select, text
 
 from ledger.health.models import BEAT, Heartbeat
 from ledger.kst import KST
 from ledger.settings import Settings
+from ledger.worker.broker import broker_options
 
 
 def database(engine: Engine) -> str | None:
@@ -23,8 +26,6 @@ def database(engine: Engine) -> str | None:
 
 
 def broker(settings: Settings) -> str | None:
-    from kombu import Connection
-
     try:
         with Connection(settings.broker_url, connect_timeout=3) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
@@ -93,10 +94,8 @@ def run(target: str, engine: Engine, settings: Settings, *, app=None, now: dt.da
     if broker_problem:
         problems.append(broker_problem)
     if target in ("worker", "all") and not broker_problem:
-        if app is None:
-            from workers import make_app
-
-            app = make_app(settings)
+        if app is None:  # a bare app: pinging needs the broker, not the tasks or the worker's hooks
+            app = Celery("ledger", broker=settings.broker_url, broker_transport_options=broker_options(settings))
         problems.append(workers(app))
     if target in ("beat", "all"):
         problems.append(beat(engine, settings, now))

@@ -7,6 +7,7 @@ import logging
 import time
 
 from celery import signals
+from prometheus_client import start_http_server
 
 from ledger import context, logs
 from ledger.health import heartbeat, shutdown, watchdog
@@ -62,7 +63,6 @@ def _bounded_shutdown(how=None, **_) -> None:
 def _worker_ready(**_) -> None:
     settings = context.settings()
     if settings.worker_metrics_port:
-        from prometheus_client import start_http_server
 
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
         log.info("worker metrics on port %s", settings.worker_metrics_port)

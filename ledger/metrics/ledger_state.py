@@ -7,11 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
 
+from ledger.alerts.service import RULES
 from ledger.db.registry import metadata
+from ledger.reconcile.models import CHECKS
 
 # Below this many rows (by the planner's estimate) a table's rows are counted exactly; above it
 # the estimate (pg_class.reltuples, kept by autovacuum) stands, as counting would be slow.
@@ -145,7 +148,6 @@ class LedgerCollector(Collector):
 
             open_ = GaugeMetricFamily("ledger_discrepancies_open", "Open reconciliation discrepancies by check.",
                                       labels=["check"])  # fmt: skip
-            from ledger.reconcile.models import CHECKS
 
             found = dict(rows("discrepancies"))
             for check in sorted(set(CHECKS) | set(found)):
@@ -168,7 +170,6 @@ class LedgerCollector(Collector):
             out += [outbox, unsent_age]
 
             alerts = GaugeMetricFamily("ledger_alerts", "Alerts by rule and state.", labels=["rule", "state"])
-            from ledger.alerts.service import RULES
 
             found = {(r, s): n for r, s, n in rows("alerts")}
             for rule in sorted(set(RULES) | {r for r, _ in found}):
@@ -232,7 +233,6 @@ def per_member_exposition(engine: Engine, default_threshold: Decimal) -> str:
 
 def render(engine: Engine, *, per_member: bool = True, default_threshold: Decimal = Decimal("10000")) -> bytes:
     """The whole exposition (Prometheus text format 0.0.4) of one scrape."""
-    from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LedgerCollector(engine))

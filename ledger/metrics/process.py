@@ -24,3 +24,11 @@ def outcome_of(exc: BaseException | None) -> str:
         return "ok"
     name = type(exc).__name__
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+def observe_call(call: str, seconds: float, failure: BaseException | None, tries: int) -> None:
+    """The Popbill client's call observer (ledger.popbill.requestor.CallObserver) in the worker."""
+    POPBILL_CALL_SECONDS.labels(call).observe(seconds)
+    POPBILL_CALLS.labels(call, outcome_of(failure)).inc()
+    if tries > 1:
+        POPBILL_RETRIES.labels(call).inc(tries - 1)

@@ -25,7 +25,7 @@ from ledger.popbill.models import (
     to_decimal,
 )
 from ledger.popbill.paging import iter_pages
-from ledger.popbill.requestor import Requestor
+from ledger.popbill.requestor import CallObserver, Requestor
 from ledger.settings import Settings
 
 DateLike = str | dt.date
@@ -50,9 +50,15 @@ def _page(answer: dict, item_type, call: str) -> Page:
 class PopbillClient:
     """Thread-safe: one instance may serve every Celery thread."""
 
-    def __init__(self, settings: Settings | None = None, *, requestor: Requestor | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        requestor: Requestor | None = None,
+        observer: CallObserver | None = None,
+    ) -> None:
         self.settings = settings or Settings.from_env()
-        self.requestor = requestor or Requestor(self.settings)
+        self.requestor = requestor or Requestor(self.settings, observer=observer)
 
     @property
     def stats(self):

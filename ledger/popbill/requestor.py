@@ -7,13 +7,13 @@ import datetime as dt
 import json
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from ledger.metrics import process as process_metrics
 from ledger.popbill import auth
 from ledger.popbill.clock import LocalClock, ServerClock, parse_server_time
 from ledger.popbill.errors import (
@@ -119,9 +119,17 @@ def environment_proxies(*urls: str) -> dict[str, str]:
     return proxies
 
 
+# Told of every call once it is over: (call name, seconds, the error or None, attempts made).
+# The application passes one that counts calls in its metrics; the client itself keeps none.
+CallObserver = Callable[[str, float, BaseException | None, int], None]
+
+
 class Requestor:
-    def __init__(self, settings: Settings, transport: Transport | None = None) -> None:
+    def __init__(
+        self, settings: Settings, transport: Transport | None = None, *, observer: CallObserver | None = None
+    ) -> None:
         self.settings = settings
+        self.observer = observer
         self.transport = transport or Transport(
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
@@ -300,7 +308,5 @@ class Requestor:
             failure = exc
             raise
         finally:
-            process_metrics.POPBILL_CALL_SECONDS.labels(call).observe(time.perf_counter() - started)
-            process_metrics.POPBILL_CALLS.labels(call, process_metrics.outcome_of(failure)).inc()
-            if tries > 1:
-                process_metrics.POPBILL_RETRIES.labels(call).inc(tries - 1)
+            if self.observer is not None:
+                self.observer(call, time.perf_counter() - started, failure, tries)

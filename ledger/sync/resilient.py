@@ -13,6 +13,7 @@ import logging
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import DBAPIError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
 
 from ledger.db.transient import is_transient, retry_transient
 from ledger.members.models import Member
@@ -63,7 +64,6 @@ def sync_member_kinds_resilient(
         if lost:
             raise _DatabaseLost(lost)
 
-    from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
 
     retrying = Retrying(
         retry=retry_if_exception(_transient),

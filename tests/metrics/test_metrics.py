@@ -22,6 +22,7 @@ from ledger.alerts import service
 from ledger.alerts.outbox import deliver
 from ledger.members.service import MemberInput, add_member
 from ledger.metrics.ledger_state import ledger_tables, render
+from ledger.metrics.process import observe_call
 from ledger.pending.models import TrackedItem
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
@@ -154,7 +155,7 @@ def test_worker_process_metrics_count_popbill_calls_and_retries(sim):
     failed_before = value("ledger_popbill_calls_total", call="GetBalance", outcome="auth_error")
     timed_before = value("ledger_popbill_call_duration_seconds_count", call="GetBalance")
     sim.inject("status", status=503, count=1, path="/POPBILL_TEST/Point")
-    with PopbillClient(client_settings(sim)) as client:
+    with PopbillClient(client_settings(sim), observer=observe_call) as client:
         client.get_balance(MEMBERS[0])
         sim.world.close_member(MEMBERS[1])
         with pytest.raises(Exception, match=r"(?i)."):

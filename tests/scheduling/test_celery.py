@@ -14,8 +14,10 @@ from sqlalchemy.orm import Session
 
 from ledger.members.service import MemberInput, add_member
 from ledger.scheduling.service import claim, slot_for
+from ledger.settings import Settings
 from ledger.simulator import Simulator
 from ledger.sync.models import SyncRun
+from ledger.worker.app import make_app
 from tests.conftest import CLAIM_KEY, RUN_SUFFIX, TEST_BROKER_URL, TEST_DATABASE_URL, small_config
 from tests.sync.helpers import assert_ledger_equals_truth
 from tests.waiting import wait_for
@@ -99,9 +101,6 @@ def runs(engine, status="succeeded") -> set[tuple[int, str]]:
 
 def app_for(env):
     """A Celery app as the processes see it, to send tasks from the test."""
-    from ledger.settings import Settings
-    from workers import make_app
-
     return make_app(Settings.from_env(env))
 
 

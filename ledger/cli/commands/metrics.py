@@ -8,7 +8,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import click
 
-from ledger.cli.main import friendly_errors, load_settings, open_engine
+from ledger.cli.errors import friendly_errors
+from ledger.cli.runtime import load_settings, open_engine
+from ledger.metrics.ledger_state import render
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -52,7 +54,6 @@ def serve(port: int, host: str) -> None:
     Example:
       ledger metrics serve --port 9464 & curl -s 127.0.0.1:9464/metrics | grep ledger_member_balance
     """
-    from ledger.metrics.ledger_state import render
 
     settings = load_settings()
     engine = open_engine(settings)

@@ -6,11 +6,26 @@ import dataclasses
 import time
 
 import click
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from ledger.cli.main import EXIT_INTERRUPTED, friendly_errors, load_settings, open_engine
+from ledger.alerts.service import check_balances
+from ledger.cli.errors import EXIT_INTERRUPTED, friendly_errors
 from ledger.cli.output import print_table
-from ledger.cli.paths import typed_path
+from ledger.cli.runtime import load_settings, open_engine
+from ledger.cli.summaries import print_reconciliation, statement_rows, write_rows
+from ledger.db import migrate
+from ledger.kst import today_kst
+from ledger.members.service import MemberInput, add_member, list_members
+from ledger.paths import typed_path
+from ledger.popbill import PopbillClient
+from ledger.reconcile.service import reconcile
+from ledger.reports.statement import monthly_statement
 from ledger.sandbox.samples import SAMPLE_MEMBERS
+from ledger.settings import Settings
+from ledger.simulator import SimConfig, Simulator
+from ledger.sync.display import result_rows, stopped_summary, totals_line
+from ledger.sync.runner import SyncStopped, run_sync
 
 DEMO_MEMBERS = SAMPLE_MEMBERS
 
@@ -37,23 +52,6 @@ ORDER BY m.corp_num, u.item_code"""
 def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None:
     """Start a simulated Popbill and a database, add five members, sync them, check their
     balances, reconcile, and print a statement."""
-    from sqlalchemy import text
-    from sqlalchemy.orm import Session
-
-    from ledger.alerts.service import check_balances
-    from ledger.db import migrate
-    from ledger.kst import today_kst
-    from ledger.members.service import MemberInput, add_member, list_members
-    from ledger.popbill import PopbillClient
-    from ledger.reconcile.cli import print_summary
-    from ledger.reconcile.service import reconcile
-    from ledger.reports.cli import statement_rows, write
-    from ledger.reports.statement import monthly_statement
-    from ledger.settings import Settings
-    from ledger.simulator import SimConfig, Simulator
-    from ledger.sync.cli import SyncStopped, run_sync, stopped_summary, summarize
-    from ledger.sync.display import totals_line
-
     settings = load_settings()
     configured = settings.database_url is not None
     if not use_configured_database:
@@ -82,7 +80,7 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
             elapsed = time.perf_counter() - started
             check_balances(engine, client, dataclasses.replace(settings, alert_runway_days=0))
     columns = ["corp_num", "kind", "status", "pages", "inserted", "updated", "unchanged"]
-    print_table("sync summary", summarize(results), columns)
+    print_table("sync summary", result_rows(results), columns)
     click.echo(totals_line(results, elapsed))
     failed = [r for r in results if r.status == "failed"]
     if failed:
@@ -95,10 +93,10 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
     print_table("usage this month", sample[:20])
 
     click.echo("\nReconciling the ledger against the balances Popbill reported:")
-    print_summary(reconcile(engine, settings, corp_nums=corp_nums))
+    print_reconciliation(reconcile(engine, settings, corp_nums=corp_nums))
     statement = monthly_statement(engine, corp_nums[0], today_kst())
     click.echo("")
-    write(*statement_rows(statement, "en"), "table", "en", None, f"statement {corp_nums[0]} {statement.month:%Y-%m}")
+    write_rows(*statement_rows(statement, "en"), "table", "en", None, f"statement {corp_nums[0]} {statement.month:%Y-%m}")
     month = f"{statement.month:%Y-%m}"
     click.echo("\nNext (each line pastes as it is):")
     # The demo's database is not the one commands use by default: name it on each line.

@@ -7,9 +7,10 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
-from ledger.cli.main import friendly_errors, open_engine
+from ledger.cli.errors import friendly_errors
 from ledger.cli.options import wide_option
 from ledger.cli.output import echo_json, print_table
+from ledger.cli.runtime import open_engine
 from ledger.members import service
 
 

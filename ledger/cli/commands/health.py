@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ledger.cli.main import friendly_errors, load_settings, open_engine
+from ledger.cli.errors import friendly_errors
+from ledger.cli.runtime import load_settings, open_engine
 from ledger.health import checks
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
-from ledger.cli.main import load_settings
+from ledger import logs
+from ledger.cli.runtime import load_settings
+from ledger.worker.app import make_app
 
 
 @click.command()
@@ -13,12 +17,9 @@ from ledger.cli.main import load_settings
 @click.option("--hostname", "-n", help="Node name (default: one per process, worker<pid>@<host>).")
 def worker(concurrency: int, loglevel: str, hostname: str | None) -> None:
     """Run a Celery worker (threads: the engine and the Popbill client are shared)."""
-    import os
-
-    from ledger import logs
-
-    logs.configure(load_settings(), default_level="INFO")
-    from workers import app
+    settings = load_settings()
+    logs.configure(settings, default_level="INFO")
+    app = make_app(settings)
 
     # RabbitMQ refuses a second worker of the same node name (its control queue is exclusive),
     # so two workers on one machine need distinct names.
@@ -30,11 +31,9 @@ def worker(concurrency: int, loglevel: str, hostname: str | None) -> None:
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
     """Run Celery beat, the scheduler. Run one; a second is harmless (slots are claimed)."""
-    from ledger import logs
-
     settings = load_settings()
     logs.configure(settings, default_level="INFO")
-    from workers import app
+    app = make_app(settings)
 
     settings.ledger_home.mkdir(parents=True, exist_ok=True)
     app.start(["beat", "-l", loglevel, "-s", str(settings.ledger_home / "celerybeat-schedule")])

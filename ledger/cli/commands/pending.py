@@ -8,10 +8,17 @@ import sys
 import click
 from sqlalchemy.orm import Session
 
-from ledger.cli.main import EXIT_FAILURE, InputError, friendly_errors, load_settings, open_engine
+from ledger.alerts.outbox import deliver
+from ledger.alerts.service import review_stuck
+from ledger.cli.errors import EXIT_FAILURE, InputError, friendly_errors
 from ledger.cli.options import wide_option
 from ledger.cli.output import echo_json, kst_time, print_table
+from ledger.cli.runtime import load_settings, open_engine
+from ledger.members.service import get_member
 from ledger.pending import sending, service
+from ledger.popbill import PopbillClient
+from ledger.sync.service import sync_member
+from ledger.sync.windows import SyncOptions
 
 
 def _request(request, corp_num: str, form, *, call: str, yes: bool, dry_run: bool, force: bool,
@@ -19,8 +26,6 @@ def _request(request, corp_num: str, form, *, call: str, yes: bool, dry_run: boo
     """Show what will be sent, ask on a terminal (--yes for scripts), then send the request,
     tracked from before it is sent (see pending/sending.py). --dry-run checks everything and
     sends nothing."""
-    from ledger.members.service import get_member
-    from ledger.popbill import PopbillClient
 
     settings = load_settings()
     engine = open_engine(settings)
@@ -150,11 +155,6 @@ def pending_list(show_all: bool, as_json: bool, wide: bool) -> None:
 @friendly_errors
 def pending_poll(as_json: bool) -> None:
     """Poll every due item now, and sync the members whose items settled."""
-    from ledger.alerts.outbox import deliver
-    from ledger.alerts.service import review_stuck
-    from ledger.popbill import PopbillClient
-    from ledger.sync.service import sync_member
-    from ledger.sync.windows import SyncOptions
 
     settings = load_settings()
     engine = open_engine(settings)

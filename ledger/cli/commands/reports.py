@@ -3,43 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from pathlib import Path
 
 import click
 
-from ledger.cli.main import friendly_errors, load_settings, open_engine
+from ledger.cli.errors import friendly_errors
 from ledger.cli.options import iso_date, iso_month, output_file
-from ledger.cli.output import print_table
+from ledger.cli.runtime import load_settings, open_engine
+from ledger.cli.summaries import statement_rows, write_rows
+from ledger.popbill import validation
 from ledger.reports import export as exporting
-from ledger.reports.statement import Statement, monthly_statement
-
-STATEMENT_COLUMNS = ["corp_num", "month", "line", "amount", "won", "status"]
-
-
-def statement_rows(statement: Statement, lang: str) -> tuple[list[str], list[tuple]]:
-    rows = [(statement.corp_num, statement.month.strftime("%Y-%m"), line.label_ko if lang == "ko" else line.label_en,
-             line.amount, line.won, line.status) for line in statement.lines]  # fmt: skip
-    return STATEMENT_COLUMNS, rows
-
-
-def write(columns, rows, fmt: str, lang: str, out: Path | None, title: str, encoding: str = "utf-8") -> None:
-    from ledger.reports.labels import header
-
-    if fmt == "xlsx" and out is None:
-        raise click.BadParameter("xlsx needs --out FILE", param_hint="--format")
-    if fmt == "table":
-        print_table(
-            title,  # amounts stay Decimal: the table right-aligns them with one number of decimals
-            [{header(c, lang): v if isinstance(v, Decimal) else exporting.plain(v) for c, v in zip(columns, r, strict=True)}
-             for r in rows],  # fmt: skip
-        )
-        return
-    if out is None:
-        exporting.write_stream(columns, rows, fmt, lang, click.get_binary_stream("stdout"), encoding)
-        return
-    count = exporting.write_file(columns, rows, fmt, lang, out, title, encoding)
-    click.echo(f"wrote {count} rows to {out}", err=True)
+from ledger.reports.statement import monthly_statement
+from ledger.reports.workbook import month_workbook as build_month_workbook
 
 
 def lang_option(fn):
@@ -73,13 +48,11 @@ def report() -> None:
 def statement(corp_num: str, month: dt.date, fmt: str, out: Path | None, lang: str | None, encoding: str) -> None:
     """A member's monthly statement: opening, deposits (won and points), bonus, usage by service,
     refunds, closing; a closed month's frozen figures."""
-    from ledger.popbill import validation
-
     lang = lang or load_settings().lang
     result = monthly_statement(open_engine(), validation.corp_num(corp_num, "statement"), month)
     columns, rows = statement_rows(result, lang)
     title = f"{result.corp_num} {result.member_name or ''} {result.month:%Y-%m}".replace("  ", " ")
-    write(columns, rows, fmt, lang, out, title, encoding)
+    write_rows(columns, rows, fmt, lang, out, title, encoding)
     if result.closed:
         click.echo(f"{result.month:%Y-%m} is closed ({result.closed.by}, {exporting.plain(result.closed.at)} KST): "
                    "these are its frozen figures", err=True)  # fmt: skip
@@ -96,9 +69,7 @@ def statement(corp_num: str, month: dt.date, fmt: str, out: Path | None, lang: s
 @friendly_errors
 def month_workbook(month: dt.date, members: tuple[str, ...], fmt: str, out: Path, lang: str | None) -> None:
     """One workbook for the month: a summary sheet, a sheet per member, and charts."""
-    from ledger.reports.workbook import month_workbook as build
-
-    summary = build(open_engine(), month, out, lang or load_settings().lang, corp_nums=list(members) or None)
+    summary = build_month_workbook(open_engine(), month, out, lang or load_settings().lang, corp_nums=list(members) or None)
     click.echo(f"wrote {out}: {summary.members} member sheet(s), {summary.charts} chart(s)", err=True)
 
 
@@ -120,4 +91,4 @@ def export(name: str, start, end, fmt: str, out: Path | None, lang: str | None, 
         raise click.BadParameter("xlsx needs --out FILE", param_hint="--format")
     lang = lang or load_settings().lang
     with exporting.rows_of(open_engine(), name, start, end) as (columns, rows):
-        write(columns, rows, fmt, lang, out, name, encoding)
+        write_rows(columns, rows, fmt, lang, out, name, encoding)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ledger.cli.main import load_settings
+from ledger.cli.runtime import load_settings
+from ledger.secret import Secret
+from ledger.simulator import SimConfig, Simulator
 
 
 @click.command()
@@ -46,8 +48,6 @@ def simulator(
     distinct_histories,
 ) -> None:
     """Run a local Popbill (auth and point API on one port) until Ctrl-C."""
-    from ledger.secret import Secret
-    from ledger.simulator import SimConfig, Simulator
 
     settings = load_settings()
     sim = Simulator(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ledger.doctor.service import diagnose
+
 
 @click.command()
 def doctor() -> None:
@@ -14,7 +16,6 @@ def doctor() -> None:
     Example:
       eval "$(ledger sandbox env)" && ledger doctor
     """
-    from ledger.doctor.service import diagnose
 
     failed = 0
     for finding in diagnose():

@@ -7,9 +7,11 @@ import getpass
 
 import click
 
-from ledger.cli.main import friendly_errors, open_engine
+from ledger.cli.errors import friendly_errors
 from ledger.cli.options import iso_month
 from ledger.cli.output import echo_json, print_table
+from ledger.cli.runtime import open_engine
+from ledger.closing.service import close_month, list_closes, reopen_month
 
 
 def _who() -> str:
@@ -32,7 +34,6 @@ by_option = click.option("--by", default=None, help="Who does it, for the audit 
 @friendly_errors
 def close(month: dt.date, members: tuple[str, ...], by: str | None) -> None:
     """Close (마감) a month: freeze its statements; later changes become prior-period adjustments."""
-    from ledger.closing.service import close_month
 
     done = close_month(open_engine(), month, by or _who(), corp_nums=list(members) or None)
     click.echo(f"closed {month:%Y-%m} for {len(done)} member(s): {', '.join(done) or '-'}")
@@ -46,7 +47,6 @@ def close(month: dt.date, members: tuple[str, ...], by: str | None) -> None:
 @friendly_errors
 def reopen(month: dt.date, members: tuple[str, ...], reason: str, by: str | None) -> None:
     """Reopen a closed month, with an audit record; close it again when it is right."""
-    from ledger.closing.service import reopen_month
 
     done = reopen_month(open_engine(), month, by or _who(), reason, corp_nums=list(members) or None)
     click.echo(f"reopened {month:%Y-%m} for {len(done)} member(s): {', '.join(done)}")
@@ -58,7 +58,6 @@ def reopen(month: dt.date, members: tuple[str, ...], reason: str, by: str | None
 @friendly_errors
 def closes(month: dt.date | None, as_json: bool) -> None:
     """List month closes and reopens (the audit trail)."""
-    from ledger.closing.service import list_closes
 
     rows = list_closes(open_engine(), month)
     for row in rows:

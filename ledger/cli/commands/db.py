@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from ledger.cli.main import friendly_errors, load_settings, open_engine
+from ledger.cli.errors import friendly_errors
+from ledger.cli.output import print_table
+from ledger.cli.runtime import load_settings, open_engine
+from ledger.db import migrate, roles
+from ledger.db.engine import database_url
+from ledger.db.shell import find_psql, public_url, python_shell, run_psql
 
 
 @click.group()
@@ -16,7 +23,6 @@ def db() -> None:
 @friendly_errors
 def upgrade() -> None:
     """Create or migrate the ledger tables to the newest version."""
-    from ledger.db import migrate
 
     engine = open_engine()
     migrate.upgrade(engine)
@@ -32,15 +38,13 @@ def create_reader(role: str) -> None:
     The password is asked for on a terminal, or read from LEDGER_READER_PASSWORD (never from
     the command line, which other users of the machine can see); it is sent to the server
     already hashed (SCRAM-SHA-256). An existing role with more than read rights is refused."""
-    import sys
 
-    from ledger.db.roles import create_reader
 
     settings = load_settings()
     password = settings.reader_password.reveal() if settings.reader_password else None
     if password is None and sys.stdin.isatty():
         password = click.prompt("password", hide_input=True, confirmation_prompt=True, default="", show_default=False)
-    create_reader(open_engine(settings), role, password or None)
+    roles.create_reader(open_engine(settings), role, password or None)
     click.echo(
         f"{role} can now read the ledger" + ("" if password else " (no password set: it logs in by other means)")
     )
@@ -58,9 +62,6 @@ def shell(command: str | None, use_python: bool) -> None:
       ledger db shell
       ledger db shell -c "SELECT corp_num, name FROM members"
     """
-    from ledger.cli.output import print_table
-    from ledger.db.engine import database_url
-    from ledger.db.shell import find_psql, python_shell, run_psql
 
     settings = load_settings()
     url = database_url(settings)  # starts the embedded server when that is the database
@@ -81,8 +82,6 @@ def url() -> None:
     Example:
       psql "$(ledger db url)"
     """
-    from ledger.db.engine import database_url
-    from ledger.db.shell import public_url
 
     settings = load_settings()
     click.echo(public_url(database_url(settings)))

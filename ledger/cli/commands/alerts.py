@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import getpass
+
 import click
 
 from ledger.alerts import service
 from ledger.alerts.alertmanager import push_quietly
 from ledger.alerts.outbox import channels, deliver
-from ledger.cli.main import friendly_errors, load_settings, open_engine
+from ledger.cli.errors import friendly_errors
 from ledger.cli.options import wide_option
 from ledger.cli.output import echo_json, kst_time, print_table
+from ledger.cli.runtime import load_settings, open_engine
+from ledger.popbill import PopbillClient, validation
 
 
 @click.command()
@@ -18,7 +22,6 @@ from ledger.cli.output import echo_json, kst_time, print_table
 @friendly_errors
 def balances(as_json: bool, wide: bool) -> None:
     """Check every balance now (GetBalance, GetPartnerBalance), alert, and print a table."""
-    from ledger.popbill import PopbillClient
 
     settings = load_settings()
     engine = open_engine(settings)
@@ -69,9 +72,7 @@ def mute(corp_num: str | None, rule: str | None, duration: str, comment: str, cr
       ledger alerts mute 1234567890 --for 2d -m "deposit promised on Friday"
       ledger alerts mute --rule runway --for 12h -m "usage spike during the migration"
     """
-    import getpass
 
-    from ledger.popbill import validation
 
     span = service.parse_duration(duration)
     subject = None if corp_num is None else "partner" if corp_num == "partner" else validation.corp_num(corp_num, "mute")
