@@ -7,9 +7,12 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.db.base import Base, Timestamp
+from ledger.db.base import Base, Timestamp, one_of
 
 PARTNER = "partner"  # the subject of the partner's own balance
+ALERT_STATES = ("ok", "pending", "firing", "unknown")
+NOTIFICATION_STATUSES = ("pending", "sent", "failed")
+CHANNELS = ("log", "webhook", "email")
 
 
 class Alert(Base):
@@ -20,7 +23,7 @@ class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
         UniqueConstraint("subject", "rule"),
-        CheckConstraint("state IN ('ok', 'pending', 'firing', 'unknown')", name="state_known"),
+        one_of("state", ALERT_STATES, "state_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,8 +69,8 @@ class Notification(Base):
 
     __tablename__ = "notifications"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status_known"),
-        CheckConstraint("channel IN ('log', 'webhook', 'email')", name="channel_known"),
+        one_of("status", NOTIFICATION_STATUSES, "status_known"),
+        one_of("channel", CHANNELS, "channel_known"),
         Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
     )
 

@@ -92,8 +92,9 @@ def cli(ctx: click.Context) -> None:
     """ledger: your Popbill members' point ledger, in your own PostgreSQL."""
     if {"--help", "-h"} & set(ctx.meta.get("ledger.argv", ())):
         return  # help is answered before any setting is read or any log configured
-    from ledger import logs  # lazy: structlog is not needed to show help
-    from ledger.cli.runtime import load_settings  # lazy: the settings module is not needed for help
+    # lazy: structlog and the settings are not needed to show help
+    from ledger import logs
+    from ledger.cli.runtime import load_settings
     from ledger.settings import Settings, SettingsError
 
     if ctx.invoked_subcommand not in _SETTINGS_CHECKED_BY_COMMAND:

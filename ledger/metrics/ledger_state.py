@@ -12,8 +12,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
 
+from ledger.alerts.models import ALERT_STATES, CHANNELS, NOTIFICATION_STATUSES
 from ledger.alerts.service import RULES
 from ledger.db.registry import metadata
+from ledger.pending.models import KINDS as TRACKED_KINDS
+from ledger.pending.models import STATES as TRACKED_STATES
 from ledger.reconcile.models import CHECKS
 
 # Below this many rows (by the planner's estimate) a table's rows are counted exactly; above it
@@ -58,9 +61,6 @@ QUERIES = {
     """,
 }
 
-PENDING_KINDS, PENDING_STATES = ("settle", "refund"), ("pending", "done", "cancelled", "invalid")
-CHANNELS, NOTIFICATION_STATES = ("log", "webhook", "email"), ("pending", "sent", "failed")
-ALERT_STATES = ("ok", "pending", "firing", "unknown")
 
 
 def ledger_tables() -> list[str]:
@@ -139,8 +139,8 @@ class LedgerCollector(Collector):
             pending_age = GaugeMetricFamily("ledger_pending_oldest_age_seconds",
                                             "Age of the oldest item still pending, per kind.", labels=["kind"])  # fmt: skip
             found = {(k, s): (n, o) for k, s, n, o in rows("pending")}
-            for kind in PENDING_KINDS:
-                for state in PENDING_STATES:
+            for kind in TRACKED_KINDS:
+                for state in TRACKED_STATES:
                     pending.add_metric([kind, state], found.get((kind, state), (0, None))[0])
                 if (kind, "pending") in found:
                     pending_age.add_metric([kind], float(found[(kind, "pending")][1]))
@@ -161,7 +161,7 @@ class LedgerCollector(Collector):
             found = {(c, s): (n, o) for c, s, n, o in rows("notifications")}
             sent = dict(rows("notifications_sent"))
             for channel in CHANNELS:
-                for state in NOTIFICATION_STATES:
+                for state in NOTIFICATION_STATUSES:
                     value = sent.get(channel, 0) if state == "sent" else found.get((channel, state), (0, None))[0]
                     outbox.add_metric([channel, state], value)
                 ages = [o for (c, _), (_, o) in found.items() if c == channel]

@@ -3,16 +3,18 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, func
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.db.base import Base, Timestamp
+from ledger.db.base import Base, Timestamp, one_of
 
 PENDING, DONE, CANCELLED, INVALID = "pending", "done", "cancelled", "invalid"
 # A request of ours whose answer we have not seen yet (the intent, committed before the POST),
 # one whose outcome is unknown (timeout, dropped connection, database error after sending),
 # one the member's history proved never registered, and one Popbill answered with a refusal.
 SENDING, UNKNOWN, NOT_FOUND, REFUSED = "sending", "unknown", "not_found", "refused"
+STATES = (PENDING, DONE, CANCELLED, INVALID, SENDING, UNKNOWN, NOT_FOUND, REFUSED)
+KINDS = ("settle", "refund")
 
 
 class TrackedItem(Base):
@@ -22,11 +24,8 @@ class TrackedItem(Base):
     __tablename__ = "tracked_items"
     __table_args__ = (
         UniqueConstraint("member_id", "kind", "code"),
-        CheckConstraint("kind IN ('settle', 'refund')", name="kind_known"),
-        CheckConstraint(
-            "state IN ('pending', 'done', 'cancelled', 'invalid', 'sending', 'unknown', 'not_found', 'refused')",
-            name="state_known",
-        ),
+        one_of("kind", KINDS, "kind_known"),
+        one_of("state", STATES, "state_known"),
         Index("ix_tracked_items_state_next_poll_at", "state", "next_poll_at"),
     )
 

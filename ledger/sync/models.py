@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func
+from sqlalchemy import ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.db.base import Base, Timestamp
+from ledger.db.base import Base, Timestamp, one_of
 
 KINDS = ("payments", "usage", "refunds")
-_KIND_CHECK = "kind IN ('payments', 'usage', 'refunds')"
+RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "abandoned", "interrupted")
 
 
 class SyncState(Base):
@@ -16,7 +16,7 @@ class SyncState(Base):
     synced; the next run starts a lookback before it."""
 
     __tablename__ = "sync_states"
-    __table_args__ = (CheckConstraint(_KIND_CHECK, name="kind_known"),)
+    __table_args__ = (one_of("kind", KINDS, "kind_known"),)
 
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)
@@ -32,10 +32,8 @@ class SyncState(Base):
 class SyncRun(Base):
     __tablename__ = "sync_runs"
     __table_args__ = (
-        CheckConstraint(_KIND_CHECK, name="kind_known"),
-        CheckConstraint(
-            "status IN ('running', 'succeeded', 'failed', 'skipped', 'abandoned', 'interrupted')", name="status_known"
-        ),
+        one_of("kind", KINDS, "kind_known"),
+        one_of("status", RUN_STATUSES, "status_known"),
         Index("ix_sync_runs_member_id_kind_started_at", "member_id", "kind", "started_at"),
     )
 
@@ -62,7 +60,7 @@ class SyncLock(Base):
     A lease whose session is gone from pg_stat_activity is free."""
 
     __tablename__ = "sync_locks"
-    __table_args__ = (CheckConstraint(_KIND_CHECK, name="kind_known"),)
+    __table_args__ = (one_of("kind", KINDS, "kind_known"),)
 
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)
