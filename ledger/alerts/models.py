@@ -8,6 +8,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp, one_of
+from ledger.members.models import Member
 
 PARTNER = "partner"  # the subject of the partner's own balance
 ALERT_STATES = ("ok", "pending", "firing", "unknown")
@@ -29,7 +30,7 @@ class Alert(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     subject: Mapped[str] = mapped_column(String(60))
     rule: Mapped[str] = mapped_column(String(30))
-    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(10), server_default="ok")
     consecutive: Mapped[int] = mapped_column(server_default="0")
     value: Mapped[Decimal | None]

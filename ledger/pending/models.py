@@ -7,6 +7,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp, one_of
+from ledger.members.models import Member
 
 PENDING, DONE, CANCELLED, INVALID = "pending", "done", "cancelled", "invalid"
 # A request of ours whose answer we have not seen yet (the intent, committed before the POST),
@@ -30,7 +31,7 @@ class TrackedItem(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(10))
     code: Mapped[str | None] = mapped_column(String(40))  # None until (unless) Popbill's answer is seen
     state: Mapped[str] = mapped_column(String(10), server_default=PENDING)

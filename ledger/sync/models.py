@@ -6,6 +6,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp, one_of
+from ledger.members.models import Member
 
 KINDS = ("payments", "usage", "refunds")
 RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "abandoned", "interrupted")
@@ -18,7 +19,7 @@ class SyncState(Base):
     __tablename__ = "sync_states"
     __table_args__ = (one_of("kind", KINDS, "kind_known"),)
 
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)
     high_water: Mapped[dt.date | None]
     window_start: Mapped[dt.date | None]
@@ -38,7 +39,7 @@ class SyncRun(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(12), server_default="running")
     started_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
@@ -62,7 +63,7 @@ class SyncLock(Base):
     __tablename__ = "sync_locks"
     __table_args__ = (one_of("kind", KINDS, "kind_known"),)
 
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)
     holder_pid: Mapped[int | None]  # pg_backend_pid() of the holder's lock connection
     holder_started: Mapped[dt.datetime | None]  # its backend_start: a reused pid is not the holder
