@@ -252,6 +252,7 @@ class Settings:
     watchdog_interval: int = 60
     worker_soft_shutdown_timeout: float = 10.0
     lang: str = "en"  # headers and labels of reports and exports: en or ko
+    pdf_font: Path | None = None  # a TrueType font with Hangul for PDF statements; None: look for NanumGothic
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -335,6 +336,7 @@ class Settings:
             watchdog_interval=_integer(env, "LEDGER_WATCHDOG_INTERVAL", 60, minimum=1),
             worker_soft_shutdown_timeout=_number(env, "LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT", 10.0, minimum=0),
             lang=_choice(env, "LEDGER_LANG", "en", ("en", "ko")),
+            pdf_font=Path(env["LEDGER_PDF_FONT"]).expanduser() if env.get("LEDGER_PDF_FONT") else None,
         )
 
     def with_hosts(self, base_url: str) -> Settings:

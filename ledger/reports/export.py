@@ -318,16 +318,33 @@ def to_xlsx(columns: list[str], rows: Iterable[tuple], lang: str, path: Path, ti
 # -- files -----------------------------------------------------------------------------------
 
 
+def current_umask() -> int:
+    """The process's umask (Linux reports it in /proc without changing it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside `path`, renamed over it only when the block succeeds: a failed
-    export leaves no half-written file."""
+    export leaves no half-written file. The file gets the permissions any new file gets (the
+    umask decides: 0644 by default), not mkstemp's private 0600, so colleagues on a shared
+    drive can open it."""
     path = Path(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
     os.close(fd)
     temporary = Path(name)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
