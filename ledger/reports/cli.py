@@ -137,9 +137,9 @@ def month_workbook(month: dt.date, members: tuple[str, ...], fmt: str, out: Path
     else:
         result = build(open_engine(settings), month, out, lang, **options)
     if as_json:
-        from ledger.cli.output import echo_json
+        from ledger.cli.output import echo_document
 
-        echo_json({"path": str(out), "month": f"{month:%Y-%m}", "members": result.members, "sheets": result.sheets,
+        echo_document({"path": str(out), "month": f"{month:%Y-%m}", "members": result.members, "sheets": result.sheets,
                    "charts": result.charts, "statements": result.statements, "without_rows": result.without_rows,
                    "sheet_limit_reached": result.sheet_limit_reached,
                    "flagged": [{"corp_num": f.corp_num, "name": f.name, "reasons": list(f.reasons), "sheet": f.sheet}

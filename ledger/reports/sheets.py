@@ -25,6 +25,7 @@ from ledger.reports.layout import (
 PADDING = 2  # characters of air beside the widest content
 MAX_WIDTH = 60  # a column never grows past this; longer text wraps
 TITLE_SCALE = 1.4  # a 14-point bold title takes this many default-font characters per character
+BOLD_SCALE = 1.1  # bold text is wider
 ROW_CM = 0.53  # a default row (15 points)
 
 
@@ -35,7 +36,7 @@ def width_of(texts: Iterable[str], scale: float = 1.0) -> float:
 
 def header_width(text: str) -> int:
     """A wrapped header needs room for its longest word only."""
-    return max((display_width(word) for word in text.split()), default=0) + PADDING
+    return math.ceil(max((display_width(word) for word in text.split()), default=0) * BOLD_SCALE) + PADDING
 
 
 def wrapped_lines(text: str, width: float) -> int:
@@ -44,17 +45,24 @@ def wrapped_lines(text: str, width: float) -> int:
     lines, used = 1, 0
     for word in (text or "").split():
         size = display_width(word)
-        if used and used + 1 + size > room:
+        if size > room:  # a word wider than the column breaks between its characters
+            lines += (1 if used else 0) + math.ceil(size / room) - 1
+            used = size % room or room
+        elif used and used + 1 + size > room:
             lines, used = lines + 1, size
         else:
             used += size + (1 if used else 0)
     return lines
 
 
-def row_height(texts_and_widths: Iterable[tuple[str, float]]) -> float | None:
+def row_height(texts_and_widths: Iterable[tuple[str, float]], scale: float = 1.0) -> float | None:
     """A row's height in points for its wrapped cells (None: one line, the default)."""
-    lines = max((wrapped_lines(t, w) for t, w in texts_and_widths), default=1)
+    lines = max((wrapped_lines(t, w / scale) for t, w in texts_and_widths), default=1)
     return None if lines <= 1 else 15.0 * lines + 2
+
+
+def needs_wrap(text: str, width: float) -> bool:
+    return display_width(text or "") + PADDING > width
 
 
 def prepare(sheet, *, freeze: str | None) -> None:
@@ -190,7 +198,7 @@ def statement_sheet(book, doc: StatementDocument, title: str, produced: str, sty
             sheet.row_dimensions[rows + 1].height = height
         append([style.text(sheet, line, wrap=height is not None)])
     append([])
-    if (height := row_height(zip(doc.headers, widths, strict=True))) is not None:
+    if (height := row_height(zip(doc.headers, widths, strict=True), BOLD_SCALE)) is not None:
         sheet.row_dimensions[header_row].height = height
     append([style.header(sheet, h, align) for h, align in zip(doc.headers, ("left", "right", "right", "center"),
                                                                  strict=True)])  # fmt: skip
@@ -243,6 +251,8 @@ def statement_sheet(book, doc: StatementDocument, title: str, produced: str, sty
             append([])
 
     sheet.row_breaks.append(Break(id=rows))
+    if (height := row_height([(w["daily"], widths[0]), (w["balance"], widths[1])], BOLD_SCALE)) is not None:
+        sheet.row_dimensions[rows + 1].height = height
     section = append([style.header(sheet, w["daily"]), style.header(sheet, w["balance"], "right")])
     for day, balance in doc.daily:
         append([style.date(sheet, day), style.number(sheet, balance, points_format)])

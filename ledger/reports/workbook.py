@@ -46,7 +46,17 @@ from ledger.reports.layout import (
     point_format,
     statement_document,
 )
-from ledger.reports.sheets import Style, header_width, prepare, print_setup, row_height, statement_sheet, width_of
+from ledger.reports.sheets import (
+    BOLD_SCALE,
+    Style,
+    header_width,
+    needs_wrap,
+    prepare,
+    print_setup,
+    row_height,
+    statement_sheet,
+    width_of,
+)
 from ledger.reports.statement import Member, Statement, StatementError, check_month, month_statements, next_month
 
 BATCH = 500  # members read at once
@@ -327,7 +337,7 @@ def _summary_sheet(book, seen: _Pass, month: dt.date, lang: str, produced: str, 
     sheet.append([style.text(sheet, counts)])
     sheet.append([style.text(sheet, w["adds_up"])])
     sheet.append([])
-    sheet.row_dimensions[header_row].height = row_height(zip(headers, widths, strict=True))
+    sheet.row_dimensions[header_row].height = row_height(zip(headers, widths, strict=True), BOLD_SCALE)
     sheet.append([style.header(sheet, h, "left" if kind == TEXT else "right")
                   for h, (_, kind) in zip(headers, SUMMARY_COLUMNS, strict=True)])  # fmt: skip
     name_width = sheet.column_dimensions["B"].width
@@ -347,7 +357,7 @@ def _summary_sheet(book, seen: _Pass, month: dt.date, lang: str, produced: str, 
             elif key == "month_status":
                 cells.append(style.text(sheet, status(value, lang)))
             else:
-                cells.append(style.text(sheet, value, wrap=display_width(value) + 2 > name_width))
+                cells.append(style.text(sheet, value, wrap=needs_wrap(value, name_width)))
         sheet.append(cells)
         rows += 1
     totals = [style.text(sheet, w["total"], bold=True), None, None]
@@ -374,7 +384,7 @@ def _flagged_sheet(book, flagged: list[Flagged], lang: str, month: dt.date, prod
     prepare(sheet, freeze="A4")
     sheet.append([style.title(sheet, title)])
     sheet.append([])
-    sheet.row_dimensions[3].height = row_height(zip(headers, widths, strict=True))
+    sheet.row_dimensions[3].height = row_height(zip(headers, widths, strict=True), BOLD_SCALE)
     sheet.append([style.header(sheet, h) for h in headers])
     for n, (f, why) in enumerate(zip(flagged, reasons, strict=True), 4):
         if (height := row_height([(f.name or "", widths[1]), (why, widths[2])])) is not None:

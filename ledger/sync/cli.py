@@ -147,6 +147,18 @@ def summarize(results) -> list[dict]:
     ]  # fmt: skip
 
 
+def check_since(since, earliest) -> None:
+    """--since inside the data: not in the future, not before any row can be dated."""
+    from ledger.kst import today_kst
+
+    today = today_kst()
+    if since > today:
+        raise click.BadParameter(f"{since} is in the future (today in Korea is {today})", param_hint="--since")
+    if since < earliest:
+        raise click.BadParameter(f"{since} is before {earliest}, the earliest date a row may have "
+                                 "(LEDGER_ROW_EARLIEST_DATE)", param_hint="--since")  # fmt: skip
+
+
 @click.command()
 @click.option("--member", "members", multiple=True, metavar="CORPNUM", help="Only this member (repeatable).")
 @click.option("--kind", "kinds", multiple=True, type=KIND_CHOICES, help="Only this history (repeatable).")
@@ -163,6 +175,8 @@ def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
     from ledger.sync.windows import SyncOptions
 
     settings = load_settings()
+    if since is not None:
+        check_since(since, settings.row_earliest_date)
     engine = open_engine(settings)
     started = time.perf_counter()
     try:
