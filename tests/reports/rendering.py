@@ -24,16 +24,27 @@ DEBIAN_PACKAGES = ["libreoffice-calc-nogui", "poppler-utils", "fonts-nanum"]
 _installed: list[bool] = []
 
 
-def require_tools() -> None:
-    """LibreOffice and poppler from Debian, installed when absent (as .ci/run does); the test
-    is skipped, saying why, only when they cannot be installed."""
+def _missing() -> list[str]:
+    from ledger.reports.pdf import MissingFontError, find_font
+
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+    try:
+        find_font(None)
+    except MissingFontError:
+        missing.append("a Korean TrueType font (fonts-nanum)")
+    return missing
+
+
+def require_tools() -> None:
+    """LibreOffice, poppler and NanumGothic from Debian, installed when absent (as .ci/run
+    does); the test is skipped, saying why, only when they cannot be installed."""
+    missing = _missing()
     if missing and not _installed and shutil.which("apt-get") and os.geteuid() == 0:
         _installed.append(True)
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *DEBIAN_PACKAGES],
                        capture_output=True, env=env, timeout=900)  # fmt: skip
-        missing = [tool for tool in TOOLS if shutil.which(tool) is None]
+        missing = _missing()
     if missing:
         pytest.skip(f"cannot render: {', '.join(missing)} missing and could not be installed "
                     f"(Debian: apt-get install {' '.join(DEBIAN_PACKAGES)})")  # fmt: skip
