@@ -162,3 +162,34 @@ def chart_problems(path: Path) -> tuple[int, list[str]]:
             if '<c:tickLblSkip val="1"' not in xml:
                 problems.append(f"{name}: some category labels may be skipped")
     return charts, problems
+
+
+def charts_outside_the_print_area(path: Path) -> list[str]:
+    """Charts that would be cut when printed: each must start in the print area's first
+    column, be no wider than its columns and end above its last row."""
+    from openpyxl.utils import column_index_from_string
+
+    xml = sheet_xml(path)
+    with zipfile.ZipFile(path) as archive:
+        rels = {n: archive.read(n).decode() for n in archive.namelist() if n.endswith(".rels")}
+    areas = dict(re.findall(r'<definedName name="_xlnm.Print_Area" localSheetId="(\d+)">([^<]+)<', xml["xl/workbook.xml"]))
+    problems = []
+    for n, name in enumerate(sorted((k for k in xml if re.match(r"xl/worksheets/sheet\d+\.xml$", k)),
+                                    key=lambda k: int(re.search(r"(\d+)\.xml", k).group(1)))):  # fmt: skip
+        rel = rels.get(name.replace("worksheets/", "worksheets/_rels/") + ".rels", "")
+        drawing = re.search(r'Target="/?(?:xl/)?(?:\.\./)?(drawings/drawing\d+\.xml)"', rel)
+        if not drawing:
+            continue
+        first_col, last_col, last_row = re.search(r"\$([A-Z]+)\$\d+:\$([A-Z]+)\$(\d+)", areas[str(n)]).groups()
+        widths = {int(m): float(w) for w, m in re.findall(r'<col width="([\d.]+)"[^>]* min="(\d+)"', xml[name])}
+        columns = range(column_index_from_string(first_col), column_index_from_string(last_col) + 1)
+        room_emu = sum((widths.get(c, 8.43) * 7 + 5) * 2.54 / 96 for c in columns) * 360_000
+        anchors = re.findall(r"<(?:xdr:)?from><(?:xdr:)?col>(\d+)</(?:xdr:)?col>.*?<(?:xdr:)?row>(\d+)</(?:xdr:)?row>"
+                             r'.*?<(?:xdr:)?ext cx="(\d+)" cy="(\d+)"', xml[f"xl/{drawing.group(1)}"], re.S)  # fmt: skip
+        if not anchors:
+            problems.append(f"{name}: its drawing has no chart anchor this check can read")
+        for col, row, cx, cy in anchors:
+            end_row = int(row) + int(cy) / (0.53 * 360_000)
+            if int(col) + 1 != columns[0] or int(cx) > room_emu or end_row > int(last_row):
+                problems.append(f"{name}: a chart at column {int(col) + 1}, row {int(row) + 1} leaves the print area")
+    return problems

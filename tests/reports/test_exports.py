@@ -34,6 +34,7 @@ from tests.conftest import client_settings, small_config
 from tests.reports.rendering import (
     cells_that_do_not_fit,
     chart_problems,
+    charts_outside_the_print_area,
     pdf_text,
     print_settings_problems,
     print_to_pdf,
@@ -270,6 +271,7 @@ def test_files_as_a_person_prints_them(ledger_with_everything, tmp_path):
         assert print_settings_problems(path) == []
         charts, problems = chart_problems(path)
         assert charts >= 2 and problems == []
+        assert charts_outside_the_print_area(path) == []
     printed = print_to_pdf([workbook, statement], tmp_path / "printed")
     first_page = pdf_text(printed[0], 1)
     # fit to one page wide: the summary's first and last columns, and its total, on its first page
