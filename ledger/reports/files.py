@@ -25,7 +25,7 @@ def statement_document_of(engine: Engine, corp_num: str, month: dt.date, lang: s
         member = _member(conn, corp_num)
         first, last = data_months(conn, [member.id])[member.id]
         check_month(month, first, last, corp_num, today or today_kst())
-        _, statement, doc = next(documents(conn, [member], month, lang, now or now_kst()))
+        _, statement, doc = next(documents(conn, [[member]], month, lang, now or now_kst()))
     return statement, doc
 
 

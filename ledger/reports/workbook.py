@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, Row, text
 
 from ledger.errors import UserInputError
 from ledger.history.codes import load_service_names
@@ -137,10 +137,7 @@ def assert_adds_up(rows: list[dict], month: dt.date) -> None:
 # -- reading members in batches -------------------------------------------------------------
 
 
-_MEMBERS = text(
-    """
-    SELECT m.id, m.corp_num, m.name, m.low_balance_threshold AS threshold, r.first_month, r.last_month
-    FROM members m
+_DATA_RANGE = """
     CROSS JOIN LATERAL (
         SELECT date_trunc('month', least(
                    (SELECT min(tx_dt) FROM usages WHERE member_id = m.id),
@@ -150,35 +147,57 @@ _MEMBERS = text(
                date_trunc('month', (SELECT max(tx_dt) FROM usages WHERE member_id = m.id) AT TIME ZONE 'Asia/Seoul')::date
                    AS last_month
     ) r
-    WHERE {where} ORDER BY m.corp_num
-    """
+"""
+_MEMBERS = "SELECT m.id, m.corp_num, m.name, m.low_balance_threshold AS threshold, r.first_month, r.last_month " \
+           "FROM members m " + _DATA_RANGE  # fmt: skip
+# The active members' data range, in one pass that keeps nothing per member.
+_ACTIVE_RANGE = text(
+    "SELECT count(*) AS members, min(r.first_month) AS first_month, max(r.last_month) AS last_month, "
+    "count(*) FILTER (WHERE r.first_month IS NULL OR r.first_month > :m) AS without_rows "
+    "FROM members m " + _DATA_RANGE + " WHERE m.active"
 )
+# A page of active members after a corp_num: memory holds one batch, however many members.
+_ACTIVE_PAGE = text(_MEMBERS + " WHERE m.active AND m.corp_num > :after ORDER BY m.corp_num LIMIT :n")
 
 
-def report_members(conn: Connection, month: dt.date, corp_nums: list[str] | None, today: dt.date | None = None):
-    """The members the month's report covers (asked ones, else every active one), with their
-    data range; a month outside every member's data is refused."""
+def check_report_month(conn: Connection, month: dt.date, corp_nums: list[str] | None, today: dt.date | None = None
+                       ) -> int:  # fmt: skip
+    """Refuse a month outside the data (of the asked members, else of the ledger); returns how
+    many members have no row by the month's end (they are not in the report)."""
     today = today or today_kst()
     if corp_nums:
-        rows = conn.execute(text(_MEMBERS.text.format(where="m.corp_num = ANY(:c)")), {"c": list(corp_nums)}).all()
+        rows = conn.execute(text(_MEMBERS + " WHERE m.corp_num = ANY(:c)"), {"c": list(corp_nums)}).all()
         missing = sorted(set(corp_nums) - {r.corp_num for r in rows})
         if missing:
             raise WorkbookError(f"--member: {', '.join(missing)} is not a member")
         for row in rows:  # an asked member must have the month
             check_month(month, row.first_month, row.last_month, row.corp_num, today)
-    else:
-        rows = conn.execute(text(_MEMBERS.text.format(where="m.active"))).all()
-        if not rows:
-            raise WorkbookError("no members to report on (add them with `ledger members add`)")
-        firsts = [r.first_month for r in rows if r.first_month]
-        lasts = [r.last_month for r in rows if r.last_month]
-        check_month(month, min(firsts, default=None), max(lasts, default=None), "the ledger", today)
-    return rows
+        return 0
+    found = conn.execute(_ACTIVE_RANGE, {"m": month}).one()
+    if not found.members:
+        raise WorkbookError("no members to report on (add them with `ledger members add`)")
+    check_month(month, found.first_month, found.last_month, "the ledger", today)
+    return found.without_rows
 
 
-def _batches(rows, size: int = BATCH) -> Iterator[list]:
-    for first in range(0, len(rows), size):
-        yield rows[first : first + size]
+def member_batches(conn: Connection, month: dt.date, corp_nums: list[str] | None) -> Iterator[list[Row]]:
+    """The members the month's report covers (asked ones, else every active one with a row by
+    the month's end), a batch at a time, in corp_num order."""
+    if corp_nums:
+        rows = conn.execute(text(_MEMBERS + " WHERE m.corp_num = ANY(:c) ORDER BY m.corp_num"),
+                            {"c": list(corp_nums)}).all()  # fmt: skip
+        for first in range(0, len(rows), BATCH):
+            yield rows[first : first + BATCH]
+        return
+    after = ""
+    while True:
+        page = conn.execute(_ACTIVE_PAGE, {"after": after, "n": BATCH}).all()
+        if not page:
+            return
+        after = page[-1].corp_num
+        covered = [r for r in page if r.first_month is not None and r.first_month <= month]
+        if covered:
+            yield covered
 
 
 _DAILY = text(
@@ -211,10 +230,11 @@ def daily_balances(conn: Connection, members: list[Member], month: dt.date, open
     return out
 
 
-def documents(conn: Connection, rows, month: dt.date, lang: str, produced_at: dt.datetime, reasons: dict | None = None):
-    """(member, statement, document) for the members of `rows`, batch by batch."""
+def documents(conn: Connection, batches, month: dt.date, lang: str, produced_at: dt.datetime,
+              reasons: dict | None = None):  # fmt: skip
+    """(member, statement, document) for the members of each batch (rows with id, corp_num, name)."""
     names = load_service_names(conn)
-    for batch in _batches(rows):
+    for batch in batches:
         members = [Member(r.id, r.corp_num, r.name) for r in batch]
         statements = month_statements(conn, members, month, names)
         openings = {m.id: Decimal(s.amount("opening_balance", ZERO) or ZERO) for m, s in zip(members, statements,
@@ -244,12 +264,12 @@ class _Pass:
     closed: int = 0
 
 
-def _first_pass(conn: Connection, rows, month: dt.date, lang: str, default_threshold: Decimal, largest: int,
+def _first_pass(conn: Connection, batches, month: dt.date, lang: str, default_threshold: Decimal, largest: int,
                 spill) -> _Pass:  # fmt: skip
     w = words(lang)
     seen = _Pass(spill)
     names = load_service_names(conn)
-    for batch in _batches(rows):
+    for batch in batches:
         members = [Member(r.id, r.corp_num, r.name) for r in batch]
         thresholds = {r.corp_num: r.threshold for r in batch}
         for statement in month_statements(conn, members, month, names):
@@ -427,25 +447,23 @@ def month_workbook(engine: Engine, month: dt.date, out: Path, lang: str, *, corp
     month = month.replace(day=1)
     produced_at = now or now_kst()
     with engine.connect() as conn, _spill() as spill:
-        rows, seen = _read(conn, month, lang, corp_nums, default_threshold, largest, spill, today)
-        report = MonthReport(Path(out), members=seen.rows)
-        report.without_rows = sum(1 for r in rows if r.first_month is None or r.first_month > month)
+        without_rows, seen = _read(conn, month, lang, corp_nums, default_threshold, largest, spill, today)
+        report = MonthReport(Path(out), members=seen.rows, without_rows=without_rows)
         flagged, chosen, report.sheet_limit_reached = _plan(seen, corp_nums, sheet_limit, lang)
         report.flagged, report.sheet_members = flagged, chosen
         with atomic_path(out) as temporary:
-            report.sheets, report.charts = _write_book(conn, temporary, rows, seen, flagged, chosen, month, lang,
+            report.sheets, report.charts = _write_book(conn, temporary, seen, flagged, chosen, month, lang,
                                                        produced_at)  # fmt: skip
     return report
 
 
-def _read(conn, month, lang, corp_nums, default_threshold, largest, spill, today):
-    members = report_members(conn, month, corp_nums, today)
-    covered = [r for r in members if r.first_month is not None and r.first_month <= month]
-    if not covered:
+def _read(conn, month, lang, corp_nums, default_threshold, largest, spill, today) -> tuple[int, _Pass]:
+    without_rows = check_report_month(conn, month, corp_nums, today)
+    seen = _first_pass(conn, member_batches(conn, month, corp_nums), month, lang, default_threshold, largest, spill)
+    if not seen.rows:
         raise StatementError(f"--month: no member has rows by {month:%Y-%m}")
-    seen = _first_pass(conn, covered, month, lang, default_threshold, largest, spill)
     assert_adds_up(seen.unbalanced, month)
-    return covered, seen
+    return without_rows, seen
 
 
 def _counts(seen: _Pass, flagged: list[Flagged], lang: str) -> str:
@@ -454,7 +472,7 @@ def _counts(seen: _Pass, flagged: list[Flagged], lang: str) -> str:
             f"{w['flagged']}: {sum(1 for f in flagged if f.reasons):,}")  # fmt: skip
 
 
-def _write_book(conn, path: Path, rows, seen: _Pass, flagged: list[Flagged], chosen: list[str], month: dt.date,
+def _write_book(conn, path: Path, seen: _Pass, flagged: list[Flagged], chosen: list[str], month: dt.date,
                 lang: str, produced_at: dt.datetime) -> tuple[int, int]:  # fmt: skip
     from openpyxl import Workbook
 
@@ -464,13 +482,12 @@ def _write_book(conn, path: Path, rows, seen: _Pass, flagged: list[Flagged], cho
     _summary_sheet(book, seen, month, lang, produced, style, _counts(seen, flagged, lang))
     _flagged_sheet(book, flagged, lang, month, produced, style)
     charts = 0
-    wanted = set(chosen)
-    for member, _, doc in documents(conn, [r for r in rows if r.corp_num in wanted], month, lang, produced_at,
-                                    seen.reasons):  # fmt: skip
+    batches = member_batches(conn, month, chosen) if chosen else iter(())
+    for member, _, doc in documents(conn, batches, month, lang, produced_at, seen.reasons):
         title = safe_sheet_title(f"{member.corp_num} {member.name or ''}", book.sheetnames)
         charts += statement_sheet(book, doc, title, produced, style)
     book.save(path)
-    return len(wanted), charts
+    return len(chosen), charts
 
 
 def month_pack(engine: Engine, month: dt.date, out: Path, lang: str, *, corp_nums: list[str] | None = None,
@@ -485,17 +502,18 @@ def month_pack(engine: Engine, month: dt.date, out: Path, lang: str, *, corp_num
     produced_at = now or now_kst()
     produced = format_time(produced_at)
     with engine.connect() as conn, _spill() as spill:
-        rows, seen = _read(conn, month, lang, corp_nums, default_threshold, largest, spill, today)
-        report = MonthReport(Path(out), members=seen.rows)
+        without_rows, seen = _read(conn, month, lang, corp_nums, default_threshold, largest, spill, today)
+        report = MonthReport(Path(out), members=seen.rows, without_rows=without_rows)
         flagged, chosen, report.sheet_limit_reached = _plan(seen, corp_nums, sheet_limit, lang)
         report.flagged, report.sheet_members = flagged, chosen
         with atomic_path(out) as temporary, zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as pack:
             with tempfile.TemporaryDirectory(prefix="ledger-pack-") as folder:
                 book = Path(folder) / "summary.xlsx"
-                report.sheets, report.charts = _write_book(conn, book, rows, seen, flagged, chosen, month, lang,
+                report.sheets, report.charts = _write_book(conn, book, seen, flagged, chosen, month, lang,
                                                            produced_at)  # fmt: skip
                 pack.write(book, f"{month:%Y-%m}/summary.xlsx")
-            for member, _, doc in documents(conn, rows, month, lang, produced_at, seen.reasons):
+            batches = member_batches(conn, month, corp_nums)
+            for member, _, doc in documents(conn, batches, month, lang, produced_at, seen.reasons):
                 name = safe_sheet_title(member.name or "", ()).replace(" ", "_") if member.name else ""
                 pack.writestr(f"{month:%Y-%m}/{member.corp_num}{'_' + name if name else ''}.pdf",
                               statement_pdf(doc, produced, font))  # fmt: skip
