@@ -17,7 +17,6 @@ from ledger.errors import UserInputError
 from ledger.reports.labels import words
 from ledger.reports.layout import StatementDocument, format_points, format_whole
 
-REGULAR, BOLD = "LedgerKorean", "LedgerKorean-Bold"
 # (regular, bold) where the usual Korean TrueType fonts are installed.
 KNOWN_FONTS = [
     ("/usr/share/fonts/truetype/nanum/NanumGothic.ttf", "/usr/share/fonts/truetype/nanum/NanumGothicBold.ttf"),
@@ -52,25 +51,30 @@ def find_font(configured: Path | None) -> tuple[Path, Path | None]:
 
 
 @functools.cache
-def register_fonts(regular: Path, bold: Path | None) -> None:
-    """Register the font once for the process (reportlab keeps it for every document)."""
+def register_fonts(regular: Path, bold: Path | None) -> tuple[str, str]:
+    """Register the fonts once for the process (reportlab keeps them for every document), under
+    names of their own files; returns (regular, bold) names."""
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.ttfonts import TTFError, TTFont
 
+    names = (f"ledger:{regular}", f"ledger:{bold or regular}:bold")
     try:
-        pdfmetrics.registerFont(TTFont(REGULAR, str(regular)))
-        pdfmetrics.registerFont(TTFont(BOLD, str(bold or regular)))
+        fonts = (TTFont(names[0], str(regular)), TTFont(names[1], str(bold or regular)))
     except TTFError as exc:  # CFF outlines (Noto CJK), a broken file
         raise MissingFontError(f"{regular} cannot be used ({str(exc).splitlines()[0][:120]}); {INSTALL_HINT}") from None
-    if ord("가") not in pdfmetrics.getFont(REGULAR).face.charToGlyph:
+    if ord("가") not in fonts[0].face.charToGlyph:
         raise MissingFontError(f"{regular} has no Hangul; {INSTALL_HINT}")
+    for font in fonts:
+        pdfmetrics.registerFont(font)
+    return names
 
 
-def fonts(configured: Path | None) -> None:
-    register_fonts(*find_font(configured))
+def fonts(configured: Path | None) -> tuple[str, str]:
+    """(regular, bold) font names for reportlab; a missing or unusable font is one clear error."""
+    return register_fonts(*find_font(configured))
 
 
-def _numbered_canvas(head: str, foot: str):
+def _numbered_canvas(head: str, foot: str, font: str):
     """A canvas that writes the running head and 'page n / N' once it knows N."""
     from reportlab.pdfgen.canvas import Canvas
 
@@ -88,7 +92,7 @@ def _numbered_canvas(head: str, foot: str):
             for state in self._pages:
                 self.__dict__.update(state)
                 width, height = self._pagesize
-                self.setFont(REGULAR, 8)
+                self.setFont(font, 8)
                 self.setFillGray(0.35)
                 self.drawCentredString(width / 2, height - 28, head)
                 self.drawString(42, 24, foot)
@@ -111,12 +115,12 @@ def statement_pdf(doc: StatementDocument, produced: str, font: Path | None = Non
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
     from reportlab.platypus.flowables import KeepTogether
 
-    fonts(font)
+    regular, bold = fonts(font)  # the names reportlab knows them by
     w = words(doc.lang)
-    base = ParagraphStyle("base", fontName=REGULAR, fontSize=9, leading=12, alignment=TA_LEFT)
-    strong = ParagraphStyle("strong", parent=base, fontName=BOLD)
-    title = ParagraphStyle("title", parent=base, fontName=BOLD, fontSize=16, leading=22, spaceAfter=4 * mm)
-    section = ParagraphStyle("section", parent=base, fontName=BOLD, fontSize=11, leading=15, spaceBefore=5 * mm,
+    base = ParagraphStyle("base", fontName=regular, fontSize=9, leading=12, alignment=TA_LEFT)
+    strong = ParagraphStyle("strong", parent=base, fontName=bold)
+    title = ParagraphStyle("title", parent=base, fontName=bold, fontSize=16, leading=22, spaceAfter=4 * mm)
+    section = ParagraphStyle("section", parent=base, fontName=bold, fontSize=11, leading=15, spaceBefore=5 * mm,
                              spaceAfter=2 * mm)  # fmt: skip
 
     def para(text: str, style=base) -> Paragraph:
@@ -139,8 +143,8 @@ def statement_pdf(doc: StatementDocument, produced: str, font: Path | None = Non
              for r, (points, won) in zip(doc.rows, numbers, strict=True)]  # fmt: skip
     lines = Table(data, colWidths=[width - 88 * mm, 32 * mm, 32 * mm, 24 * mm], repeatRows=1)
     styles = [
-        ("FONT", (0, 0), (-1, -1), REGULAR, 9),
-        ("FONT", (0, 0), (-1, 0), BOLD, 9),
+        ("FONT", (0, 0), (-1, -1), regular, 9),
+        ("FONT", (0, 0), (-1, 0), bold, 9),
         ("ALIGN", (1, 0), (2, -1), "RIGHT"),
         ("ALIGN", (3, 0), (3, -1), "CENTER"),
         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
@@ -150,7 +154,7 @@ def statement_pdf(doc: StatementDocument, produced: str, font: Path | None = Non
     ]
     for n, row in enumerate(doc.rows, 1):
         if row.strong:
-            styles.append(("FONT", (1, n), (2, n), BOLD, 9))
+            styles.append(("FONT", (1, n), (2, n), bold, 9))
     lines.setStyle(TableStyle(styles))
     story.append(lines)
 
@@ -165,8 +169,8 @@ def statement_pdf(doc: StatementDocument, produced: str, font: Path | None = Non
         daily = Table([[w["day"], w["balance"], "", w["day"], w["balance"]], *pairs],
                       colWidths=[28 * mm, 36 * mm, 10 * mm, 28 * mm, 36 * mm], repeatRows=1)  # fmt: skip
         daily.setStyle(TableStyle([
-            ("FONT", (0, 0), (-1, -1), REGULAR, 8.5),
-            ("FONT", (0, 0), (-1, 0), BOLD, 8.5),
+            ("FONT", (0, 0), (-1, -1), regular, 8.5),
+            ("FONT", (0, 0), (-1, 0), bold, 8.5),
             ("ALIGN", (1, 0), (1, -1), "RIGHT"), ("ALIGN", (4, 0), (4, -1), "RIGHT"),
             ("LINEBELOW", (0, 0), (1, 0), 0.6, colors.HexColor("#808080")),
             ("LINEBELOW", (3, 0), (4, 0), 0.6, colors.HexColor("#808080")),
@@ -178,5 +182,5 @@ def statement_pdf(doc: StatementDocument, produced: str, font: Path | None = Non
     template = SimpleDocTemplate(out, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=16 * mm,
                                  bottomMargin=16 * mm, title=doc.title, author="ledger",
                                  subject=doc.running_head)  # fmt: skip
-    template.build(story, canvasmaker=_numbered_canvas(doc.running_head, produced))
+    template.build(story, canvasmaker=_numbered_canvas(doc.running_head, produced, regular))
     return out.getvalue()

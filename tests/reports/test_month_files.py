@@ -167,3 +167,20 @@ def test_months_outside_the_data_are_refused_in_one_line(world, args, needle, re
     assert result.returncode == 2 and needle in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()[-1]) > 20 and "Traceback" not in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_or_unusable_font_is_one_clear_line(tmp_path):
+    from ledger.reports.pdf import MissingFontError, find_font, register_fonts
+
+    with pytest.raises(MissingFontError, match="LEDGER_PDF_FONT: .* is not a file; .*apt-get install fonts-nanum"):
+        find_font(tmp_path / "NanumGothic.ttf")
+    latin = tmp_path / "latin.ttf"  # a TrueType font without Hangul, registered under its own name only
+    dejavu = next((p for p in ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",) if os.path.exists(p)), None)
+    if dejavu:
+        latin.write_bytes(open(dejavu, "rb").read())
+        with pytest.raises(MissingFontError, match="has no Hangul"):
+            register_fonts(latin, None)
+    broken = tmp_path / "broken.ttf"
+    broken.write_bytes(b"not a font")
+    with pytest.raises(MissingFontError, match="cannot be used"):
+        register_fonts(broken, None)
