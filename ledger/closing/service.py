@@ -188,7 +188,7 @@ def close_month(
             named = ", ".join(already[:5]) + (f" and {len(already) - 5} more" if len(already) > 5 else "")
             raise CloseError(f"--month: {month:%Y-%m} is already closed for {named} (reopen it first)")
         names = load_service_names(conn)
-        rows = []
+        rows, refused = [], []
         for first in range(0, len(members), BATCH):
             batch = members[first : first + BATCH]
             statements = live_statements(conn, batch, month, names)
@@ -197,7 +197,7 @@ def close_month(
                 refusal = refusals.get(member.corp_num)
                 if refusal is not None:
                     if force_reason is None or refusal.never_synced:
-                        (result.left_out if refusal.never_synced else result.forced).append(refusal)
+                        refused.append(refusal)
                         continue
                     result.forced.append(refusal)
                 statement = statements[member.corp_num]
@@ -207,10 +207,9 @@ def close_month(
                     "forced_reason": None if refusal is None else f"{force_reason.strip()} (over: {'; '.join(refusal.reasons)})",
                 })  # fmt: skip
                 result.closed.append(member.corp_num)
-        if force_reason is None and (result.forced or result.left_out):
-            raise CloseRefused(month, sorted(result.forced + result.left_out, key=lambda r: r.corp_num), forced=False)
-        if force_reason is not None and result.left_out and not result.closed:
-            raise CloseRefused(month, result.left_out, forced=True)
+        if refused and (force_reason is None or not result.closed):
+            raise CloseRefused(month, refused, forced=force_reason is not None)
+        result.left_out = refused  # never synced: --force closed the others
         if rows:
             conn.execute(insert(MonthClose), rows)
     return result
