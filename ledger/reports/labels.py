@@ -92,7 +92,7 @@ WORDS_KO = {
     "members": "회원 수", "flagged": "검토 대상", "why": "사유", "sheet": "시트", "yes": "있음", "no": "없음",
     "total": "합계", "page": "쪽", "reasons": "검토 사유", "line": "항목", "amount": "포인트", "won": "결제금액(원)",
     "state": "상태", "pdf_title": "거래명세서 (포인트)", "discrepancies": "미해결 불일치 {n}건",
-    "below": "기말잔액 {closing}이(가) 임계값 {threshold} 미만", "largest": "사용량 상위 {rank}위 ({points} 포인트 사용)",
+    "below": "기말잔액 {closing} (임계값 {threshold} 미만)", "largest": "사용량 상위 {rank}위 ({points} 포인트 사용)",
     "asked": "요청한 회원 (--member)", "adds_up": "검증: 모든 행에서 기말잔액 − (기초잔액 + 증감) = 0",
 }  # fmt: skip
 
