@@ -188,8 +188,11 @@ def close_month(
             named = ", ".join(already[:5]) + (f" and {len(already) - 5} more" if len(already) > 5 else "")
             raise CloseError(f"--month: {month:%Y-%m} is already closed for {named} (reopen it first)")
         names = load_service_names(conn)
-        rows, refused = [], []
+        refused = []
         for first in range(0, len(members), BATCH):
+            # Written batch by batch, so memory holds one batch's figures; a refusal found in a
+            # later batch rolls the whole transaction back: all or nothing still.
+            rows = []
             batch = members[first : first + BATCH]
             statements = live_statements(conn, batch, month, names)
             refusals = {r.corp_num: r for r in _refusals(conn, batch, month, statements)}
@@ -207,11 +210,11 @@ def close_month(
                     "forced_reason": None if refusal is None else f"{force_reason.strip()} (over: {'; '.join(refusal.reasons)})",
                 })  # fmt: skip
                 result.closed.append(member.corp_num)
+            if rows and not (refused and force_reason is None):
+                conn.execute(insert(MonthClose), rows)
         if refused and (force_reason is None or not result.closed):
             raise CloseRefused(month, refused, forced=force_reason is not None)
         result.left_out = refused  # never synced: --force closed the others
-        if rows:
-            conn.execute(insert(MonthClose), rows)
     return result
 
 
