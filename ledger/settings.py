@@ -401,6 +401,9 @@ class Settings:
     lang: str = setting("LEDGER_LANG", "en", group="reports", parse=choice("en", "ko"),
                         doc="`ko`: Korean headers and labels by default in statements, exports and the month "
                             "workbook (`--lang` overrides)")  # fmt: skip
+    pdf_font: Path | None = setting("LEDGER_PDF_FONT", group="reports", parse=path,
+                                    shown="NanumGothic, found on the system",
+                                    doc="a TrueType font with Hangul for PDF statements (`.ttf`/`.ttc`)")  # fmt: skip
 
     # Metrics, health and logs
     metrics_per_member: bool = setting("LEDGER_METRICS_PER_MEMBER", True, group="operations", parse=flag,

@@ -72,7 +72,7 @@ class LazyRoot(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:  # click would say "Aborted!" and exit 1
+        except KeyboardInterrupt:  # click would print a blank line and "Aborted!", and exit 1
             click.echo("interrupted", err=True)
             raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
 

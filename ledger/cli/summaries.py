@@ -11,7 +11,8 @@ import click
 
 from ledger.cli.output import print_table
 from ledger.reports import export as exporting
-from ledger.reports.labels import header
+from ledger.reports.labels import header, status
+from ledger.reports.layout import COUNT_KEYS
 from ledger.reports.statement import Statement
 
 STATEMENT_COLUMNS = ["corp_num", "month", "line", "amount", "won", "status"]
@@ -47,7 +48,8 @@ def print_reconciliation(reports, *, closing_applies: bool = True, wide: bool = 
 
 def statement_rows(statement: Statement, lang: str) -> tuple[list[str], list[tuple]]:
     rows = [(statement.corp_num, statement.month.strftime("%Y-%m"), line.label_ko if lang == "ko" else line.label_en,
-             line.amount, line.won, line.status) for line in statement.lines]  # fmt: skip
+             int(line.amount) if line.key in COUNT_KEYS else line.amount, line.won, status(line.status, lang))
+            for line in statement.lines]  # fmt: skip
     return STATEMENT_COLUMNS, rows
 
 

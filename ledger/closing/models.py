@@ -36,3 +36,4 @@ class MonthClose(Base):
     reopened_by: Mapped[str | None] = mapped_column(String(100))
     reopened_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     reopen_reason: Mapped[str | None] = mapped_column(Text)
+    forced_reason: Mapped[str | None] = mapped_column(Text)  # why it was closed over failed preconditions

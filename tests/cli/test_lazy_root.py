@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import click
 import pytest
@@ -125,8 +126,9 @@ def test_an_interrupt_at_any_moment_is_one_line_and_130(silent_server, delay, si
     # The delay is the moment of the interrupt, the test's input: from the interpreter's start-up
     # through the imports to a command waiting on a database that never answers.
     env = subprocess_env(LEDGER_DATABASE_URL=f"postgresql://nobody@127.0.0.1:{silent_server}/x")
-    child = subprocess.Popen([sys.executable, "-m", "ledger", "members", "list"], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    ledger = str(Path(sys.executable).parent / "ledger")  # the console script, as a person runs it
+    child = subprocess.Popen([ledger, "members", "list"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)  # fmt: skip
     time.sleep(delay)
     child.send_signal(getattr(__import__("signal"), signal_name))
     out, err = child.communicate(timeout=60)

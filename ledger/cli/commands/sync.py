@@ -12,6 +12,7 @@ from ledger.cli.errors import EXIT_INTERRUPTED, friendly_errors
 from ledger.cli.options import iso_date, wide_option
 from ledger.cli.output import echo_json, print_table
 from ledger.cli.runtime import load_settings, open_engine
+from ledger.kst import today_kst
 from ledger.popbill import PopbillClient
 from ledger.sync.display import result_rows, stopped_summary, totals_line
 from ledger.sync.models import KINDS
@@ -20,6 +21,16 @@ from ledger.sync.status import sync_status
 from ledger.sync.windows import SyncOptions
 
 KIND_CHOICES = click.Choice(list(KINDS))
+
+
+def check_since(since, earliest) -> None:
+    """--since inside the data: not in the future, not before any row can be dated."""
+    today = today_kst()
+    if since > today:
+        raise click.BadParameter(f"{since} is in the future (today in Korea is {today})", param_hint="--since")
+    if since < earliest:
+        raise click.BadParameter(f"{since} is before {earliest}, the earliest date a row may have "
+                                 "(LEDGER_ROW_EARLIEST_DATE)", param_hint="--since")  # fmt: skip
 
 
 @click.command()
@@ -36,6 +47,8 @@ def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
     in hand (exit 130); the next sync goes on from there."""
 
     settings = load_settings()
+    if since is not None:
+        check_since(since, settings.row_earliest_date)
     engine = open_engine(settings)
     started = time.perf_counter()
     try:
