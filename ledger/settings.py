@@ -7,6 +7,7 @@ import binascii
 import dataclasses
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -127,6 +128,24 @@ def _clock_time(env: Mapping[str, str], name: str, default: str) -> dt.time | No
         raise SettingsError(f"{name} must be a time of day such as 06:00, or off, got {raw!r}") from None
 
 
+def _label(env: Mapping[str, str], name: str, default: str) -> str:
+    """A Prometheus label value we set on every alert: short, printable, no quotes."""
+    raw = (env.get(name) or default).strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,63}", raw):
+        raise SettingsError(f"{name} must be 1-63 letters, digits, '_', '.', ':' or '-', got {raw!r}")
+    return raw
+
+
+def _node_name(env: Mapping[str, str], name: str) -> str | None:
+    """A Celery node name, name@host (%h stands for this host's name)."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9_.%-]+@[A-Za-z0-9_.%-]+", raw):
+        raise SettingsError(f"{name} must look like name@host (%h: this host), got {raw!r}")
+    return raw
+
+
 def parse_interval(text: str) -> float | None:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip().lower()
@@ -242,7 +261,14 @@ class Settings:
     reconcile_max_sync_age: int = 26 * 3600  # a ledger older than this is stale, never reconciled
     alertmanager_url: Secret | None = None  # may carry basic-auth credentials
     alert_webhook_timeout: float = 10.0
+    # Ledger-posted alerts carry endsAt = now + lease and are posted again every repost seconds;
+    # the lease outlasts the time Prometheus takes to report that no worker is up.
+    alertmanager_lease: int = 900
+    alertmanager_repost: int = 60
+    deployment: str = "ledger"  # the `deployment` label on every alert, matched by the inhibit rules
     metrics_per_member: bool = True
+    metrics_sync_per_kind: bool = False  # per member and kind sync times (default: per member, its oldest kind)
+    metrics_refresh: int = 60  # seconds between re-reads of the per-member series
     worker_metrics_port: int | None = None
     worker_metrics_host: str = "127.0.0.1"
     log_format: str = "text"  # or 'json'
@@ -251,6 +277,7 @@ class Settings:
     health_sync_deadline: dt.time | None = dt.time(6, 0)  # Korean time the nightly sync must be done by
     watchdog_interval: int = 60
     worker_soft_shutdown_timeout: float = 10.0
+    worker_name: str | None = None  # the Celery node name; None: ledger@<hostname>
     lang: str = "en"  # headers and labels of reports and exports: en or ko
 
     @classmethod
@@ -325,7 +352,12 @@ class Settings:
             reconcile_max_sync_age=_integer(env, "LEDGER_RECONCILE_MAX_SYNC_AGE", 26 * 3600, minimum=1),
             alertmanager_url=_url(env, "LEDGER_ALERTMANAGER_URL"),
             alert_webhook_timeout=_number(env, "LEDGER_ALERT_WEBHOOK_TIMEOUT", 10.0, minimum=0.001),
+            alertmanager_lease=_integer(env, "LEDGER_ALERTMANAGER_LEASE", 900, minimum=2),
+            alertmanager_repost=_integer(env, "LEDGER_ALERTMANAGER_REPOST", 60, minimum=1, maximum=3600),
+            deployment=_label(env, "LEDGER_DEPLOYMENT", "ledger"),
             metrics_per_member=_flag(env, "LEDGER_METRICS_PER_MEMBER", True),
+            metrics_sync_per_kind=_flag(env, "LEDGER_METRICS_SYNC_PER_KIND", False),
+            metrics_refresh=_integer(env, "LEDGER_METRICS_REFRESH", 60, minimum=1, maximum=3600),
             worker_metrics_port=_integer(env, "LEDGER_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
             worker_metrics_host=env.get("LEDGER_WORKER_METRICS_HOST") or "127.0.0.1",
             log_format=_choice(env, "LEDGER_LOG_FORMAT", "text", ("text", "json")),
@@ -334,6 +366,7 @@ class Settings:
             health_sync_deadline=_clock_time(env, "LEDGER_HEALTH_SYNC_DEADLINE", "06:00"),
             watchdog_interval=_integer(env, "LEDGER_WATCHDOG_INTERVAL", 60, minimum=1),
             worker_soft_shutdown_timeout=_number(env, "LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT", 10.0, minimum=0),
+            worker_name=_node_name(env, "LEDGER_WORKER_NAME"),
             lang=_choice(env, "LEDGER_LANG", "en", ("en", "ko")),
         )
 
