@@ -1,9 +1,13 @@
-"""Gauges read from PostgreSQL at scrape time, so every process, and a restarted one, gives the
-same answer. Each query reads an index or a small table; bench/metrics_bench.py times a scrape
-at 10,000 members and prints the plans."""
+"""Gauges read from PostgreSQL, so every process, and a restarted one, gives the same answer.
+The partner-wide figures are read at every scrape (each query reads an index or a small table);
+the per-member series and the sync figures over every member come from ledger.metrics.member_series,
+read in one statement and renewed in the background. bench/metrics_bench.py scrapes it with a
+real Prometheus at 100,000 members and prints the plans."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -12,6 +16,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
 
 from ledger.db.registry import metadata
+from ledger.metrics.member_series import MemberSeries
+from ledger.settings import Settings
 
 # Below this many rows (by the planner's estimate) a table's rows are counted exactly; above it
 # the estimate (pg_class.reltuples, kept by autovacuum) stands, as counting would be slow.
@@ -22,15 +28,6 @@ QUERIES = {
         SELECT balance FROM balance_snapshots WHERE member_id IS NULL ORDER BY member_id, taken_at DESC LIMIT 1
     """,
     "members": "SELECT active, count(*) FROM members GROUP BY active",
-    "sync_summary": """
-        SELECT k.kind, max(extract(epoch FROM now() - s.last_success_at)) AS oldest,
-               count(*) FILTER (WHERE s.last_success_at IS NULL) AS never
-        FROM members m
-        CROSS JOIN (VALUES ('payments'), ('usage'), ('refunds')) AS k(kind)
-        LEFT JOIN sync_states s ON s.member_id = m.id AND s.kind = k.kind
-        WHERE m.active
-        GROUP BY k.kind
-    """,
     "table_estimates": """
         SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname = ANY(:tables)
@@ -67,11 +64,14 @@ def ledger_tables() -> list[str]:
 class LedgerCollector(Collector):
     """The partner-wide gauges, read at every scrape. A database that cannot be read gives
     ledger_database_up 0 and nothing else, never stale numbers. The per-member series are
-    rendered by PostgreSQL itself (per_member_exposition): tens of thousands of samples through
-    prometheus-client's exposition cost far more than the queries."""
+    rendered apart (member_series): hundreds of thousands of samples through prometheus-client's
+    exposition would cost far more than reading them."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, members: MemberSeries | None = None, config: dict[str, float] | None = None
+                 ) -> None:  # fmt: skip
         self.engine = engine
+        self.members = members
+        self.config = config or {}
 
     def describe(self) -> Iterator:
         return iter(())  # collected fresh each time; no fixed description to register
@@ -91,7 +91,7 @@ class LedgerCollector(Collector):
     def _read(self) -> list[GaugeMetricFamily]:
         out: list[GaugeMetricFamily] = []
         with self.engine.connect() as conn:
-            conn.execute(text("SET LOCAL statement_timeout = '10s'"))
+            conn.execute(text("SET LOCAL statement_timeout = '10s'; SET LOCAL jit = off"))
 
             def rows(name: str, **params):
                 return conn.execute(text(QUERIES[name]), params).all()
@@ -106,18 +106,6 @@ class LedgerCollector(Collector):
             for active in (True, False):
                 members.add_metric([str(active).lower()], counts.get(active, 0))
             out.append(members)
-
-            oldest = GaugeMetricFamily("ledger_sync_oldest_age_seconds",
-                                       "Seconds since the last successful sync of the stalest active member, per kind.",
-                                       labels=["kind"])  # fmt: skip
-            never = GaugeMetricFamily("ledger_sync_never_succeeded_members",
-                                      "Active members whose history of this kind has never synced successfully.",
-                                      labels=["kind"])  # fmt: skip
-            for kind, seconds, missing in rows("sync_summary"):
-                if seconds is not None:
-                    oldest.add_metric([kind], float(seconds))
-                never.add_metric([kind], missing)
-            out += [oldest, never]
 
             held = GaugeMetricFamily("ledger_table_rows",
                                      f"Rows held per table (exact below {EXACT_COUNT_BELOW:,} rows, else the planner's estimate).",
@@ -186,60 +174,103 @@ class LedgerCollector(Collector):
                 if succeeded_seconds is not None:
                     finished.add_metric([name], float(succeeded_seconds))
             out += [beat_age, finished]
+        out += self._configured()
+        out += self._sync_figures()
         return out
 
+    def _configured(self) -> list[GaugeMetricFamily]:
+        """The thresholds the rules compare with, from the ledger's own settings (no literals in the rules)."""
+        out = []
+        for name, (help_text, value) in sorted(self.config.items()):
+            family = GaugeMetricFamily(name, help_text)
+            family.add_metric([], float(value))
+            out.append(family)
+        return out
 
-# Per-member families, each as (name, HELP, the SQL column that renders its lines). Every line
-# is `name{labels} value`; CorpNums are ten digits and kinds a fixed set, so nothing needs escaping.
-PER_MEMBER_SQL = """
-    SELECT
-        string_agg(format('ledger_member_balance_points{corp_num="%s"} %s', m.corp_num, b.balance), E'\\n') AS balances,
-        string_agg(format('ledger_member_low_balance_threshold_points{corp_num="%s"} %s', m.corp_num,
-                          coalesce(m.low_balance_threshold, :default_threshold)), E'\\n') AS thresholds
-    FROM members m
-    CROSS JOIN LATERAL (
-        SELECT balance FROM balance_snapshots s WHERE s.member_id = m.id ORDER BY s.taken_at DESC LIMIT 1
-    ) b
-    WHERE m.active
-"""
-SYNC_AGES_SQL = """
-    SELECT string_agg(format('ledger_sync_age_seconds{corp_num="%s",kind="%s"} %s', m.corp_num, s.kind,
-                             round(extract(epoch FROM now() - s.last_success_at), 3)), E'\\n')
-    FROM sync_states s JOIN members m ON m.id = s.member_id
-    WHERE m.active AND s.last_success_at IS NOT NULL
-"""
-PER_MEMBER_HELP = {
-    "ledger_member_balance_points": "Latest balance reading of each active member, in points.",
-    "ledger_member_low_balance_threshold_points": "The balance below which a member's low-balance alert fires, in points.",
-    "ledger_sync_age_seconds": "Seconds since the last successful sync of a member's history of one kind.",
-}
+    def _sync_figures(self) -> list[GaugeMetricFamily]:
+        if self.members is None:
+            return []
+        reading = self.members.get()
+        if reading is None:
+            return []
+        now = time.time()
+        age = GaugeMetricFamily("ledger_metrics_member_reading_age_seconds",
+                                "Seconds since the per-member series and sync figures were read (LEDGER_METRICS_REFRESH).")  # fmt: skip
+        age.add_metric([], now - reading.taken_at)
+        took = GaugeMetricFamily("ledger_metrics_member_reading_duration_seconds",
+                                 "Seconds the last reading of the per-member series took.")  # fmt: skip
+        took.add_metric([], reading.took)
+        oldest = GaugeMetricFamily("ledger_sync_oldest_age_seconds",
+                                   "Seconds since the last successful sync of the stalest active member, per kind.",
+                                   labels=["kind"])  # fmt: skip
+        never = GaugeMetricFamily("ledger_sync_never_succeeded_members",
+                                  "Active members whose history of this kind has never synced successfully.",
+                                  labels=["kind"])  # fmt: skip
+        waiting = GaugeMetricFamily("ledger_sync_never_succeeded_oldest_age_seconds",
+                                    "Seconds since the longest-waiting active member that never synced this kind was added.",
+                                    labels=["kind"])  # fmt: skip
+        late = GaugeMetricFamily("ledger_nightly_sync_late_histories",
+                                 "Past LEDGER_HEALTH_SYNC_DEADLINE (KST): active members' histories not synced since that "
+                                 "Korean day began (0 before the deadline or with no deadline).", labels=["kind"])  # fmt: skip
+        for kind, figures in reading.kinds.items():
+            if figures.oldest_success is not None:
+                oldest.add_metric([kind], max(0.0, now - figures.oldest_success))
+            never.add_metric([kind], figures.never)
+            if figures.never_oldest_created is not None:
+                waiting.add_metric([kind], max(0.0, now - figures.never_oldest_created))
+            late.add_metric([kind], figures.late)
+        return [age, took, oldest, never, waiting, late]
 
 
-def per_member_exposition(engine: Engine, default_threshold: Decimal) -> str:
-    with engine.connect() as conn:
-        conn.execute(text("SET LOCAL statement_timeout = '10s'"))
-        balances, thresholds = conn.execute(text(PER_MEMBER_SQL), {"default_threshold": default_threshold}).one()
-        ages = conn.execute(text(SYNC_AGES_SQL)).scalar()
-    parts = []
-    for name, block in (("ledger_member_balance_points", balances),
-                        ("ledger_member_low_balance_threshold_points", thresholds),
-                        ("ledger_sync_age_seconds", ages)):  # fmt: skip
-        parts.append(f"# HELP {name} {PER_MEMBER_HELP[name]}\n# TYPE {name} gauge\n")
-        if block:
-            parts.append(block + "\n")
-    return "".join(parts)
+def config_gauges(settings: Settings) -> dict[str, tuple[str, float]]:
+    return {
+        "ledger_partner_threshold_points": ("The partner's balance threshold (LEDGER_PARTNER_THRESHOLD), in points.",
+                                            float(settings.partner_threshold)),
+        "ledger_default_low_balance_threshold_points": (
+            "The low-balance threshold of members without their own (LEDGER_ALERT_THRESHOLD), in points.",
+            float(settings.alert_threshold)),
+        "ledger_sync_max_age_seconds": ("How old a history's last sync may be (LEDGER_RECONCILE_MAX_SYNC_AGE).",
+                                        float(settings.reconcile_max_sync_age)),
+        "ledger_health_beat_max_age_seconds": ("Seconds without a beat heartbeat before beat counts as down "
+                                               "(LEDGER_HEALTH_BEAT_MAX_AGE).", float(settings.health_beat_max_age)),
+    }  # fmt: skip
 
 
-def render(engine: Engine, *, per_member: bool = True, default_threshold: Decimal = Decimal("10000")) -> bytes:
-    """The whole exposition (Prometheus text format 0.0.4) of one scrape."""
-    from prometheus_client import CollectorRegistry, generate_latest
+class LedgerMetrics:
+    """What one `ledger metrics serve` process answers: the collector for the partner-wide
+    figures, and the per-member reading kept between scrapes."""
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(engine))
-    head = generate_latest(registry)
-    if not per_member or b"ledger_database_up 1.0" not in head:
-        return head
-    try:
-        return head + per_member_exposition(engine, default_threshold).encode()
-    except Exception:  # noqa: BLE001 - the partner-wide figures still answer
-        return head.replace(b"ledger_database_up 1.0", b"ledger_database_up 0.0")
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        from prometheus_client import CollectorRegistry
+
+        self.members = MemberSeries(
+            engine, refresh=settings.metrics_refresh, per_member=settings.metrics_per_member,
+            per_kind=settings.metrics_sync_per_kind, sync_deadline=settings.health_sync_deadline,
+            nightly_on=settings.schedule_sync.strip().lower() != "off",
+        )  # fmt: skip
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(LedgerCollector(engine, members=self.members, config=config_gauges(settings)))
+
+    def exposition(self, encoder) -> tuple[bytes, bytes | None, bytes | None, bytes]:
+        """(head, per-member block, the block gzipped, tail) in the encoder's format: the head is
+        the partner-wide families, the tail OpenMetrics' `# EOF` (empty in the text format)."""
+        head = encoder(self.registry)
+        tail = b""
+        if head.endswith(b"# EOF\n"):
+            head, tail = head[: -len(b"# EOF\n")], b"# EOF\n"
+        reading = self.members.current if b"ledger_database_up 1" in head else None
+        if reading is None or not reading.block:
+            return head, None, None, tail
+        return head, reading.block, reading.block_gzip, tail
+
+
+def render(engine: Engine, *, per_member: bool = True, default_threshold: Decimal = Decimal("10000"),
+           settings: Settings | None = None) -> bytes:  # fmt: skip
+    """The whole exposition (Prometheus text format 0.0.4) of one scrape, read afresh."""
+    from prometheus_client import generate_latest
+
+    settings = dataclasses.replace(settings or Settings(), metrics_per_member=per_member,
+                                   alert_threshold=default_threshold)  # fmt: skip
+    metrics = LedgerMetrics(engine, settings)
+    head, block, _, tail = metrics.exposition(generate_latest)
+    return head + (block or b"") + tail
