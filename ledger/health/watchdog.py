@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 def review(engine: Engine, settings: Settings, *, now: dt.datetime | None = None) -> list[str]:
     """Move the two watchdog alerts; returns the rules that are firing now."""
     now = now or dt.datetime.now(dt.UTC)
-    beat_problem = checks.beat(engine, settings, now)
-    sync_problem = checks.nightly_sync(engine, settings, now)
+    fetch = checks.engine_fetch(engine)
+    beat_problem = checks.beat(fetch, settings, now)
+    sync_problem = checks.nightly_sync(fetch, settings, now)
     found = [
         Check("beat", BEAT_DOWN, None, beat_problem is not None, cleared=True,
               summary=beat_problem or "beat's heartbeat is fresh again"),

@@ -179,6 +179,9 @@ def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
             sys.stderr.flush()
             os._exit(EXIT_INTERRUPTED)
         raise SystemExit(EXIT_INTERRUPTED) from None
+    from ledger.sync.outcomes import log_results
+
+    log_results(results)  # the worker's lines: a failure at ERROR, each sync at INFO (LEDGER_LOG_LEVEL)
     rows = summarize(results)
     if as_json:
         echo_json([{**row, "quarantined": r.quarantined} for row, r in zip(rows, results, strict=True)])

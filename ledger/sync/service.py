@@ -81,6 +81,8 @@ class SyncResult:
     retryable: bool = False  # the failure was transient (network, 5xx, 429): worth another try
     locked_by_other: bool = False  # skipped for a lease or row lock held by something that is not a sync
     database_lost: bool = False  # failed because the database went away (worth a retry soon)
+    error_class: str | None = None  # the failure's exception class, for the log line of each failure
+    popbill_code: int | None = None  # Popbill's own (negative) code, when Popbill refused
     # Where the run stands, for progress displays: date windows walked, and the page just
     # written of its window as (pageNum, pageCount).
     windows: int = 1
@@ -386,6 +388,7 @@ def _run(job: _Job) -> None:
         result.status, result.error = "interrupted", str(exc)
     except Exception as exc:
         result.status, result.error = "failed", _describe(exc)
+        result.error_class, result.popbill_code = type(exc).__name__, getattr(exc, "code", None)
         result.database_lost = is_transient(exc)
         result.retryable = result.database_lost or should_retry(exc, idempotent=True)
         if not isinstance(exc, (PopbillError, MemberError)):
