@@ -33,10 +33,12 @@ def serve(port: int, host: str) -> None:
     from ledger.metrics.server import make_metrics_server
 
     settings = load_settings()
+    state = LedgerMetrics(open_engine(settings), settings)
     try:
-        server = make_metrics_server(host, port, LedgerMetrics(open_engine(settings), settings))
+        server = make_metrics_server(host, port, state)
     except OSError as exc:
         raise click.ClickException(f"--port: cannot listen on {host}:{port}: {exc.strerror}") from None
+    state.start()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     click.echo(f"serving metrics on http://{host}:{server.server_address[1]}/metrics", err=True)
     stop = threading.Event()

@@ -67,11 +67,12 @@ class LedgerCollector(Collector):
     rendered apart (member_series): hundreds of thousands of samples through prometheus-client's
     exposition would cost far more than reading them."""
 
-    def __init__(self, engine: Engine, *, members: MemberSeries | None = None, config: dict[str, float] | None = None
-                 ) -> None:  # fmt: skip
+    def __init__(self, engine: Engine, *, members: MemberSeries | None = None, config: dict[str, float] | None = None,
+                 wait: bool = False) -> None:  # fmt: skip
         self.engine = engine
         self.members = members
         self.config = config or {}
+        self.wait = wait  # read the per-member series now when there is no reading yet
 
     def describe(self) -> Iterator:
         return iter(())  # collected fresh each time; no fixed description to register
@@ -190,7 +191,7 @@ class LedgerCollector(Collector):
     def _sync_figures(self) -> list[GaugeMetricFamily]:
         if self.members is None:
             return []
-        reading = self.members.get()
+        reading = self.members.get(wait=self.wait)
         if reading is None:
             return []
         now = time.time()
@@ -240,7 +241,7 @@ class LedgerMetrics:
     """What one `ledger metrics serve` process answers: the collector for the partner-wide
     figures, and the per-member reading kept between scrapes."""
 
-    def __init__(self, engine: Engine, settings: Settings) -> None:
+    def __init__(self, engine: Engine, settings: Settings, *, wait: bool = False) -> None:
         from prometheus_client import CollectorRegistry
 
         self.members = MemberSeries(
@@ -249,7 +250,11 @@ class LedgerMetrics:
             nightly_on=settings.schedule_sync.strip().lower() != "off",
         )  # fmt: skip
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(LedgerCollector(engine, members=self.members, config=config_gauges(settings)))
+        self.registry.register(LedgerCollector(engine, members=self.members, config=config_gauges(settings), wait=wait))
+
+    def start(self) -> None:
+        """Ask for the first per-member reading now, so the first scrapes find it."""
+        self.members.get()
 
     def exposition(self, encoder) -> tuple[bytes, bytes | None, bytes | None, bytes]:
         """(head, per-member block, the block gzipped, tail) in the encoder's format: the head is
@@ -271,6 +276,6 @@ def render(engine: Engine, *, per_member: bool = True, default_threshold: Decima
 
     settings = dataclasses.replace(settings or Settings(), metrics_per_member=per_member,
                                    alert_threshold=default_threshold)  # fmt: skip
-    metrics = LedgerMetrics(engine, settings)
+    metrics = LedgerMetrics(engine, settings, wait=True)
     head, block, _, tail = metrics.exposition(generate_latest)
     return head + (block or b"") + tail

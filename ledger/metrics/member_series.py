@@ -4,8 +4,8 @@ between scrapes.
 At 100,000 members that read costs a few tenths of a second of PostgreSQL and Python, too much
 for every scrape of a loaded machine; and what it reads changes at most at a balance check
 (every 30 minutes) or a sync. So a scrape serves the last reading and, once it is older than
-LEDGER_METRICS_REFRESH seconds, asks for a new one in the background: a scrape waits only when
-there is none yet. The values are times (seconds since the epoch), not ages, so a reading kept a
+LEDGER_METRICS_REFRESH seconds, asks for a new one in the background: no scrape waits for it
+(the server asks for the first one as it starts). The values are times (seconds since the epoch), not ages, so a reading kept a
 minute says exactly what it said when it was taken; the ages the rules read are worked out at
 scrape time. The rendered lines are kept gzipped too, so a scrape compresses only its own small
 part (a gzip stream may hold several members; Prometheus, curl and Python read them whole)."""
@@ -171,12 +171,15 @@ class MemberSeries:
     def current(self) -> Reading | None:
         return self._reading
 
-    def get(self) -> Reading | None:
+    def get(self, *, wait: bool = False) -> Reading | None:
+        """The last reading; a new one is asked for in the background when it is older than
+        `refresh` (or missing). A scrape never waits for it (it answers without the per-member
+        series until the first reading is in); `wait` reads now when there is none (tests, tools)."""
         reading = self._reading
-        if reading is None:
+        if reading is None and wait:
             with self._lock:
                 return self._reading or self._read()
-        if time.time() - reading.taken_at >= self.refresh and not self._renewing:
+        if (reading is None or time.time() - reading.taken_at >= self.refresh) and not self._renewing:
             self._renewing = True
             threading.Thread(target=self._renew, name="metrics-refresh", daemon=True).start()
         return reading

@@ -141,7 +141,9 @@ def test_the_endpoint_answers_gzip_openmetrics_and_head(filled):
     from ledger.metrics.server import make_metrics_server
 
     settings = dataclasses.replace(Settings(), alert_threshold=Decimal("1000"))
-    server = make_metrics_server("127.0.0.1", 0, LedgerMetrics(filled, settings))
+    state = LedgerMetrics(filled, settings)
+    state.members.get(wait=True)  # the server asks for it as it starts; here, before the first request
+    server = make_metrics_server("127.0.0.1", 0, state)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
     try:
