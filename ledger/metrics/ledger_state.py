@@ -91,6 +91,8 @@ class LedgerCollector(Collector):
 
     def _read(self) -> list[GaugeMetricFamily]:
         out: list[GaugeMetricFamily] = []
+        if self.members is not None:
+            self.members.get(wait=self.wait)  # the reading the families below come from (asked for if old)
         with self.engine.connect() as conn:
             conn.execute(text("SET LOCAL statement_timeout = '10s'; SET LOCAL jit = off"))
 
@@ -101,24 +103,6 @@ class LedgerCollector(Collector):
             for (value,) in rows("partner_balance"):
                 partner.add_metric([], float(value))
             out.append(partner)
-
-            members = GaugeMetricFamily("ledger_members", "Members by whether they are active.", labels=["active"])
-            counts = {bool(a): n for a, n in rows("members")}
-            for active in (True, False):
-                members.add_metric([str(active).lower()], counts.get(active, 0))
-            out.append(members)
-
-            held = GaugeMetricFamily("ledger_table_rows",
-                                     f"Rows held per table (exact below {EXACT_COUNT_BELOW:,} rows, else the planner's estimate).",
-                                     labels=["table"])  # fmt: skip
-            tables = ledger_tables()
-            estimates = dict(rows("table_estimates", tables=tables))
-            for table in tables:
-                estimate = estimates.get(table, -1)
-                if estimate < EXACT_COUNT_BELOW:
-                    estimate = conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar()  # noqa: S608 - our own names
-                held.add_metric([table], float(estimate))
-            out.append(held)
 
             pending = GaugeMetricFamily("ledger_pending_items", "Tracked settle and refund codes by state.",
                                         labels=["kind", "state"])  # fmt: skip
@@ -146,7 +130,7 @@ class LedgerCollector(Collector):
             unsent_age = GaugeMetricFamily("ledger_notifications_oldest_unsent_age_seconds",
                                            "Age of the oldest notification not yet sent, per channel.", labels=["channel"])  # fmt: skip
             found = {(c, s): (n, o) for c, s, n, o in rows("notifications")}
-            sent = dict(rows("notifications_sent"))
+            sent = dict(self._slow("notifications_sent"))
             for channel in CHANNELS:
                 for state in NOTIFICATION_STATES:
                     value = sent.get(channel, 0) if state == "sent" else found.get((channel, state), (0, None))[0]
@@ -155,15 +139,6 @@ class LedgerCollector(Collector):
                 if ages:
                     unsent_age.add_metric([channel], float(max(ages)))
             out += [outbox, unsent_age]
-
-            alerts = GaugeMetricFamily("ledger_alerts", "Alerts by rule and state.", labels=["rule", "state"])
-            from ledger.alerts.service import RULES
-
-            found = {(r, s): n for r, s, n in rows("alerts")}
-            for rule in sorted(set(RULES) | {r for r, _ in found}):
-                for state in ALERT_STATES:
-                    alerts.add_metric([rule, state], found.get((rule, state), 0))
-            out.append(alerts)
 
             beat_age = GaugeMetricFamily("ledger_heartbeat_age_seconds",
                                          "Seconds since a heartbeat: 'beat' (every tick) or 'task:<name>' (a scheduled task's last start).",
@@ -176,8 +151,36 @@ class LedgerCollector(Collector):
                     finished.add_metric([name], float(succeeded_seconds))
             out += [beat_age, finished]
         out += self._configured()
+        out += self._counted()
         out += self._sync_figures()
         return out
+
+    def _slow(self, name: str) -> list:
+        reading = self.members.current if self.members else None
+        return (reading.extra if reading else {}).get(name, [])
+
+    def _counted(self) -> list[GaugeMetricFamily]:
+        """Counts over tables that grow with the members (read with the per-member series)."""
+        reading = self.members.current if self.members else None
+        if reading is None or not reading.extra:
+            return []
+        members = GaugeMetricFamily("ledger_members", "Members by whether they are active.", labels=["active"])
+        counts = {bool(a): n for a, n in reading.extra["members"]}
+        for active in (True, False):
+            members.add_metric([str(active).lower()], counts.get(active, 0))
+        held = GaugeMetricFamily("ledger_table_rows",
+                                 f"Rows held per table (exact below {EXACT_COUNT_BELOW:,} rows, else the planner's estimate).",
+                                 labels=["table"])  # fmt: skip
+        for table, count in reading.extra["table_rows"]:
+            held.add_metric([table], float(count))
+        alerts = GaugeMetricFamily("ledger_alerts", "Alerts by rule and state.", labels=["rule", "state"])
+        from ledger.alerts.service import RULES
+
+        found = {(r, s): n for r, s, n in reading.extra["alerts"]}
+        for rule in sorted(set(RULES) | {r for r, _ in found}):
+            for state in ALERT_STATES:
+                alerts.add_metric([rule, state], found.get((rule, state), 0))
+        return [members, held, alerts]
 
     def _configured(self) -> list[GaugeMetricFamily]:
         """The thresholds the rules compare with, from the ledger's own settings (no literals in the rules)."""
@@ -223,6 +226,24 @@ class LedgerCollector(Collector):
         return [age, took, oldest, never, waiting, late]
 
 
+def slow_figures(conn) -> dict[str, list]:
+    """The counts over large tables, read with the per-member series rather than at every scrape."""
+
+    def rows(name: str, **params):
+        return [tuple(r) for r in conn.execute(text(QUERIES[name]), params).all()]
+
+    tables = ledger_tables()
+    estimates = dict(rows("table_estimates", tables=tables))
+    table_rows = []
+    for table in tables:
+        estimate = estimates.get(table, -1)
+        if estimate < EXACT_COUNT_BELOW:
+            estimate = conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar()  # noqa: S608 - our own names
+        table_rows.append((table, estimate))
+    return {"members": rows("members"), "table_rows": table_rows, "notifications_sent": rows("notifications_sent"),
+            "alerts": rows("alerts")}  # fmt: skip
+
+
 def config_gauges(settings: Settings) -> dict[str, tuple[str, float]]:
     return {
         "ledger_partner_threshold_points": ("The partner's balance threshold (LEDGER_PARTNER_THRESHOLD), in points.",
@@ -244,10 +265,11 @@ class LedgerMetrics:
     def __init__(self, engine: Engine, settings: Settings, *, wait: bool = False) -> None:
         from prometheus_client import CollectorRegistry
 
+        self.wait = wait
         self.members = MemberSeries(
             engine, refresh=settings.metrics_refresh, per_member=settings.metrics_per_member,
             per_kind=settings.metrics_sync_per_kind, sync_deadline=settings.health_sync_deadline,
-            nightly_on=settings.schedule_sync.strip().lower() != "off",
+            nightly_on=settings.schedule_sync.strip().lower() != "off", extra=slow_figures,
         )  # fmt: skip
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(LedgerCollector(engine, members=self.members, config=config_gauges(settings), wait=wait))
@@ -256,26 +278,30 @@ class LedgerMetrics:
         """Ask for the first per-member reading now, so the first scrapes find it."""
         self.members.get()
 
-    def exposition(self, encoder) -> tuple[bytes, bytes | None, bytes | None, bytes]:
-        """(head, per-member block, the block gzipped, tail) in the encoder's format: the head is
-        the partner-wide families, the tail OpenMetrics' `# EOF` (empty in the text format)."""
-        head = encoder(self.registry)
-        tail = b""
-        if head.endswith(b"# EOF\n"):
-            head, tail = head[: -len(b"# EOF\n")], b"# EOF\n"
-        reading = self.members.current if b"ledger_database_up 1" in head else None
-        if reading is None or not reading.block:
-            return head, None, None, tail
-        return head, reading.block, reading.block_gzip, tail
+    def partner_wide(self, encoder) -> bytes:
+        """/metrics: the partner-wide families and the sync figures, in the encoder's format."""
+        return encoder(self.registry)
+
+    def per_member(self, openmetrics: bool) -> tuple[bytes, bytes, bytes]:
+        """/metrics/members: (the lines, the lines gzipped, the tail: OpenMetrics' `# EOF`). The
+        lines are the same in both formats; empty when there is no reading (yet, or the
+        database cannot be read)."""
+        reading = self.members.get(wait=self.wait)
+        tail = b"# EOF\n" if openmetrics else b""
+        if reading is None:
+            return b"", b"", tail
+        return reading.block, reading.block_gzip, tail
 
 
 def render(engine: Engine, *, per_member: bool = True, default_threshold: Decimal = Decimal("10000"),
            settings: Settings | None = None) -> bytes:  # fmt: skip
-    """The whole exposition (Prometheus text format 0.0.4) of one scrape, read afresh."""
+    """/metrics and /metrics/members together (Prometheus text format 0.0.4), read afresh."""
     from prometheus_client import generate_latest
 
     settings = dataclasses.replace(settings or Settings(), metrics_per_member=per_member,
                                    alert_threshold=default_threshold)  # fmt: skip
     metrics = LedgerMetrics(engine, settings, wait=True)
-    head, block, _, tail = metrics.exposition(generate_latest)
-    return head + (block or b"") + tail
+    head = metrics.partner_wide(generate_latest)
+    if b"ledger_database_up 1" not in head:
+        return head
+    return head + metrics.per_member(openmetrics=False)[0]

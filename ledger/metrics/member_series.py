@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gzip
+import json
 import logging
 import threading
 import time
@@ -27,26 +28,60 @@ log = logging.getLogger(__name__)
 
 KINDS = ("payments", "usage", "refunds")
 
-# One row per active member: its latest balance (the (member_id, taken_at) index, newest first),
-# its threshold when it has its own, when it was added, and each kind's last success.
-MEMBERS_SQL = """
-    SELECT m.corp_num, extract(epoch FROM m.created_at)::float8 AS created,
-           m.low_balance_threshold::text AS threshold,
-           (SELECT s.balance::text FROM balance_snapshots s WHERE s.member_id = m.id
-            ORDER BY s.taken_at DESC LIMIT 1) AS balance,
-           extract(epoch FROM k.payments)::float8 AS payments,
-           extract(epoch FROM k.usage)::float8 AS usage,
-           extract(epoch FROM k.refunds)::float8 AS refunds
-    FROM members m
-    LEFT JOIN (
-        SELECT member_id,
-               max(last_success_at) FILTER (WHERE kind = 'payments') AS payments,
-               max(last_success_at) FILTER (WHERE kind = 'usage') AS usage,
-               max(last_success_at) FILTER (WHERE kind = 'refunds') AS refunds
-        FROM sync_states GROUP BY member_id
-    ) k ON k.member_id = m.id
-    WHERE m.active
+# The per-member lines are rendered by PostgreSQL itself (string_agg): it does it while this
+# process waits, so the reading holds Python's lock for milliseconds, not the second that
+# formatting 200,000 lines here would (a scrape served meanwhile would wait for it).
+# Every label value is a ten-digit CorpNum or a fixed kind, so nothing needs escaping.
+READING_SQL = """
+    WITH m AS MATERIALIZED (
+        SELECT m.id, m.corp_num, m.created_at, m.low_balance_threshold, k.payments, k.usage, k.refunds
+        FROM members m
+        LEFT JOIN (
+            SELECT member_id,
+                   max(last_success_at) FILTER (WHERE kind = 'payments') AS payments,
+                   max(last_success_at) FILTER (WHERE kind = 'usage') AS usage,
+                   max(last_success_at) FILTER (WHERE kind = 'refunds') AS refunds
+            FROM sync_states GROUP BY member_id
+        ) k ON k.member_id = m.id
+        WHERE m.active
+    ), by_kind AS (
+        SELECT v.kind, extract(epoch FROM min(v.success))::float8 AS oldest,
+               count(*) FILTER (WHERE v.success IS NULL) AS never,
+               extract(epoch FROM min(m.created_at) FILTER (WHERE v.success IS NULL))::float8 AS waiting,
+               count(*) FILTER (WHERE m.created_at < :cutoff AND (v.success IS NULL OR v.success < :cutoff)) AS late
+        FROM m CROSS JOIN LATERAL (VALUES ('payments', m.payments), ('usage', m.usage), ('refunds', m.refunds))
+            AS v(kind, success)
+        GROUP BY v.kind
+    )
+    SELECT
+        (SELECT count(*) FROM m) AS members,
+        (SELECT json_agg(json_build_array(kind, oldest, never, waiting, late)) FROM by_kind)::text AS kinds,
+        CASE WHEN :per_member THEN
+            (SELECT string_agg('ledger_member_balance_points{corp_num="' || m.corp_num || '"} ' || b.balance::text,
+                               E'\\n')
+             FROM m CROSS JOIN LATERAL (SELECT s.balance FROM balance_snapshots s WHERE s.member_id = m.id
+                                        ORDER BY s.taken_at DESC LIMIT 1) b)
+        END AS balances,
+        CASE WHEN :per_member THEN
+            (SELECT string_agg('ledger_member_low_balance_threshold_points{corp_num="' || corp_num || '"} '
+                               || low_balance_threshold::text, E'\\n')
+             FROM m WHERE low_balance_threshold IS NOT NULL)
+        END AS thresholds,
+        CASE WHEN :per_member THEN
+            (SELECT string_agg('ledger_member_sync_oldest_success_timestamp_seconds{corp_num="' || corp_num || '"} '
+                               || extract(epoch FROM least(payments, usage, refunds))::float8::text, E'\\n')
+             FROM m WHERE payments IS NOT NULL AND usage IS NOT NULL AND refunds IS NOT NULL)
+        END AS oldest,
+        CASE WHEN :per_member AND :per_kind THEN
+            (SELECT string_agg('ledger_member_sync_success_timestamp_seconds{corp_num="' || m.corp_num || '",kind="'
+                               || v.kind || '"} ' || extract(epoch FROM v.success)::float8::text, E'\\n')
+             FROM m CROSS JOIN LATERAL (VALUES ('payments', m.payments), ('usage', m.usage), ('refunds', m.refunds))
+                 AS v(kind, success)
+             WHERE v.success IS NOT NULL)
+        END AS per_kind
 """
+FAMILIES = ("ledger_member_balance_points", "ledger_member_low_balance_threshold_points",
+            "ledger_member_sync_oldest_success_timestamp_seconds", "ledger_member_sync_success_timestamp_seconds")
 
 HELP = {
     "ledger_member_balance_points": "Latest balance reading of each active member, in points.",
@@ -75,6 +110,7 @@ class Reading:
     members: int
     taken_at: float  # time.time()
     took: float  # seconds the reading cost (wall)
+    extra: dict = dataclasses.field(default_factory=dict)  # what `extra` read in the same round
 
 
 def deadline_day_start(now: dt.datetime, deadline: dt.time | None) -> dt.datetime | None:
@@ -88,65 +124,40 @@ def deadline_day_start(now: dt.datetime, deadline: dt.time | None) -> dt.datetim
 
 
 def read(engine: Engine, *, per_member: bool, per_kind: bool, sync_deadline: dt.time | None,
-         nightly_on: bool = True) -> Reading:  # fmt: skip
+         nightly_on: bool = True, extra=None) -> Reading:  # fmt: skip
+    """`extra(conn)`: other figures too slow to read at every scrape (counts over large tables)."""
     started = time.perf_counter()
     taken_at = time.time()
-    with engine.connect() as conn:
-        # JIT compiling this one statement costs more than running it (0.5 s at 100,000 members).
-        conn.execute(text("SET LOCAL statement_timeout = '30s'; SET LOCAL jit = off"))
-        rows = conn.execute(text(MEMBERS_SQL)).all()
     day_start = deadline_day_start(dt.datetime.now(dt.UTC), sync_deadline) if nightly_on else None
-    cutoff = day_start.timestamp() if day_start else None
-    balances, thresholds, oldest_lines, kind_lines = [], [], [], []
-    oldest = dict.fromkeys(KINDS)
-    never = dict.fromkeys(KINDS, 0)
-    never_created: dict[str, float | None] = dict.fromkeys(KINDS)
-    late = dict.fromkeys(KINDS, 0)
-    for corp, created, threshold, balance, *successes in rows:
-        label = f'{{corp_num="{corp}"}} '
-        if per_member:
-            if balance is not None:
-                balances.append(f"ledger_member_balance_points{label}{balance}\n")
-            if threshold is not None:
-                thresholds.append(f"ledger_member_low_balance_threshold_points{label}{threshold}\n")
-        for kind, success in zip(KINDS, successes, strict=True):
-            if success is None:
-                never[kind] += 1
-                if never_created[kind] is None or created < never_created[kind]:
-                    never_created[kind] = created
-            elif oldest[kind] is None or success < oldest[kind]:
-                oldest[kind] = success
-            if cutoff is not None and created < cutoff and (success is None or success < cutoff):
-                late[kind] += 1
-            if per_member and per_kind and success is not None:
-                kind_lines.append(f'ledger_member_sync_success_timestamp_seconds{{corp_num="{corp}",kind="{kind}"}} '
-                                  f"{success!r}\n")  # fmt: skip
-        if per_member and None not in successes:
-            oldest_lines.append(f"ledger_member_sync_oldest_success_timestamp_seconds{label}{min(successes)!r}\n")
+    with engine.connect() as conn:
+        # JIT compiling this statement costs more than running it (0.5 s at 100,000 members).
+        conn.execute(text("SET LOCAL statement_timeout = '60s'; SET LOCAL jit = off"))
+        row = conn.execute(text(READING_SQL), {"cutoff": day_start, "per_member": per_member,
+                                               "per_kind": per_kind}).one()  # fmt: skip
+        found_extra = extra(conn) if extra else {}
+    found = {k: KindFigures(oldest, never, waiting, late) for k, oldest, never, waiting, late in json.loads(row.kinds or "[]")}
+    kinds = {k: found.get(k, KindFigures(None, 0, None, 0)) for k in KINDS}
+    blocks = (row.balances, row.thresholds, row.oldest, row.per_kind) if per_member else ()
     parts = []
-    if per_member:
-        families = [("ledger_member_balance_points", balances),
-                    ("ledger_member_low_balance_threshold_points", thresholds),
-                    ("ledger_member_sync_oldest_success_timestamp_seconds", oldest_lines)]  # fmt: skip
-        if per_kind:
-            families.append(("ledger_member_sync_success_timestamp_seconds", kind_lines))
-        for name, lines in families:
-            parts.append(f"# HELP {name} {HELP[name]}\n# TYPE {name} gauge\n")
-            parts += lines
+    for name, lines in zip(FAMILIES, blocks, strict=False):
+        if name == FAMILIES[3] and not per_kind:
+            continue
+        parts.append(f"# HELP {name} {HELP[name]}\n# TYPE {name} gauge\n")
+        if lines:
+            parts += [lines, "\n"]
     block = "".join(parts).encode()
-    kinds = {k: KindFigures(oldest[k], never[k], never_created[k], late[k]) for k in KINDS}
-    return Reading(block, gzip.compress(block, compresslevel=6), kinds, len(rows), taken_at,
-                   time.perf_counter() - started)  # fmt: skip
+    return Reading(block, gzip.compress(block, compresslevel=6), kinds, row.members, taken_at,
+                   time.perf_counter() - started, found_extra)  # fmt: skip
 
 
 class MemberSeries:
     """The last reading, renewed in the background once older than `refresh` seconds."""
 
     def __init__(self, engine: Engine, *, refresh: float, per_member: bool = True, per_kind: bool = False,
-                 sync_deadline: dt.time | None = None, nightly_on: bool = True) -> None:  # fmt: skip
+                 sync_deadline: dt.time | None = None, nightly_on: bool = True, extra=None) -> None:  # fmt: skip
         self.engine, self.refresh = engine, refresh
         self.options = {"per_member": per_member, "per_kind": per_kind, "sync_deadline": sync_deadline,
-                        "nightly_on": nightly_on}  # fmt: skip
+                        "nightly_on": nightly_on, "extra": extra}  # fmt: skip
         self._reading: Reading | None = None
         self._lock = threading.Lock()  # one reading at a time
         self._renewing = False

@@ -1,10 +1,12 @@
-"""The /metrics endpoint on prometheus-client's own WSGI server: the format Prometheus asks for
+"""The endpoints on prometheus-client's own WSGI server: the format Prometheus asks for
 (OpenMetrics or the text format, prometheus-client's negotiation), gzip when accepted, HEAD.
 
-The app is ours because the per-member block is rendered and gzipped apart (member_series):
-prometheus-client's own app would re-encode and re-compress hundreds of thousands of samples
-at every scrape. A gzip stream may hold several members, so the answer is the scrape's own
-small part compressed now followed by the block compressed when it was read."""
+/metrics has the partner-wide figures and the sync figures the rules read: about a hundred
+samples, whatever the number of members. /metrics/members has the per-member series (two or
+three a member), scraped by a job of its own at a longer interval (deploy/prometheus): at
+100,000 members Prometheus alone spends about a second taking in their 200,000 samples, which
+must not slow the scrape the alerts depend on. Those lines are rendered and gzipped once per
+reading (member_series), never per scrape."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from prometheus_client.exposition import ThreadingWSGIServer, _get_best_family, 
 
 from ledger.metrics.ledger_state import LedgerMetrics
 
+PATHS = ("/metrics", "/metrics/members")
+
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format, *args) -> None:  # noqa: A002 - a scrape every few seconds: no line each
@@ -24,9 +28,9 @@ class _QuietHandler(WSGIRequestHandler):
 def make_app(metrics: LedgerMetrics):
     def app(environ, start_response):
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-        if path != "/metrics":
+        if path not in PATHS:
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-            return [b"see /metrics\n"]
+            return [b"see /metrics and /metrics/members\n"]
         if method not in ("GET", "HEAD"):
             start_response("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Type", "text/plain")])
             return [b"GET or HEAD\n"]
@@ -35,16 +39,17 @@ def make_app(metrics: LedgerMetrics):
         if method == "HEAD":  # a liveness probe: the headers a GET would have, and no reading
             start_response("200 OK", headers)
             return []
-        head, block, block_gzip, tail = metrics.exposition(encoder)
-        if gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING")):
-            chunks = [gzip.compress(head, compresslevel=6)]
-            if block_gzip:
-                chunks.append(block_gzip)
-            if tail:
-                chunks.append(gzip.compress(tail))
-            headers.append(("Content-Encoding", "gzip"))
+        gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING"))
+        if path == "/metrics":
+            body = metrics.partner_wide(encoder)
+            chunks = [gzip.compress(body, compresslevel=6) if gzipped else body]
         else:
-            chunks = [head, block or b"", tail]
+            lines, lines_gzip, tail = metrics.per_member(openmetrics=content_type.startswith("application/openmetrics"))
+            # Several gzip members make one stream: the lines as compressed when read, then the tail.
+            chunks = [lines_gzip, gzip.compress(tail)] if gzipped else [lines, tail]
+            chunks = [c for c in chunks if c]
+        if gzipped:
+            headers.append(("Content-Encoding", "gzip"))
         headers.append(("Content-Length", str(sum(len(c) for c in chunks))))
         start_response("200 OK", headers)
         return chunks

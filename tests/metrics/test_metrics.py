@@ -154,7 +154,7 @@ def test_the_endpoint_answers_gzip_openmetrics_and_head(filled):
         text_ = gzip.decompress(body).decode()
         plain = requests.get(url, headers={"Accept-Encoding": "identity"}, timeout=10)
         assert "Content-Encoding" not in plain.headers and plain.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        assert samples(text_)[("ledger_member_balance_points", (("corp_num", MEMBERS[0]),))] == 10.5
+        assert samples(text_)[("ledger_database_up", ())] == 1
         assert samples(text_).keys() == samples(plain.text).keys()
 
         accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
@@ -162,7 +162,13 @@ def test_the_endpoint_answers_gzip_openmetrics_and_head(filled):
         assert om.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
         assert om.text.endswith("# EOF\n") and om.text.count("# EOF") == 1
         families = {f.name: f for f in openmetrics_families(om.text)}
-        assert families["ledger_member_balance_points"].samples[0].labels == {"corp_num": MEMBERS[0]}
+        assert families["ledger_sync_never_succeeded_members"].samples[0].labels == {"kind": "payments"}
+
+        members = requests.get(url + "/members", headers={"Accept": accept, "Accept-Encoding": "gzip"}, timeout=10)
+        assert members.headers["Content-Encoding"] == "gzip" and members.text.endswith("# EOF\n")
+        (balances,) = [f for f in openmetrics_families(members.text) if f.name == "ledger_member_balance_points"]
+        assert {s.labels["corp_num"]: s.value for s in balances.samples}[MEMBERS[0]] == 10.5
+        assert "ledger_member_balance_points" not in om.text  # /metrics stays small: no per-member series
 
         head = requests.head(url, timeout=10)
         assert head.status_code == 200 and head.content == b"" and head.headers["Content-Type"].startswith("text/plain")
@@ -180,7 +186,10 @@ def test_a_real_prometheus_scrapes_ledger_metrics_serve(filled, tmp_path):
                               stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert "serving metrics on" in server.stderr.readline()
-        prometheus = start_prometheus(tmp_path / "prometheus", f"127.0.0.1:{port}")
+        target = [f"127.0.0.1:{port}"]
+        prometheus = start_prometheus(tmp_path / "prometheus", jobs=[
+            {"job_name": "ledger", "targets": target},
+            {"job_name": "ledger-members", "targets": target, "metrics_path": "/metrics/members"}])  # fmt: skip
         try:
             def query(expr: str) -> list[dict]:
                 answer = requests.get(prometheus.url + "/api/v1/query", params={"query": expr}, timeout=5).json()
@@ -190,6 +199,7 @@ def test_a_real_prometheus_scrapes_ledger_metrics_serve(filled, tmp_path):
             balances = {r["metric"]["corp_num"]: Decimal(r["value"][1]) for r in query("ledger_member_balance_points")}
             assert balances[MEMBERS[0]] == Decimal("10.5")
             assert query('up{job="ledger"}')[0]["value"][1] == "1"
+            assert query('up{job="ledger-members"}')[0]["value"][1] == "1"
             (rows,) = query('ledger_table_rows{table="members"}')
             assert rows["value"][1] == "2"
         finally:
