@@ -152,3 +152,32 @@ def test() -> None:
     click.echo(f"channels: {', '.join(channels(settings))}; sent {counts['sent']}, failed {counts['failed']}")
     if counts["failed"]:
         raise click.ClickException("a channel failed; the outbox will retry it (see `ledger alerts list`)")
+
+
+@alerts.command()
+@click.option("--port", default=9095, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 for Alertmanager on another host.")
+@friendly_errors
+def relay(port: int, host: str) -> None:
+    """Receive Alertmanager's webhook at /alertmanager: a log line per alert, and a message to
+    LEDGER_ALERT_WEBHOOK_URL (Slack-compatible) when it is set.
+
+    \b
+    Example (deploy/alertmanager/alertmanager.yml's `ops` receiver points here):
+      ledger alerts relay --host 0.0.0.0 --port 9095
+    """
+    from ledger import logs
+    from ledger.alerts.relay import make_relay_server
+
+    settings = load_settings()
+    logs.configure(settings, default_level="INFO")
+    try:
+        server = make_relay_server(host, port, settings)
+    except OSError as exc:
+        raise click.ClickException(f"--port: cannot listen on {host}:{port}: {exc.strerror}") from None
+    click.echo(f"relaying Alertmanager's notifications posted to http://{host}:{server.server_address[1]}/alertmanager",
+               err=True)  # fmt: skip
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
