@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -200,7 +201,11 @@ def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
     if failed or blocked:
         parts = [f"{len(failed)} of {len(results)} syncs failed"] if failed else []
         parts += [f"{len(blocked)} skipped for a lock held by something other than a sync"] if blocked else []
-        raise click.ClickException("; ".join(parts) + "; see the error column")
+        message = "; ".join(parts) + "; see the error column"
+        if settings.log_format == "json":  # stderr carries JSON lines only: the verdict is one of them
+            logging.getLogger("ledger.sync").error(message)
+            raise SystemExit(1)
+        raise click.ClickException(message)
 
 
 @click.command()
