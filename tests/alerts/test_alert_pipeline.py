@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+import threading
 import time
 import types
 import uuid
@@ -228,3 +229,33 @@ def test_worker_and_beat_stopped_no_false_resolve_and_prometheus_reports_it(
         assert {a["labels"]["corp_num"] for a in sent[0]["alerts"]} == set(members)
     finally:
         prometheus.stop()
+
+
+def test_the_shipped_ops_receiver_relays_alertmanager_notifications(committed, am, receiver, settings, caplog):
+    """`ledger alerts relay`: Alertmanager's notification (a real one) becomes a log line per alert
+    and one Slack-compatible message; a webhook that refuses gets a 502, so Alertmanager retries."""
+    from ledger.alerts.relay import make_relay_server
+
+    fire_low_balance(committed, ["7400000001", "7400000002"])
+    alertmanager.push(committed, settings)
+    wait_for(lambda: notifications(receiver, settings.deployment), timeout=30, what="Alertmanager's notification")
+    (notification,) = notifications(receiver, settings.deployment)
+    slack = WebhookReceiver()
+    relay = make_relay_server("127.0.0.1", 0, dataclasses.replace(settings, alert_webhook_url=Secret(slack.url)))
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{relay.server_address[1]}/alertmanager"
+    try:
+        with caplog.at_level("INFO", logger="ledger.alerts.relay"):
+            assert requests.post(url, json=notification, timeout=10).status_code == 200
+        (message,) = slack.texts()
+        assert message.splitlines()[0] == f"[FIRING] LedgerLowBalance ({settings.deployment}): 2 firing"
+        assert "7400000001: balance 10 is below 1000" in message
+        lines = [r for r in caplog.records if r.name == "ledger.alerts.relay"]
+        assert len(lines) == 2 and all(r.levelname == "WARNING" for r in lines)
+        slack.fail_next = 1
+        assert requests.post(url, json=notification, timeout=10).status_code == 502
+        assert requests.post(url, data=b"not json", timeout=10).status_code == 400
+    finally:
+        relay.shutdown()
+        relay.server_close()
+        slack.close()
