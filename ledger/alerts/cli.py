@@ -159,13 +159,9 @@ def test() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 for Alertmanager on another host.")
 @friendly_errors
 def relay(port: int, host: str) -> None:
-    """Receive Alertmanager's webhook at /alertmanager: a log line per alert, and a message to
-    LEDGER_ALERT_WEBHOOK_URL (Slack-compatible) when it is set.
-
-    \b
-    Example (deploy/alertmanager/alertmanager.yml's `ops` receiver points here):
-      ledger alerts relay --host 0.0.0.0 --port 9095
-    """
+    """Receive Alertmanager's webhook at /alertmanager (deploy/alertmanager/alertmanager.yml's `ops`
+    receiver): a log line per alert, and a message to LEDGER_ALERT_WEBHOOK_URL (Slack-compatible)
+    when it is set."""
     from ledger import logs
     from ledger.alerts.relay import make_relay_server
 

@@ -13,13 +13,7 @@ from ledger.health import checks
 @click.option("--node", help="The worker node to ask (default: LEDGER_WORKER_NAME, or ledger@<this host>).")
 def healthcheck(target: str, node: str | None) -> None:
     """Check this host's worker node (it answers, and reaches the database), beat's heartbeat,
-    or both plus the nightly sync having finished by its hour (all).
-
-    \b
-    Examples:
-      ledger healthcheck worker      # the worker container's healthcheck
-      ledger healthcheck || echo unhealthy
-    """
+    or both plus the nightly sync having finished by its hour (all)."""
     from ledger.health.probe import check
 
     code, line = check(target, node)

@@ -23,12 +23,7 @@ def serve(port: int, host: str) -> None:
     """Serve /metrics (OpenMetrics or text, gzip, HEAD): balances, sync freshness, rows held,
     pending items, discrepancies, the outbox and alerts, read from PostgreSQL (the per-member
     series at most every LEDGER_METRICS_REFRESH seconds; LEDGER_METRICS_PER_MEMBER=false leaves
-    them out).
-
-    \b
-    Example:
-      ledger metrics serve --port 9464 & curl -s --compressed 127.0.0.1:9464/metrics | grep ledger_member_balance
-    """
+    them out)."""
     from ledger.metrics.ledger_state import LedgerMetrics
     from ledger.metrics.server import make_metrics_server
 
