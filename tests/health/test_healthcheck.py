@@ -128,3 +128,15 @@ def test_nightly_sync_late_until_every_history_is_synced(clean_engine, sim):
                              .order_by(Notification.id)).scalars().all()  # fmt: skip
     assert [t.split("]")[0] for t in texts] == ["[FIRING", "[RESOLVED"]
     assert checks.nightly_sync(fetch, dataclasses.replace(settings, schedule_sync="off"), now) is None
+
+
+def test_the_healthcheck_loads_no_sqlalchemy_celery_or_cli(engine):
+    """What docker-compose runs every minute stays light: a regression here costs every container."""
+    from tests.conftest import TEST_DATABASE_URL
+
+    script = ("import sys; from ledger.health.probe import check; code, line = check('beat'); "
+              "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'celery', 'click'}))")  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "LEDGER_DATABASE_URL": TEST_DATABASE_URL}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    code, loaded = result.stdout.split(maxsplit=1)
+    assert code in ("0", "1") and loaded == "[]\n", result.stdout + result.stderr  # the check ran, and loaded none
