@@ -62,10 +62,11 @@ def ledger_tables() -> list[str]:
 
 
 class LedgerCollector(Collector):
-    """The partner-wide gauges, read at every scrape. A database that cannot be read gives
-    ledger_database_up 0 and nothing else, never stale numbers. The per-member series are
-    rendered apart (member_series): hundreds of thousands of samples through prometheus-client's
-    exposition would cost far more than reading them."""
+    """The families of /metrics: small tables read at every scrape, and what grows with the
+    members (sync figures, counts over large tables) from the last per-member reading. A
+    database that cannot be read gives ledger_database_up 0 and nothing else, never stale
+    numbers (/metrics/members keeps its last reading until the next one fails, at most
+    LEDGER_METRICS_REFRESH seconds)."""
 
     def __init__(self, engine: Engine, *, members: MemberSeries | None = None, config: dict[str, float] | None = None,
                  wait: bool = False) -> None:  # fmt: skip
