@@ -195,7 +195,8 @@ def test_a_real_prometheus_scrapes_ledger_metrics_serve(filled, tmp_path):
                 answer = requests.get(prometheus.url + "/api/v1/query", params={"query": expr}, timeout=5).json()
                 return answer["data"]["result"]
 
-            wait_for(lambda: query("ledger_member_balance_points"), timeout=30, what="Prometheus's first scrape")
+            wait_for(lambda: query("ledger_member_balance_points") and query('ledger_table_rows{table="members"}'),
+                     timeout=30, what="Prometheus's first scrapes of both jobs")  # fmt: skip
             balances = {r["metric"]["corp_num"]: Decimal(r["value"][1]) for r in query("ledger_member_balance_points")}
             assert balances[MEMBERS[0]] == Decimal("10.5")
             assert query('up{job="ledger"}')[0]["value"][1] == "1"
