@@ -13,6 +13,7 @@ import binascii
 import dataclasses
 import datetime as dt
 import os
+import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -202,6 +203,22 @@ def path(name: str, raw: str) -> Path:
     return Path(raw).expanduser()
 
 
+def label(name: str, raw: str) -> str:
+    """A Prometheus label value set on every alert: short, printable, no quotes."""
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,63}", value):
+        raise SettingsError(f"{name} must be 1-63 letters, digits, '_', '.', ':' or '-', got {raw!r}")
+    return value
+
+
+def node_name(name: str, raw: str) -> str:
+    """A Celery node name, name@host (%h stands for this host's name)."""
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.%-]+@[A-Za-z0-9_.%-]+", value):
+        raise SettingsError(f"{name} must look like name@host (%h: this host), got {raw!r}")
+    return value
+
+
 def secret_key(name: str, raw: str) -> Secret:
     value = raw.strip()
     try:
@@ -341,8 +358,21 @@ class Settings:
                                                doc="JSON POST with a Slack-compatible `text` field; never logged")  # fmt: skip
     alert_webhook_timeout: float = setting("LEDGER_ALERT_WEBHOOK_TIMEOUT", 10.0, group="alerts", parse=number(0.001),
                                            doc="seconds for a webhook or Alertmanager post")  # fmt: skip
-    alertmanager_url: Secret | None = setting("LEDGER_ALERTMANAGER_URL", group="alerts", parse=secret_url,
-                                              doc="Alertmanager's base URL; may carry credentials, never logged")  # fmt: skip
+    alertmanager_url: Secret | None = setting(
+        "LEDGER_ALERTMANAGER_URL", group="alerts", parse=secret_url,
+        doc="Alertmanager's base URL; may carry credentials, never logged. Set: per-member alerts go there, not to "
+            "the webhook or mail",
+    )  # fmt: skip
+    alertmanager_repost: int = setting("LEDGER_ALERTMANAGER_REPOST", 60, group="alerts", parse=whole(1, 3600),
+                                       doc="seconds between re-posts of the open alerts to Alertmanager")  # fmt: skip
+    alertmanager_lease: int = setting(
+        "LEDGER_ALERTMANAGER_LEASE", 900, group="alerts", parse=whole(2),
+        doc="seconds a post keeps an alert active (`endsAt`); keep it above Prometheus's time to fire "
+            "`LedgerNoWorker` and several re-posts",
+    )  # fmt: skip
+    deployment: str = setting("LEDGER_DEPLOYMENT", "ledger", group="alerts", parse=label,
+                              doc="the `deployment` label of the ledger's alerts and silences; give Prometheus's "
+                                  "targets the same")  # fmt: skip
     smtp_host: str | None = setting("LEDGER_SMTP_HOST", group="alerts", doc="mail server for alert mail")
     smtp_port: int = setting("LEDGER_SMTP_PORT", 25, group="alerts", parse=whole(1, 65535), doc="its port")
     smtp_user: str | None = setting("LEDGER_SMTP_USER", group="alerts", doc="login, if the server wants one")
@@ -389,6 +419,8 @@ class Settings:
     worker_soft_shutdown_timeout: float = setting("LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT", 10.0, group="worker",
                                                   parse=number(0),
                                                   doc="seconds a SIGTERM'd worker lets its task finish")  # fmt: skip
+    worker_name: str | None = setting("LEDGER_WORKER_NAME", group="worker", parse=node_name, shown="ledger@%h",
+                                      doc="the worker's Celery node name (`%h`: this host)")  # fmt: skip
 
     # Reconciliation and reports
     reconcile_match_days: int = setting("LEDGER_RECONCILE_MATCH_DAYS", 2, group="reports", parse=whole(0),
@@ -407,7 +439,11 @@ class Settings:
 
     # Metrics, health and logs
     metrics_per_member: bool = setting("LEDGER_METRICS_PER_MEMBER", True, group="operations", parse=flag,
-                                       doc="per-member series in `ledger metrics serve`")  # fmt: skip
+                                       doc="per-member series on `/metrics/members`")  # fmt: skip
+    metrics_sync_per_kind: bool = setting("LEDGER_METRICS_SYNC_PER_KIND", False, group="operations", parse=flag,
+                                          doc="per member and kind sync times too (three more series a member)")  # fmt: skip
+    metrics_refresh: int = setting("LEDGER_METRICS_REFRESH", 60, group="operations", parse=whole(1, 3600),
+                                   doc="seconds between readings of what grows with the members")  # fmt: skip
     worker_metrics_port: int | None = setting("LEDGER_WORKER_METRICS_PORT", group="operations", parse=optional_port,
                                               shown="off", doc="port of the worker's process metrics (0: off)")  # fmt: skip
     worker_metrics_host: str = setting("LEDGER_WORKER_METRICS_HOST", "127.0.0.1", group="operations",

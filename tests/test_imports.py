@@ -141,7 +141,7 @@ def test_an_import_inside_a_function_says_why():
                 continue
             # The reason is on the import's line, or on the comment line above its group of imports.
             above = node.lineno - 2
-            while above >= 0 and lines[above].strip().startswith(("import ", "from ")):
+            while above >= 0 and (not lines[above].strip() or lines[above].strip().startswith(("import ", "from "))):
                 above -= 1
             here = lines[node.lineno - 1]
             if LAZY_MARK not in here and not (above >= 0 and LAZY_MARK in lines[above]):

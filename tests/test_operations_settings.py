@@ -26,6 +26,18 @@ def test_operations_settings_are_read():
     assert Settings.from_env({"LEDGER_HEALTH_SYNC_DEADLINE": "off"}).health_sync_deadline is None
 
 
+def test_alert_pipeline_settings_are_read():
+    settings = Settings.from_env({
+        "LEDGER_ALERTMANAGER_LEASE": "600", "LEDGER_ALERTMANAGER_REPOST": "30", "LEDGER_DEPLOYMENT": "prod-kr",
+        "LEDGER_METRICS_SYNC_PER_KIND": "true", "LEDGER_METRICS_REFRESH": "120", "LEDGER_WORKER_NAME": "ledger-2@%h",
+    })  # fmt: skip
+    assert (settings.alertmanager_lease, settings.alertmanager_repost, settings.deployment) == (600, 30, "prod-kr")
+    assert settings.metrics_sync_per_kind and settings.metrics_refresh == 120 and settings.worker_name == "ledger-2@%h"
+    defaults = Settings.from_env({})
+    assert (defaults.alertmanager_lease, defaults.alertmanager_repost, defaults.deployment) == (900, 60, "ledger")
+    assert not defaults.metrics_sync_per_kind and defaults.metrics_refresh == 60 and defaults.worker_name is None
+
+
 @pytest.mark.parametrize(
     ("env", "name"),
     [
@@ -35,6 +47,11 @@ def test_operations_settings_are_read():
         ({"LEDGER_HEALTH_SYNC_DEADLINE": "25:00"}, "LEDGER_HEALTH_SYNC_DEADLINE"),
         ({"LEDGER_WORKER_METRICS_PORT": "70000"}, "LEDGER_WORKER_METRICS_PORT"),
         ({"LEDGER_METRICS_PER_MEMBER": "maybe"}, "LEDGER_METRICS_PER_MEMBER"),
+        ({"LEDGER_ALERTMANAGER_LEASE": "1"}, "LEDGER_ALERTMANAGER_LEASE"),
+        ({"LEDGER_ALERTMANAGER_REPOST": "0"}, "LEDGER_ALERTMANAGER_REPOST"),
+        ({"LEDGER_DEPLOYMENT": 'a"b'}, "LEDGER_DEPLOYMENT"),
+        ({"LEDGER_METRICS_REFRESH": "0"}, "LEDGER_METRICS_REFRESH"),
+        ({"LEDGER_WORKER_NAME": "no-at-sign"}, "LEDGER_WORKER_NAME"),
     ],
 )
 def test_bad_values_name_the_variable(env, name):

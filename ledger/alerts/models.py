@@ -46,7 +46,7 @@ class Alert(Base):
 class AlertSilence(Base):
     """Notifications matching it are held back from starts_at to ends_at (the alert states still
     move). It matches a subject (a CorpNum or 'partner'), a rule, or both; who set it and why are
-    kept, as in Alertmanager."""
+    kept, as in Alertmanager, which gets a silence of its own when it is configured."""
 
     __tablename__ = "alert_silences"
     __table_args__ = (
@@ -63,6 +63,8 @@ class AlertSilence(Base):
     starts_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
     ends_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+    # The silence made in Alertmanager with this one (when one is configured), expired with it.
+    alertmanager_silence_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Notification(Base):

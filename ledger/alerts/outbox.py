@@ -21,8 +21,17 @@ from ledger.settings import Settings
 log = logging.getLogger("ledger.alerts")
 
 
-def channels(settings: Settings) -> list[str]:
+# What Alertmanager (fed by the ledger and by Prometheus's rules) delivers when it is configured:
+# the ledger's own webhook and mail then carry none of it, so nothing is paged twice.
+ALERTMANAGER_DELIVERS = {"firing", "repeat", "resolved", "unknown", "discrepancy"}
+
+
+def channels(settings: Settings, kind: str | None = None) -> list[str]:
+    """The channels a notification of this kind goes to. The log always has it (the outbox is
+    the record); with Alertmanager configured, alerts and discrepancies reach people through it."""
     configured = ["log"]
+    if settings.alertmanager_url and kind in ALERTMANAGER_DELIVERS:
+        return configured
     if settings.alert_webhook_url:
         configured.append("webhook")
     if settings.smtp_host and settings.mail_to:
@@ -49,7 +58,7 @@ def enqueue(
         [
             {"key": uuid.uuid4(), "alert_id": alert_id, "rule": rule, "channel": c, "kind": kind, "text": text, "payload": payload,
              "created_at": now, "next_attempt_at": now}
-            for c in channels(settings)
+            for c in channels(settings, kind)
         ],
     )  # fmt: skip
 

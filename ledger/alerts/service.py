@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from ledger.alerts import grouping
+from ledger.alerts import alertmanager, grouping
 from ledger.alerts.models import PARTNER, Alert, AlertSilence, Notification
 from ledger.alerts.outbox import enqueue
 from ledger.alerts.rules import Check, Event, evaluate
@@ -212,9 +212,12 @@ def silence(
     duration: dt.timedelta,
     comment: str,
     created_by: str,
+    settings: Settings | None = None,
     now: dt.datetime | None = None,
 ) -> AlertSilence:
-    """Hold back the notifications of a member's (or the partner's) alerts, of a rule, or of both."""
+    """Hold back the notifications of a member's (or the partner's) alerts, of a rule, or of both.
+    With Alertmanager configured, a silence matching the same is made there first (with the
+    comment and author), so an Alertmanager that cannot be reached leaves nothing half done."""
     if subject is None and rule is None:
         raise UserInputError("a silence needs a member (CORP_NUM or 'partner') or --rule, or both")
     if rule is not None and rule not in RULES:
@@ -224,34 +227,58 @@ def silence(
     if not dt.timedelta(0) < duration <= MAX_SILENCE:
         raise UserInputError("--for: from 1s to a year (366d)")
     now = now or dt.datetime.now(dt.UTC)
-    with engine.begin() as conn:
-        if subject not in (None, PARTNER):
+    if subject not in (None, PARTNER):
+        with engine.connect() as conn:
             known = conn.execute(select(Member.id).where(Member.corp_num == subject)).first()
-            if known is None:
-                raise UserInputError(f"CORP_NUM: {subject} is not a member (see `ledger members list`)")
-        row = conn.execute(
-            insert(AlertSilence).values(subject=subject, rule=rule, comment=comment.strip(),
-                                        created_by=created_by[:100], starts_at=now, ends_at=now + duration)
-            .returning(*AlertSilence.__table__.c)
-        ).one()  # fmt: skip
+        if known is None:
+            raise UserInputError(f"CORP_NUM: {subject} is not a member (see `ledger members list`)")
+    remote_id = None
+    if settings is not None and settings.alertmanager_url:
+        remote_id = alertmanager.create_silence(settings, subject=subject, rule=rule, starts_at=now,
+                                                ends_at=now + duration, comment=comment.strip(),
+                                                created_by=created_by[:100])  # fmt: skip
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(
+                insert(AlertSilence).values(subject=subject, rule=rule, comment=comment.strip(),
+                                            created_by=created_by[:100], starts_at=now, ends_at=now + duration,
+                                            alertmanager_silence_id=remote_id)
+                .returning(*AlertSilence.__table__.c)
+            ).one()  # fmt: skip
+    except Exception:
+        if remote_id:
+            alertmanager.expire_silence(settings, remote_id)
+        raise
     return row
 
 
 def list_silences(engine: Engine, *, include_ended: bool = False, now: dt.datetime | None = None) -> list[dict]:
     now = now or dt.datetime.now(dt.UTC)
     query = select(AlertSilence.id, AlertSilence.subject, AlertSilence.rule, AlertSilence.starts_at,
-                   AlertSilence.ends_at, AlertSilence.created_by, AlertSilence.comment).order_by(AlertSilence.id)  # fmt: skip
+                   AlertSilence.ends_at, AlertSilence.created_by, AlertSilence.comment,
+                   AlertSilence.alertmanager_silence_id).order_by(AlertSilence.id)  # fmt: skip
     if not include_ended:
         query = query.where(AlertSilence.ends_at > now)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def unsilence(engine: Engine, silence_id: int) -> None:
-    with engine.begin() as conn:
-        gone = conn.execute(AlertSilence.__table__.delete().where(AlertSilence.id == silence_id)).rowcount
-    if not gone:
+def unsilence(engine: Engine, silence_id: int, *, settings: Settings | None = None) -> None:
+    """End a silence now, and the Alertmanager silence made with it (first: when Alertmanager
+    cannot be reached the ledger's silence stays, and the command can be run again)."""
+    with engine.connect() as conn:
+        remote_id = conn.execute(
+            select(AlertSilence.alertmanager_silence_id).where(AlertSilence.id == silence_id)
+        ).first()  # fmt: skip
+    if remote_id is None:
         raise UserInputError(f"ID: no silence {silence_id} (see `ledger alerts mutes`)")
+    if remote_id[0]:
+        if settings is None or not settings.alertmanager_url:
+            raise UserInputError(f"ID: silence {silence_id} is also in Alertmanager, and LEDGER_ALERTMANAGER_URL "
+                                 "is not set: set it to end both")  # fmt: skip
+        alertmanager.expire_silence(settings, remote_id[0])
+    with engine.begin() as conn:
+        conn.execute(AlertSilence.__table__.delete().where(AlertSilence.id == silence_id))
 
 
 def list_outbox(engine: Engine, *, limit: int = 50, status: str | None = None) -> list[dict]:

@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sandbox": ("sandbox", "sandbox", 'A simulated Popbill and a PostgreSQL of their own that stay up in...'),
     "doctor": ("doctor", "doctor", 'Check the configuration, Popbill, the clock, the database, the...'),
     "metrics": ("metrics", "metrics", 'Prometheus metrics.'),
-    "healthcheck": ("health", "healthcheck", 'Check the database, the broker, and then: a worker answering a ping...'),
+    "healthcheck": ("health", "healthcheck", "Check this host's worker node (it answers, and reaches the..."),
 }
 
 # Commands that report on a bad configuration themselves instead of refusing to start.

@@ -35,6 +35,8 @@ class SyncResult:
     retryable: bool = False  # the failure was transient (network, 5xx, 429): worth another try
     locked_by_other: bool = False  # skipped for a lease or row lock held by something that is not a sync
     database_lost: bool = False  # failed because the database went away (worth a retry soon)
+    error_class: str | None = None  # the failure's exception class, for the log line of each failure
+    popbill_code: int | None = None  # Popbill's own (negative) code, when Popbill refused
     # Where the run stands, for progress displays: date windows walked, and the page just
     # written of its window as (pageNum, pageCount).
     windows: int = 1

@@ -157,6 +157,8 @@ def _run(job: Job) -> None:
         result.status, result.error = "interrupted", str(exc)
     except Exception as exc:
         result.status, result.error = "failed", _describe(exc)
+        result.error_class = type(exc).__name__
+        result.popbill_code = exc.code if isinstance(exc, PopbillError) else None
         result.database_lost = is_transient(exc)
         result.retryable = result.database_lost or should_retry(exc, idempotent=True)
         if not isinstance(exc, (PopbillError, MemberError)):

@@ -65,7 +65,8 @@ def beat_schedule(settings: Settings) -> dict:
         "check-balances": ("ledger.alerts.check_balances", settings.schedule_balances),
         # After the nightly sync (02:00) has had time to finish; reconciles what it wrote.
         "reconcile": ("ledger.reconcile.nightly", settings.schedule_reconcile),
-        "deliver-outbox": ("ledger.alerts.deliver", "60s"),
+        # Retries the outbox, and re-posts open alerts to Alertmanager before their lease lapses.
+        "deliver-outbox": ("ledger.alerts.deliver", f"{settings.alertmanager_repost}s"),
     }
     return {name: {"task": task, "schedule": _every(spec)} for name, (task, spec) in entries.items() if spec != "off"}
 

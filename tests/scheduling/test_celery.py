@@ -72,6 +72,11 @@ class Processes:
 
     def start(self, args, env, tmp_path, name) -> subprocess.Popen:
         log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        if args[0] == "worker" and "LEDGER_WORKER_NAME" not in env and any(
+            proc.poll() is None and proc.args[3] == "worker" for proc in self.running
+        ):  # fmt: skip
+            # Workers are ledger@<host> by default; a second one on this host at once needs its own name.
+            env = {**env, "LEDGER_WORKER_NAME": f"ledger-{name}@%h"}
         proc = subprocess.Popen([sys.executable, "-m", "ledger", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
         self.running.append(proc)
         return proc

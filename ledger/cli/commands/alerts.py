@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 
 import click
 
-from ledger.alerts import service
+from ledger import logs
+from ledger.alerts import alertmanager, service
 from ledger.alerts.alertmanager import push_quietly
 from ledger.alerts.outbox import channels, deliver
+from ledger.alerts.relay import make_relay_server
 from ledger.cli.errors import friendly_errors
 from ledger.cli.options import wide_option
 from ledger.cli.output import echo_json, kst_time, print_table
 from ledger.cli.runtime import load_settings, open_engine
 from ledger.popbill import PopbillClient, validation
+
+
+@contextlib.contextmanager
+def _alertmanager_failures():
+    """Alertmanager down or refusing: one line, exit 1 (its URL may carry credentials: never shown)."""
+    try:
+        yield
+    except alertmanager.AlertmanagerError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -76,10 +88,13 @@ def mute(corp_num: str | None, rule: str | None, duration: str, comment: str, cr
 
     span = service.parse_duration(duration)
     subject = None if corp_num is None else "partner" if corp_num == "partner" else validation.corp_num(corp_num, "mute")
-    row = service.silence(open_engine(), subject=subject, rule=rule, duration=span, comment=comment,
-                          created_by=created_by or getpass.getuser())  # fmt: skip
+    settings = load_settings()
+    with _alertmanager_failures():
+        row = service.silence(open_engine(settings), subject=subject, rule=rule, duration=span, comment=comment,
+                              created_by=created_by or getpass.getuser(), settings=settings)  # fmt: skip
     what = " ".join(x for x in (row.subject, row.rule and f"rule {row.rule}") if x)
-    click.echo(f"silence {row.id}: {what} muted until {kst_time(row.ends_at)} KST")
+    also = f" (Alertmanager silence {row.alertmanager_silence_id})" if row.alertmanager_silence_id else ""
+    click.echo(f"silence {row.id}: {what} muted until {kst_time(row.ends_at)} KST{also}")
 
 
 @alerts.command()
@@ -87,9 +102,18 @@ def mute(corp_num: str | None, rule: str | None, duration: str, comment: str, cr
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def mutes(include_ended: bool, as_json: bool) -> None:
-    """List silences in force (who set them, why, until when)."""
-    rows = service.list_silences(open_engine(), include_ended=include_ended)
-    echo_json(rows) if as_json else print_table("silences", rows)
+    """List silences in force (who set them, why, until when); with Alertmanager configured,
+    its silences too, whoever made them."""
+    settings = load_settings()
+    rows = service.list_silences(open_engine(settings), include_ended=include_ended)
+    with _alertmanager_failures():
+        remote = alertmanager.list_silences(settings) if settings.alertmanager_url else []
+    if as_json:
+        echo_json([{"source": "ledger", **r} for r in rows] + [{"source": "alertmanager", **r} for r in remote])
+        return
+    print_table("silences", rows)
+    if settings.alertmanager_url:
+        print_table("alertmanager silences", remote)
 
 
 @alerts.command()
@@ -97,7 +121,9 @@ def mutes(include_ended: bool, as_json: bool) -> None:
 @friendly_errors
 def unmute(silence_id: int) -> None:
     """End a silence now (its ID from `ledger alerts mutes`)."""
-    service.unsilence(open_engine(), silence_id)
+    settings = load_settings()
+    with _alertmanager_failures():
+        service.unsilence(open_engine(settings), silence_id, settings=settings)
     click.echo(f"silence {silence_id} ended")
 
 
@@ -128,3 +154,26 @@ def test() -> None:
     click.echo(f"channels: {', '.join(channels(settings))}; sent {counts['sent']}, failed {counts['failed']}")
     if counts["failed"]:
         raise click.ClickException("a channel failed; the outbox will retry it (see `ledger alerts list`)")
+
+
+@alerts.command()
+@click.option("--port", default=9095, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 for Alertmanager on another host.")
+@friendly_errors
+def relay(port: int, host: str) -> None:
+    """Receive Alertmanager's webhook at /alertmanager (deploy/alertmanager/alertmanager.yml's `ops`
+    receiver): a log line per alert, and a message to LEDGER_ALERT_WEBHOOK_URL (Slack-compatible)
+    when it is set."""
+
+    settings = load_settings()
+    logs.configure(settings, default_level="INFO")
+    try:
+        server = make_relay_server(host, port, settings)
+    except OSError as exc:
+        raise click.ClickException(f"--port: cannot listen on {host}:{port}: {exc.strerror}") from None
+    click.echo(f"relaying Alertmanager's notifications posted to http://{host}:{server.server_address[1]}/alertmanager",
+               err=True)  # fmt: skip
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -16,6 +17,7 @@ from ledger.kst import today_kst
 from ledger.popbill import PopbillClient
 from ledger.sync.display import result_rows, stopped_summary, totals_line
 from ledger.sync.models import KINDS
+from ledger.sync.outcomes import log_results
 from ledger.sync.runner import SyncStopped, run_sync
 from ledger.sync.status import sync_status
 from ledger.sync.windows import SyncOptions
@@ -65,6 +67,7 @@ def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
             sys.stderr.flush()
             os._exit(EXIT_INTERRUPTED)
         raise SystemExit(EXIT_INTERRUPTED) from None
+    log_results(results)  # the worker's lines: a failure at ERROR, each sync at INFO (LEDGER_LOG_LEVEL)
     rows = result_rows(results)
     if as_json:
         echo_json([{**row, "quarantined": r.quarantined} for row, r in zip(rows, results, strict=True)])
@@ -83,7 +86,11 @@ def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
     if failed or blocked:
         parts = [f"{len(failed)} of {len(results)} syncs failed"] if failed else []
         parts += [f"{len(blocked)} skipped for a lock held by something other than a sync"] if blocked else []
-        raise click.ClickException("; ".join(parts) + "; see the error column")
+        message = "; ".join(parts) + "; see the error column"
+        if settings.log_format == "json":  # stderr carries JSON lines only: the verdict is one of them
+            logging.getLogger("ledger.sync").error(message)
+            raise SystemExit(1)
+        raise click.ClickException(message)
 
 
 @click.command()

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from ledger import logs
 from ledger.cli.runtime import load_settings
+from ledger.health.checks import DEFAULT_NODE
 from ledger.worker.app import make_app
 
 
 @click.command()
 @click.option("--concurrency", "-c", default=4, show_default=True, type=click.IntRange(1, 64), help="Task threads.")
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
-@click.option("--hostname", "-n", help="Node name (default: one per process, worker<pid>@<host>).")
+@click.option("--hostname", "-n", help="Node name (default: LEDGER_WORKER_NAME, or ledger@<host>).")
 def worker(concurrency: int, loglevel: str, hostname: str | None) -> None:
-    """Run a Celery worker (threads: the engine and the Popbill client are shared)."""
+    """Run a Celery worker (threads: the engine and the Popbill client are shared). Its node
+    name stays the same across restarts (Flower shows one worker, `ledger healthcheck worker`
+    asks it by name); a second worker on one machine needs its own (--hostname or
+    LEDGER_WORKER_NAME): RabbitMQ refuses two of one name."""
     settings = load_settings()
     logs.configure(settings, default_level="INFO")
     app = make_app(settings)
 
-    # RabbitMQ refuses a second worker of the same node name (its control queue is exclusive),
-    # so two workers on one machine need distinct names.
-    name = hostname or f"worker{os.getpid()}@%h"
-    app.worker_main(["worker", "-P", "threads", "-c", str(concurrency), "-l", loglevel, "-n", name])
+    name = hostname or settings.worker_name or DEFAULT_NODE
+    logs.route_celery_prints(settings)
+    app.worker_main([*logs.celery_quiet(settings), "worker", "-P", "threads", "-c", str(concurrency), "-l", loglevel,
+                     "-n", name])  # fmt: skip
 
 
 @click.command()
@@ -36,4 +38,5 @@ def beat(loglevel: str) -> None:
     app = make_app(settings)
 
     settings.ledger_home.mkdir(parents=True, exist_ok=True)
-    app.start(["beat", "-l", loglevel, "-s", str(settings.ledger_home / "celerybeat-schedule")])
+    app.start([*logs.celery_quiet(settings), "beat", "-l", loglevel, "-s",
+               str(settings.ledger_home / "celerybeat-schedule")])  # fmt: skip
