@@ -62,6 +62,17 @@ class TransportError(PopbillError):
         self.sent = sent
 
 
+class MalformedAnswerError(TransportError):
+    """An answer that is not clearly one of the documented shapes: broken JSON, `{}`, a field
+    missing or of the wrong type, NaN or Infinity, a number beyond the limits. Doubt, never a
+    fact: nothing is concluded from it. `field` names what was wrong, when one thing was."""
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs) -> None:
+        kwargs.setdefault("sent", True)
+        super().__init__(message, **kwargs)
+        self.field = field
+
+
 class ReadTimeoutError(TransportError):
     pass
 
@@ -104,3 +115,8 @@ class BusinessError(PopbillError):
 
 class PagingError(PopbillError):
     """Pages disagreed with each other (total or pageCount changed, rows missing)."""
+
+
+class ClockError(PopbillError):
+    """The clock this client judges token expiry by disagrees with Linkhub's: a token arrived
+    already expired (or about to). Not retried: the same clock gives the same answer."""
