@@ -80,6 +80,14 @@ def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
+def _whole_won(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    """A positive whole number of won, at most a trillion."""
+    value = _decimal(env, name, default)
+    if value < 1 or value != value.to_integral_value():
+        raise SettingsError(f"{name} must be a whole number of won of at least 1, got {env.get(name)!r}")
+    return value
+
+
 def _date(env: Mapping[str, str], name: str, default: dt.date) -> dt.date:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -201,6 +209,7 @@ class Settings:
     ledger_home: Path = dataclasses.field(default_factory=_default_home)
     database_url: Secret | None = None
     reader_password: Secret | None = None  # for `ledger db create-reader`, never on its command line
+    reader_connection_limit: int = 10  # connections the reader role may hold at once
     sync_lookback_days: int = 3
     sync_window_days: int = 31
     sync_initial_days: int = 365
@@ -222,6 +231,10 @@ class Settings:
     pending_max_interval: int = 21600
     pending_stuck_after: int = 3 * 86400
     pending_unknown_grace: int = 900  # a request not in the history this long after it was sent never registered
+    pending_doubt_limit: int = 3  # doubtful answers in a row about one item before stuck_pending says so
+    money_max_won: Decimal = Decimal("10000000")  # the largest deposit or refund one request may ask for
+    money_twin_window: int = 600  # seconds in which an identical money request is refused without --force
+    repair_windows: int = 4  # windows per member a night's sync fetches again for reconciliation; 0: none
     partner_corp_num: str | None = None
     alert_threshold: Decimal = Decimal("10000")
     partner_threshold: Decimal = Decimal("100000")
@@ -234,7 +247,9 @@ class Settings:
     smtp_port: int = 25
     smtp_user: str | None = None
     smtp_password: Secret | None = None
-    smtp_starttls: bool = False
+    smtp_starttls: bool = False  # from_env: on by default when LEDGER_SMTP_USER is set
+    smtp_ssl: bool = False  # SMTPS (TLS from the first byte, port 465)
+    smtp_insecure_plaintext_login: bool = False  # log in without TLS: only when said in so many words
     mail_from: str = "ledger@localhost"
     mail_to: tuple[str, ...] = ()
     reconcile_match_days: int = 2  # how far a deposit's credit may be from its stateDT
@@ -286,6 +301,7 @@ class Settings:
             ledger_home=Path(home).expanduser() if home else _default_home(),
             database_url=Secret(database_url) if database_url else None,
             reader_password=Secret(env["LEDGER_READER_PASSWORD"]) if env.get("LEDGER_READER_PASSWORD") else None,
+            reader_connection_limit=_integer(env, "LEDGER_READER_CONNECTION_LIMIT", 10, minimum=1, maximum=10000),
             sync_lookback_days=_integer(env, "LEDGER_SYNC_LOOKBACK_DAYS", 3, minimum=0),
             sync_window_days=_integer(env, "LEDGER_SYNC_WINDOW_DAYS", 31, minimum=1),
             sync_initial_days=_integer(env, "LEDGER_SYNC_INITIAL_DAYS", 365, minimum=0),
@@ -305,6 +321,10 @@ class Settings:
             pending_max_interval=_integer(env, "LEDGER_PENDING_MAX_INTERVAL", 21600, minimum=1),
             pending_stuck_after=_integer(env, "LEDGER_PENDING_STUCK_AFTER", 3 * 86400, minimum=1),
             pending_unknown_grace=_integer(env, "LEDGER_PENDING_UNKNOWN_GRACE", 900, minimum=1),
+            pending_doubt_limit=_integer(env, "LEDGER_PENDING_DOUBT_LIMIT", 3, minimum=1, maximum=1000),
+            money_max_won=_whole_won(env, "LEDGER_MONEY_MAX_WON", "10000000"),
+            money_twin_window=_integer(env, "LEDGER_MONEY_TWIN_WINDOW", 600, minimum=0, maximum=7 * 86400),
+            repair_windows=_integer(env, "LEDGER_REPAIR_WINDOWS", 4, minimum=0, maximum=100),
             partner_corp_num=env.get("LEDGER_PARTNER_CORP_NUM") or None,
             alert_threshold=_decimal(env, "LEDGER_ALERT_THRESHOLD", "10000"),
             partner_threshold=_decimal(env, "LEDGER_PARTNER_THRESHOLD", "100000"),
@@ -317,7 +337,9 @@ class Settings:
             smtp_port=_integer(env, "LEDGER_SMTP_PORT", 25, minimum=1, maximum=65535),
             smtp_user=env.get("LEDGER_SMTP_USER") or None,
             smtp_password=Secret(env["LEDGER_SMTP_PASSWORD"]) if env.get("LEDGER_SMTP_PASSWORD") else None,
-            smtp_starttls=_flag(env, "LEDGER_SMTP_STARTTLS", False),
+            smtp_starttls=_flag(env, "LEDGER_SMTP_STARTTLS", bool(env.get("LEDGER_SMTP_USER"))),
+            smtp_ssl=_flag(env, "LEDGER_SMTP_SSL", False),
+            smtp_insecure_plaintext_login=_flag(env, "LEDGER_SMTP_INSECURE_PLAINTEXT_LOGIN", False),
             mail_from=env.get("LEDGER_MAIL_FROM") or "ledger@localhost",
             mail_to=tuple(a.strip() for a in (env.get("LEDGER_MAIL_TO") or "").split(",") if a.strip()),
             reconcile_match_days=_integer(env, "LEDGER_RECONCILE_MATCH_DAYS", 2, minimum=0),
