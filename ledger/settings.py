@@ -219,8 +219,8 @@ class Settings:
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
     broker_visibility_timeout: int = 7200
     task_time_limit: int = 3600
-    db_retry_attempts: int = 8  # a sync that lost the database tries again this many times...
-    db_retry_seconds: float = 120.0  # ...within this long, with jittered exponential backoff
+    db_retry_attempts: int = 8  # unused: the retry is bounded by time alone (db_retry_seconds)
+    db_retry_seconds: float = 120.0  # a sync that lost the database tries again for this long, jittered backoff
     catch_up_grace: int = 900  # a sync due this long ago and not yet succeeded is enqueued again
     schedule_sync: str = "0 2 * * *"  # crontab in Korean time, an interval like '600s', or 'off'
     schedule_pending: str = "600s"

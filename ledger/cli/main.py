@@ -7,7 +7,7 @@ import sys
 import click
 
 from ledger import __version__
-from ledger.errors import UserInputError
+from ledger.errors import OutcomeUnknownError, UserInputError
 from ledger.popbill.errors import InvalidRequestError, PopbillError
 from ledger.settings import Settings, SettingsError
 
@@ -15,6 +15,7 @@ from ledger.settings import Settings, SettingsError
 EXIT_FAILURE = 1  # something failed: Popbill, the database, a channel, a sync
 EXIT_USAGE = 2  # bad input: an option, an argument, a file, a setting; nothing was done
 EXIT_DISCREPANCIES = 3  # reconciliation found open discrepancies
+EXIT_OUTCOME_UNKNOWN = 4  # a money request may have been registered: do not send it again
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 EXIT_CODES_HELP = """\b
@@ -23,6 +24,8 @@ Exit codes:
   1    a failure (Popbill, the database, a sync, a channel)
   2    bad input (option, argument, file, setting); nothing was done
   3    reconciliation found open discrepancies
+  4    a deposit or refund request's outcome is unknown: it may have been
+       registered; do not send it again (`ledger pending poll` finds out)
   130  interrupted (Ctrl-C, SIGTERM)"""
 
 
@@ -39,31 +42,54 @@ def load_settings() -> Settings:
         raise InputError(str(exc)) from None
 
 
+def _database_reason(exc) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
+
+
+def _undefined_table(exc) -> str | None:
+    if "UndefinedTable" in type(exc.orig).__name__:
+        return "the database has no ledger tables yet: run `ledger db upgrade`"
+    return None  # another programming error: a bug, shown as one
+
+
+def error_exit_codes() -> tuple:
+    """Every failure a command may end with, most specific first: (error type, exit code, the
+    one line shown, or None to let it through as the bug it is). The one table the CLI maps
+    errors by (tests/cli/test_exit_codes.py walks it)."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    return (
+        (InvalidRequestError, EXIT_USAGE, lambda exc: exc.message),  # our own check, nothing sent: no Popbill code
+        (UserInputError, EXIT_USAGE, str),
+        (OutcomeUnknownError, EXIT_OUTCOME_UNKNOWN, str),
+        (PopbillError, EXIT_FAILURE, str),
+        (ProgrammingError, EXIT_FAILURE, _undefined_table),
+        (OperationalError, EXIT_FAILURE, lambda exc: f"cannot use the database: {_database_reason(exc)}"),
+    )
+
+
 def friendly_errors(fn):
-    """Known failures become one clear line on stderr and a non-zero exit, not a traceback."""
+    """Known failures become one clear line on stderr and their exit code, not a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from sqlalchemy.exc import OperationalError, ProgrammingError
-
         try:
             return fn(*args, **kwargs)
-        except InvalidRequestError as exc:  # our own check, before anything was sent: no Popbill code
-            raise InputError(exc.message) from None
-        except UserInputError as exc:
-            raise InputError(str(exc)) from None
-        except PopbillError as exc:
-            raise click.ClickException(str(exc)) from None
         except (KeyboardInterrupt, click.exceptions.Abort):  # Ctrl-C, also at a prompt
             click.echo("interrupted", err=True)
             raise SystemExit(EXIT_INTERRUPTED) from None
-        except ProgrammingError as exc:
-            if "UndefinedTable" in type(exc.orig).__name__:
-                raise click.ClickException("the database has no ledger tables yet: run `ledger db upgrade`") from None
+        except (click.ClickException, click.exceptions.Exit):
             raise
-        except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
-            raise click.ClickException(f"cannot use the database: {reason}") from None
+        except Exception as exc:
+            for kind, code, say in error_exit_codes():
+                if isinstance(exc, kind):
+                    line = say(exc)
+                    if line is None:
+                        raise
+                    failure = click.ClickException(line)
+                    failure.exit_code = code
+                    raise failure from None
+            raise
 
     return wrapper
 

@@ -216,18 +216,22 @@ def list_items(engine: Engine, *, pending_only: bool = False) -> list[dict]:
         return [dict(r._mapping) for r in conn.execute(text(query + " ORDER BY t.requested_at"))]
 
 
-def payment_form(amount: str, depositor: str, name: str, email: str, hp: str) -> PaymentForm:
+def payment_form(amount: str, depositor: str, name: str, email: str, hp: str, *,
+                 maximum: Decimal = check.DEFAULT_MAX_WON) -> PaymentForm:  # fmt: skip
+    """The form from the command's options, the amount checked under its option's name (the
+    rest is checked with the form, before anything is sent: sending.request_payment)."""
     try:
-        cost = check.positive_amount("--amount", amount)
+        cost = check.won("--amount", amount, maximum)
     except InvalidRequestError as exc:
         raise PendingError(str(exc)) from None
     return PaymentForm(settler_name=name, settler_email=email, notify_hp=hp, payment_name=depositor, settle_cost=cost)
 
 
-def refund_form(points: str, bank: str, account: str, holder: str, contact: str, tel: str, reason: str) -> RefundForm:
+def refund_form(points: str, bank: str, account: str, holder: str, contact: str, tel: str, reason: str, *,
+                maximum: Decimal = check.DEFAULT_MAX_WON) -> RefundForm:  # fmt: skip
     try:
-        amount = check.positive_amount("--points", points)
+        amount = check.won("--points", points, maximum)
     except InvalidRequestError as exc:
         raise PendingError(str(exc)) from None
-    return RefundForm(contact_name=contact, tel=tel, request_point=Decimal(amount), account_bank=bank,
+    return RefundForm(contact_name=contact, tel=tel, request_point=amount, account_bank=bank,
                       account_num=account, account_name=holder, reason=reason)  # fmt: skip

@@ -146,7 +146,7 @@ class PopbillClient:
         """PaymentRequest: ask for a bank-transfer deposit. Not idempotent: never retried once sent."""
         call = "PaymentRequest"
         corp = check.corp_num(corp_num, call)
-        form = check.payment_form(payment_form, call)
+        form = check.payment_form(payment_form, call, maximum=self.settings.money_max_won)
         uid = check.user_id(user_id, call)
         return self.requestor.call(
             call, "POST", "/Payment", corp, user_id=uid, payload=form.to_wire(), idempotent=False,
@@ -212,7 +212,7 @@ class PopbillClient:
         """Refund: ask for points back. Not idempotent: never retried once sent."""
         call = "Refund"
         corp = check.corp_num(corp_num, call)
-        form = check.refund_form(refund_form, call)
+        form = check.refund_form(refund_form, call, maximum=self.settings.money_max_won)
         uid = check.user_id(user_id, call)
         return self.requestor.call(
             call, "POST", "/Refund", corp, user_id=uid, payload=form.to_wire(), idempotent=False,

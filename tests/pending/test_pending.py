@@ -76,8 +76,8 @@ def test_backoff_doubles_and_is_capped(env):
 
 def test_refund_settles_and_over_refund_is_refused_before_sending(env, sim):
     engine, client, settings = env
-    too_much = sim.world.refundable_balance(CORP) + 1
-    form = RefundForm("담당", "02", too_much, "국민", "123", "홍길동", "해지")
+    too_much = sim.world.refundable_balance(CORP).to_integral_value() + 1
+    form = RefundForm("담당", "02-123-4567", too_much, "국민", "123", "홍길동", "해지")
     with pytest.raises(service.PendingError, match="refundable"):
         sending.request_refund(engine, client, CORP, form)
     assert sim.requests("/Refund", method="POST") == []
@@ -129,7 +129,7 @@ def test_old_pending_item_raises_the_stuck_alert_then_resolves(env, sim):
 def test_concurrent_pollers_never_poll_one_item_twice(env, sim):
     engine, client, settings = env
     settings = dataclasses.replace(settings, pending_first_poll=600)  # once polled, not due again
-    codes_ = [sending.request_payment(engine, client, CORP, FORM).code for _ in range(6)]
+    codes_ = [sending.request_payment(engine, client, CORP, FORM, force=True).code for _ in range(6)]
     results: list = []
     barrier = threading.Barrier(3)
 
