@@ -31,7 +31,8 @@ def create_reader(role: str) -> None:
 
     The password is asked for on a terminal, or read from LEDGER_READER_PASSWORD (never from
     the command line, which other users of the machine can see); it is sent to the server
-    already hashed (SCRAM-SHA-256). An existing role with more than read rights is refused."""
+    already hashed (SCRAM-SHA-256). The role holds at most LEDGER_READER_CONNECTION_LIMIT (10)
+    connections at once. An existing role with more than read rights is refused."""
     import sys
 
     from ledger.db.roles import create_reader
@@ -40,9 +41,10 @@ def create_reader(role: str) -> None:
     password = settings.reader_password.reveal() if settings.reader_password else None
     if password is None and sys.stdin.isatty():
         password = click.prompt("password", hide_input=True, confirmation_prompt=True, default="", show_default=False)
-    create_reader(open_engine(settings), role, password or None)
+    create_reader(open_engine(settings), role, password or None, connection_limit=settings.reader_connection_limit)
     click.echo(
-        f"{role} can now read the ledger" + ("" if password else " (no password set: it logs in by other means)")
+        f"{role} can now read the ledger, with at most {settings.reader_connection_limit} connections at once"
+        " (LEDGER_READER_CONNECTION_LIMIT)" + ("" if password else "; no password set: it logs in by other means")
     )
 
 
