@@ -70,7 +70,7 @@ def up(db_port: int, sim_port: int, seed: int, days: int, usage_per_day: float, 
         click.echo(f"the sandbox is already running (pid {state.pid})", err=True)
     else:
         state = _start(home, db_port, sim_port, seed, days, usage_per_day)
-    click.echo(f"database   {state.database_url}")
+    click.echo(f"database   {state.shown_url}")
     click.echo(f"simulator  {state.simulator_url}")
     _populate(state, sync=not no_sync)
     click.echo('\nthe sandbox is up; point this shell at it with:\n\n  eval "$(ledger sandbox env)"\n')
@@ -194,9 +194,10 @@ def status() -> None:
     except (requests.RequestException, ValueError, KeyError):
         clock = "not answering"
     click.echo(f"running    pid {state.pid}, since {state.started_at}")
-    click.echo(f"database   {state.database_url}")
+    click.echo(f"database   {state.shown_url}")
     click.echo(f"simulator  {state.simulator_url} ({clock})")
     click.echo(f"data       {typed_path(Path(state.pgdata))}")
+    click.echo(f"password   in {typed_path(sandbox_home(home) / 'db-password')} (LEDGER_DATABASE_URL carries it)")
 
 
 @sandbox.command()
