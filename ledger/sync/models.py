@@ -97,6 +97,7 @@ class SyncRepair(Base):
     requested_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
     fetch_started_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)  # the sync run that fetched it
     fetched_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    fetch_attempts: Mapped[int] = mapped_column(server_default="0")  # syncs that took it (a failing one gives up)
     found: Mapped[dict | None]  # rows new to the ledger in the window, by Korean date: {"2026-11-15": 1}
     outcome: Mapped[str | None] = mapped_column(String(12))
     judged_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)

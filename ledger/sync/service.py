@@ -54,6 +54,7 @@ from ledger.popbill.errors import PagingError, PopbillError
 from ledger.popbill.models import Page, PaymentHistory, RefundHistory
 from ledger.popbill.prefetch import prefetch_after
 from ledger.popbill.retry import should_retry
+from ledger.sync import repair
 from ledger.sync.interrupt import SyncInterrupted, check
 from ledger.sync.locks import locks_for
 from ledger.sync.models import KINDS
@@ -135,6 +136,8 @@ class _Job:
     last_full_pass_at: dt.datetime | None = None
     oldest_pending: dt.date | None = None
     limits: RowLimits | None = None  # what screening accepts, set at the start of the sync
+    repairs_due: bool = False  # reconciliation asked for windows again (ledger.sync.repair)
+    repairs: object = None  # the repair windows this run took
     # State of pages with no rows, not committed yet (see the module docstring).
     deferred: dict = dataclasses.field(default_factory=dict)
     deferred_pages: int = 0
@@ -332,6 +335,8 @@ _START = text(
         UNION ALL SELECT kind, high_water, last_full_pass_at FROM sync_states WHERE member_id = :m AND kind = ANY(:kinds)
     )
     SELECT runs.kind, runs.id, states.high_water, states.last_full_pass_at,
+        EXISTS (SELECT 1 FROM sync_repairs r WHERE r.member_id = :m AND r.kind = runs.kind AND r.fetched_at IS NULL
+                AND r.fetch_attempts < 3) AS repairs_due,  -- 3: ledger.sync.repair.MAX_FETCH_ATTEMPTS
         CASE runs.kind
             WHEN 'payments' THEN (SELECT min(reg_dt) FROM payments WHERE member_id = :m AND settle_state = ANY(
                 coalesce(:settle, ARRAY(SELECT code FROM state_codes WHERE kind = 'settle' AND meaning = 'pending'))))
@@ -363,6 +368,7 @@ def _start(conn: Connection, running: list[_Job], skipped: list[_Job], codes: Co
             job.result.run_id = row.id
             job.high_water = row.high_water
             job.last_full_pass_at = row.last_full_pass_at
+            job.repairs_due = row.repairs_due
             job.oldest_pending = row.oldest_pending.astimezone(KST).date() if row.oldest_pending else None
     if skipped:
         m = skipped[0].member.member_id
@@ -381,6 +387,7 @@ def _run(job: _Job) -> None:
             _sync_refunds(job)
         else:
             _sync_dated(job)
+        repair.finish(job)
         result.status = "succeeded"
     except SyncInterrupted as exc:
         result.status, result.error = "interrupted", str(exc)
@@ -545,6 +552,8 @@ def _sync_dated(job: _Job) -> None:
         # A deposit pending since before the lookback must still be seen when it completes.
         start = job.oldest_pending
     spans = windows(start, m.today, m.options.window_days)
+    if job.repairs_due:
+        spans = repair.with_repairs(job, spans)  # windows reconciliation asked for, whatever the lookback
     job.result.windows = len(spans)
     for fetched in prefetch_after(_fetch_windows(job, spans), lambda f: f.final):
         job.result.window_page = fetched.page_of
@@ -582,6 +591,7 @@ def _sync_refunds(job: _Job) -> None:
         m.full
         or job.last_full_pass_at is None
         or (now - job.last_full_pass_at > dt.timedelta(days=m.options.refund_full_pass_days))
+        or (job.repairs_due and repair.full_pass(job))
     )
     pending = job.oldest_pending
     fetch = partial(m.client.iter_refund_history, m.corp_num, per_page=m.options.per_page, user_id=m.user_id)

@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("requested_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("fetch_started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("fetch_attempts", sa.Integer(), server_default="0", nullable=False),
         sa.Column("found", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column("outcome", sa.String(length=12), nullable=True),
         sa.Column("judged_at", sa.DateTime(timezone=True), nullable=True),
