@@ -166,7 +166,8 @@ def pending_poll(as_json: bool) -> None:
             sync_member(engine, client, corp, history, options=SyncOptions.from_settings(settings))
     review_stuck(engine, settings)
     deliver(engine, settings)
-    polled = [{"corp_num": o.corp_num, "kind": o.kind, "code": o.code, "state": o.state} for o in outcomes]
+    polled = [{"corp_num": o.corp_num, "kind": o.kind, "code": o.code, "state": o.state,
+               "doubt": o.doubt or ""} for o in outcomes]  # fmt: skip
     waiting, next_due = service.next_due(engine)
     if as_json:
         click.echo(json.dumps({"polled": polled, "pending": waiting,

@@ -25,7 +25,8 @@ def print_summary(reports, *, closing_applies: bool = True, wide: bool = False) 
     A --date/--month reconcile has no closing check (closing_applies False)."""
     rows = [{"corp_num": r.corp_num, "reconciled": _verdict(r, closing_applies), "closing": _closing(r, closing_applies),
              "new": r.new, "resolved": r.resolved,
-             "open": ", ".join(f"{check} {n}" for check, n in sorted(r.open_by_check.items())) or "-"}
+             "open": ", ".join(f"{check} {n}" for check, n in sorted(r.open_by_check.items()))
+                     or (f"checks failed: {r.error}" if r.error else "-")}
             for r in reports]  # fmt: skip
     print_table("reconciliation", rows, wide=wide)
     unchecked = [r.corp_num for r in reports if not r.closing_checked] if closing_applies else []
@@ -64,7 +65,7 @@ def reconcile(members, day, month, as_json, wide) -> None:
     if as_json:
         echo_json([{"corp_num": r.corp_num, "reconciled": r.reconciled, "closing_checked": r.closing_checked,
                     "new": r.new, "resolved": r.resolved, "open": dict(r.open_by_check), "repairs": r.repairs,
-                    "refetching": r.refetching}
+                    "refetching": r.refetching, "error": r.error}
                    for r in reports])  # fmt: skip
     else:
         print_summary(reports, closing_applies=period.label == "all", wide=wide)

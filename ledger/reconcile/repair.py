@@ -66,6 +66,15 @@ def window_for(finding: checks.Finding, settings: Settings) -> tuple[str, dt.dat
     return None
 
 
+def _covers(window: tuple, wanted: tuple) -> bool:
+    kind, start, end = window
+    if kind != wanted[0]:
+        return False
+    if start is None:
+        return True  # a full refund pass
+    return wanted[1] is not None and start <= wanted[1] and wanted[2] <= end
+
+
 def _windows(first: dt.date | None, last: dt.date | None, settings: Settings) -> int:
     """How many sync windows a repair costs (a full refund pass counts as one)."""
     if first is None or last is None:
@@ -130,17 +139,21 @@ def review(conn: Connection, findings: dict[int, list[checks.Finding]], reports:
         budget = settings.repair_windows - sum(
             _windows(r.window_start, r.window_end, settings) for r in rows if r.requested_at >= night
         )
+        # Windows the next sync fetches anyway: a finding inside one needs no request of its own.
+        due = [(r.kind, r.window_start, r.window_end) for r in rows
+               if r.fetched_at is None and r.fetch_attempts < MAX_FETCH_ATTEMPTS]  # fmt: skip
         for finding in found:
             wanted = window_for(finding, settings)
-            if wanted is None:
+            if wanted is None or any(_covers(window, wanted) for window in due):
                 continue
             mine = [r for r in rows if (r.check_name, r.fingerprint) == (finding.check, finding.fingerprint)]
-            if any(r.fetched_at is None and r.fetch_attempts < MAX_FETCH_ATTEMPTS for r in mine) or len(mine) >= MAX_TRIES:
-                continue  # asked for already, or tried enough: the discrepancy says so
+            if len(mine) >= MAX_TRIES:
+                continue  # tried enough: the discrepancy says so
             cost = _windows(wanted[1], wanted[2], settings)
             if cost > budget:
                 continue
             budget -= cost
+            due.append(wanted)
             kind, start, end = wanted
             conn.execute(_REQUEST, {"member_id": member_id, "kind": kind, "window_start": start, "window_end": end,
                                     "check_name": finding.check, "fingerprint": finding.fingerprint, "now": now})  # fmt: skip

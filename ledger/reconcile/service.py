@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from itertools import groupby
@@ -23,6 +24,8 @@ from ledger.popbill.codes import Codes
 from ledger.reconcile import checks, repair
 from ledger.reconcile.models import Discrepancy
 from ledger.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +64,12 @@ class MemberReport:
     closing_checked: bool = False  # the ledger's closing balance was compared with a balance reading
     repairs: list[str] = dataclasses.field(default_factory=list)  # what came of windows fetched again
     refetching: list[str] = dataclasses.field(default_factory=list)  # windows the next sync fetches again
+    error: str | None = None  # the checks of this member failed (the others went on)
 
     @property
     def reconciled(self) -> bool:
         """Nothing open, sync health included: a stale ledger is never reconciled."""
-        return not self.open_by_check
+        return not self.open_by_check and self.error is None
 
 
 # Members are reconciled in batches: each of the statements below reads a whole batch's rows
@@ -326,7 +330,13 @@ def _reconcile_batch(
 
     def check(member_id: int, rows: list[checks.UsageRow]) -> None:
         report = reports[member_id]
-        found = findings[member_id] = _findings(rows, data, member_id, settings, codes, period, now, report)
+        try:
+            found = _findings(rows, data, member_id, settings, codes, period, now, report)
+        except Exception as exc:  # this member's problem: its discrepancies stay as they were, the others go on
+            log.exception("reconciling %s failed", report.corp_num)
+            report.error = f"{type(exc).__name__}: {exc}"[:500]
+            return
+        findings[member_id] = found
         _store(member_id, period, found, now, known.get(member_id, {}), report, writes)
 
     without_rows = iter(ids)

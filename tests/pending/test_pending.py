@@ -162,3 +162,34 @@ def test_state_meanings_come_from_the_state_codes_table(env, sim):
     finally:
         with engine.begin() as conn:
             conn.execute(text("UPDATE state_codes SET meaning = 'pending' WHERE kind = 'settle' AND code = 1"))
+
+
+def test_doubtful_answers_keep_an_item_pending_and_past_the_limit_say_what_popbill_answered(env, sim):
+    """GetSettleResult answering HTTP 200 with an error body, {} or a state nobody defined: the
+    deposit stays pending (never `cancelled`), each poll counts, and at LEDGER_PENDING_DOUBT_LIMIT
+    a stuck_pending alert quotes the last answer; a clear answer clears both."""
+    engine, client, settings = env
+    code = sending.request_payment(engine, client, CORP, FORM).code
+    bodies = ['{"code":-99999999,"message":"잠시 후 다시 시도하세요."}', "{}", None]
+    for n, body in enumerate(bodies, start=1):
+        if body is None:
+            sim.inject("rewrite", path="/Payment/", method="GET", rate=1.0, edits={"settleState": "99"})
+        else:
+            sim.inject("answer", path="/Payment/", method="GET", rate=1.0, status=200, body=body)
+        [outcome] = [o for o in service.poll_due(engine, client, settings) if o.code == code]
+        sim.clear_faults()
+        assert outcome.state == "pending" and outcome.doubt, outcome
+        row = item_row(engine, code)
+        assert (row.state, row.doubtful_polls, row.resolved_at) == ("pending", n, None)
+        fired = review_stuck(engine, settings)
+        assert fired == ([f"settle:{code}"] if n == settings.pending_doubt_limit else [])
+    with engine.connect() as conn:
+        summary = conn.execute(select(Alert.summary).where(Alert.rule == "stuck_pending")).scalar()
+    assert "the last 3 answers about it were not clear" in summary
+    assert "settleState 99, which state_codes does not define" in summary
+    # A clear answer: still pending, but no longer in doubt; the alert resolves.
+    [outcome] = [o for o in service.poll_due(engine, client, settings) if o.code == code]
+    assert (outcome.state, outcome.doubt) == ("pending", None) and item_row(engine, code).doubtful_polls == 0
+    review_stuck(engine, settings)
+    with engine.connect() as conn:
+        assert conn.execute(select(Alert.state).where(Alert.rule == "stuck_pending")).scalar() == "ok"

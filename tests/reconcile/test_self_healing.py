@@ -138,3 +138,27 @@ def test_a_window_answered_with_an_error_body_is_fetched_again(env, sim):
     assert_ledger_equals_truth(engine, sim, [CORP, OTHER], kinds=("usage",))
     [report] = reconcile(engine, env[2], corp_nums=[CORP])
     assert "balance_chain" not in report.open_by_check
+
+
+def test_quarantined_rows_are_examined_again_once_the_limits_change(env, sim):
+    """Rows refused for a limit (dated before LEDGER_ROW_EARLIEST_DATE) sit in quarantine; with the
+    limit moved, the reconcile + sync + reconcile cycle fetches their windows again, takes them
+    in, and empties the quarantine, with no --since."""
+    engine, client, settings = env
+    today = sim.world.today()
+    strict = dataclasses.replace(settings, row_earliest_date=today - dt.timedelta(days=9))
+    with PopbillClient(strict) as picky:
+        result = sync_member(engine, picky, CORP, "usage", today=today, options=SyncOptions(initial_days=12))
+    assert result.status == "succeeded" and result.quarantined > 0
+    [first] = reconcile(engine, settings, corp_nums=[CORP])
+    assert first.open_by_check["quarantined_row"] == result.quarantined
+    assert any(line.startswith("re-fetching usage") and "quarantined_row" in line for line in first.refetching)
+    assert sync(env, sim).status == "succeeded"  # the usual limits now; the usual lookback
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM quarantined_rows")).scalar() == 0
+    [second] = reconcile(engine, settings, corp_nums=[CORP])
+    assert "quarantined_row" not in second.open_by_check
+    assert any(line.startswith("repaired:") for line in second.repairs)
+    # Every row of those days, and no other, came in: what the initial window saw, exactly.
+    since = f"{today - dt.timedelta(days=12):%Y%m%d}"
+    assert len(stored_raw(engine, CORP, "usage")) == len([r for r in truth(sim, CORP, "usage") if r["txDT"] >= since])
