@@ -113,6 +113,14 @@ def points(name: str, raw: str) -> Decimal:
     return value
 
 
+def whole_won(name: str, raw: str) -> Decimal:
+    """Whole won, from 1 to 10^12."""
+    value = points(name, raw)
+    if value != value.to_integral_value() or not 1 <= value <= Decimal("1e12"):
+        raise SettingsError(f"{name} must be whole won from 1 to 1000000000000, got {raw!r}")
+    return value
+
+
 def date(name: str, raw: str) -> dt.date:
     try:
         return dt.date.fromisoformat(raw.strip())
@@ -314,10 +322,13 @@ class Settings:
                                 doc="where the embedded PostgreSQL (and beat's schedule file) live")  # fmt: skip
     reader_password: Secret | None = setting("LEDGER_READER_PASSWORD", group="database", parse=secret,
                                              doc="the password `ledger db create-reader` sets (else it asks)")  # fmt: skip
-    db_retry_attempts: int = setting("LEDGER_DB_RETRY_ATTEMPTS", 8, group="database", parse=whole(1),
-                                     doc="a sync that lost the database tries again at most this often...")  # fmt: skip
-    db_retry_seconds: float = setting("LEDGER_DB_RETRY_SECONDS", 120.0, group="database", parse=number(0),
-                                      doc="...within this many seconds, with jittered exponential backoff")  # fmt: skip
+    reader_connection_limit: int = setting("LEDGER_READER_CONNECTION_LIMIT", 10, group="database",
+                                           parse=whole(1, 10000),
+                                           doc="connections the reader role may hold at once")  # fmt: skip
+    db_retry_seconds: float = setting(
+        "LEDGER_DB_RETRY_SECONDS", 120.0, group="database", parse=number(0),
+        doc="a sync or command that lost the database tries again, with jittered backoff, for this long",
+    )  # fmt: skip
 
     # Sync
     sync_lookback_days: int = setting("LEDGER_SYNC_LOOKBACK_DAYS", 3, group="sync", parse=whole(0),
@@ -336,6 +347,10 @@ class Settings:
                                       doc="no amount in a history row is larger (larger rows are quarantined)")  # fmt: skip
     row_earliest_date: dt.date = setting("LEDGER_ROW_EARLIEST_DATE", dt.date(2000, 1, 1), group="sync", parse=date,
                                          doc="no history row is dated earlier")  # fmt: skip
+    repair_windows: int = setting(
+        "LEDGER_REPAIR_WINDOWS", 4, group="sync", parse=whole(0, 100),
+        doc="windows per member a night's sync fetches again where reconciliation found a break (0: off)",
+    )  # fmt: skip
     row_max_future_days: int = setting("LEDGER_ROW_MAX_FUTURE_DAYS", 2, group="sync", parse=whole(0),
                                        doc="nor later than the sync's today plus this (clock skew)")  # fmt: skip
 
@@ -378,8 +393,17 @@ class Settings:
     smtp_user: str | None = setting("LEDGER_SMTP_USER", group="alerts", doc="login, if the server wants one")
     smtp_password: Secret | None = setting("LEDGER_SMTP_PASSWORD", group="alerts", parse=secret,
                                            doc="its password; never logged")  # fmt: skip
-    smtp_starttls: bool = setting("LEDGER_SMTP_STARTTLS", False, group="alerts", parse=flag,
-                                  doc="upgrade the connection with STARTTLS")  # fmt: skip
+    # None until loaded: then true when a user is set (credentials never travel unencrypted).
+    smtp_starttls: bool | None = setting(
+        "LEDGER_SMTP_STARTTLS", None, group="alerts", parse=flag, shown="`true` when a user is set, else `false`",
+        doc="STARTTLS: a server that does not offer it gets no AUTH, and no mail",
+    )  # fmt: skip
+    smtp_ssl: bool = setting("LEDGER_SMTP_SSL", False, group="alerts", parse=flag,
+                             doc="SMTPS: TLS from the first byte (port 465)")  # fmt: skip
+    smtp_insecure_plaintext_login: bool = setting(
+        "LEDGER_SMTP_INSECURE_PLAINTEXT_LOGIN", False, group="alerts", parse=flag,
+        doc="log in without TLS, on a link you trust; without it `ledger doctor` fails such a configuration",
+    )  # fmt: skip
     mail_from: str = setting("LEDGER_MAIL_FROM", "ledger@localhost", group="alerts", doc="sender")
     mail_to: tuple[str, ...] = setting("LEDGER_MAIL_TO", (), group="alerts", parse=addresses, shown="none",
                                        doc="comma-separated recipients")  # fmt: skip
@@ -412,6 +436,16 @@ class Settings:
                                         doc="seconds between polls at most")  # fmt: skip
     pending_stuck_after: int = setting("LEDGER_PENDING_STUCK_AFTER", 3 * 86400, group="worker", parse=whole(1),
                                        doc="seconds pending before a \"stuck pending\" alert")  # fmt: skip
+    pending_doubt_limit: int = setting(
+        "LEDGER_PENDING_DOUBT_LIMIT", 3, group="worker", parse=whole(1, 1000),
+        doc="doubtful answers in a row about one tracked item before `stuck_pending` fires, saying what Popbill "
+            "answered",
+    )  # fmt: skip
+    money_max_won: Decimal = setting("LEDGER_MONEY_MAX_WON", Decimal("10000000"), group="worker",
+                                     parse=whole_won,
+                                     doc="the largest deposit or refund one request may ask for (whole won)")  # fmt: skip
+    money_twin_window: int = setting("LEDGER_MONEY_TWIN_WINDOW", 600, group="worker", parse=whole(0, 604800),
+                                     doc="seconds in which an identical money request is refused without `--force`")  # fmt: skip
     pending_unknown_grace: int = setting(
         "LEDGER_PENDING_UNKNOWN_GRACE", 900, group="worker", parse=whole(1),
         doc="seconds after which a request with an unknown outcome that is not in the history is `not_found`",
@@ -460,6 +494,10 @@ class Settings:
     log_level: str | None = setting("LEDGER_LOG_LEVEL", group="operations", parse=log_level,
                                     shown="`WARNING` (worker and beat: `INFO`)",
                                     doc="`DEBUG`, `INFO`, `WARNING` or `ERROR`")  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.smtp_starttls is None:  # frozen: set once, here, from the user
+            object.__setattr__(self, "smtp_starttls", bool(self.smtp_user))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

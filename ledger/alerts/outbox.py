@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import smtplib
+import ssl
 import uuid
 from email.message import EmailMessage
 
@@ -91,14 +92,46 @@ def _send(channel: str, row, settings: Settings) -> None:
         message["From"] = settings.mail_from
         message["To"] = ", ".join(settings.mail_to)
         message.set_content(row.text + "\n\n" + jsonutil.dumps(row.payload))
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls()
-            if settings.smtp_user and settings.smtp_password:
-                smtp.login(settings.smtp_user, settings.smtp_password.reveal())
-            smtp.send_message(message)
+        send_mail(settings, message)
     else:
         raise RuntimeError(f"unknown channel {channel!r}")
+
+
+def mail_security_problem(settings: Settings) -> str | None:
+    """Why these settings would send the SMTP password unencrypted, or None."""
+    logs_in = bool(settings.smtp_user and settings.smtp_password)
+    if logs_in and not (settings.smtp_ssl or settings.smtp_starttls) and not settings.smtp_insecure_plaintext_login:
+        return (
+            "LEDGER_SMTP_USER is set but neither LEDGER_SMTP_STARTTLS nor LEDGER_SMTP_SSL: the password would cross "
+            "the network unencrypted. Turn one on (STARTTLS is the default with a user), or, on a link you trust, "
+            "say so with LEDGER_SMTP_INSECURE_PLAINTEXT_LOGIN=true"
+        )
+    return None
+
+
+def send_mail(settings: Settings, message: EmailMessage) -> None:
+    """One message through the configured server. Credentials only ever go over TLS (SMTPS, or
+    STARTTLS, which the server must offer: one that does not gets no AUTH at all), unless
+    LEDGER_SMTP_INSECURE_PLAINTEXT_LOGIN says otherwise."""
+    if problem := mail_security_problem(settings):
+        raise RuntimeError(problem)
+    context = ssl.create_default_context()
+    if settings.smtp_ssl:
+        connection = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=10, context=context)
+    else:
+        connection = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10)
+    with connection as smtp:
+        if settings.smtp_starttls and not settings.smtp_ssl:
+            try:
+                smtp.starttls(context=context)
+            except smtplib.SMTPNotSupportedError:
+                raise RuntimeError(
+                    f"{settings.smtp_host} does not offer STARTTLS (LEDGER_SMTP_STARTTLS): nothing was sent, "
+                    "no password either"
+                ) from None
+        if settings.smtp_user and settings.smtp_password:
+            smtp.login(settings.smtp_user, settings.smtp_password.reveal())
+        smtp.send_message(message)
 
 
 _TAKE_DUE = text(

@@ -15,17 +15,20 @@ from collections.abc import Callable
 import click
 
 EXIT_OK = 0
-EXIT_FAILURE = 1  # something failed: Popbill, the database, a channel, a sync; or its outcome is unknown
+EXIT_FAILURE = 1  # something failed: Popbill, the database, a channel, a sync
 EXIT_USAGE = 2  # bad input: an option, an argument, a file, a setting; nothing was done
 EXIT_DISCREPANCIES = 3  # reconciliation found open discrepancies
+EXIT_OUTCOME_UNKNOWN = 4  # a money request may have been registered: do not send it again
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 EXIT_CODES_HELP = """\b
 Exit codes:
   0    done
-  1    a failure (Popbill, the database, a sync, a channel), or a request whose outcome is unknown
+  1    a failure (Popbill, the database, a sync, a channel)
   2    bad input (option, argument, file, setting); nothing was done
   3    reconciliation found open discrepancies
+  4    a deposit or refund request's outcome is unknown: it may have been
+       registered; do not send it again (`ledger pending poll` finds out)
   130  interrupted (Ctrl-C, SIGTERM)"""
 
 
@@ -55,17 +58,17 @@ def _database_message(exc: BaseException) -> str:
     return f"cannot use the database: {reason}"
 
 
-def _schema_message(exc: BaseException) -> str:
+def _schema_message(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", None)
     if orig is not None and "UndefinedTable" in type(orig).__name__:
         return "the database has no ledger tables yet: run `ledger db upgrade`"
-    return str(exc).splitlines()[0]
+    return None  # another programming error: a bug, shown as one
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     exit_code: int
-    line: Callable[[BaseException], str]
+    line: Callable[[BaseException], str | None]  # None: not this table's to explain; the error goes through
 
 
 # The most specific class of an error (its MRO walked from the class itself) decides.
@@ -74,9 +77,8 @@ ERROR_EXITS: dict[str, Outcome] = {
     "ledger.errors.UserInputError": Outcome(EXIT_USAGE, _message),
     "ledger.popbill.errors.InvalidRequestError": Outcome(EXIT_USAGE, _popbill_message),
     # A money request sent but not answered: it may have been registered, so not "bad input".
-    "ledger.pending.sending.OutcomeUnknown": Outcome(EXIT_FAILURE, _message),
-    # Popbill refused a request or could not be reached.
-    "ledger.pending.sending.RequestRefused": Outcome(EXIT_FAILURE, _message),
+    "ledger.errors.OutcomeUnknownError": Outcome(EXIT_OUTCOME_UNKNOWN, _message),
+    # Popbill refused a request, answered outside the documented shapes, or could not be reached.
     "ledger.popbill.errors.PopbillError": Outcome(EXIT_FAILURE, _message),
     "ledger.sandbox.service.SandboxError": Outcome(EXIT_FAILURE, _message),
     # The database: unreachable, or not migrated yet.
@@ -112,9 +114,10 @@ def friendly_errors(fn):
             raise
         except Exception as exc:
             outcome = outcome_of(exc)
-            if outcome is None:
+            line = outcome.line(exc) if outcome is not None else None
+            if line is None:
                 raise
-            error = InputError(outcome.line(exc)) if outcome.exit_code == EXIT_USAGE else CommandFailed(outcome.line(exc))
+            error = InputError(line) if outcome.exit_code == EXIT_USAGE else CommandFailed(line)
             error.exit_code = outcome.exit_code
             raise error from None
 

@@ -34,7 +34,8 @@ def print_reconciliation(reports, *, closing_applies: bool = True, wide: bool = 
     A --date/--month reconcile has no closing check (closing_applies False)."""
     rows = [{"corp_num": r.corp_num, "reconciled": _verdict(r, closing_applies), "closing": _closing(r, closing_applies),
              "new": r.new, "resolved": r.resolved,
-             "open": ", ".join(f"{check} {n}" for check, n in sorted(r.open_by_check.items())) or "-"}
+             "open": ", ".join(f"{check} {n}" for check, n in sorted(r.open_by_check.items()))
+                     or (f"checks failed: {r.error}" if r.error else "-")}
             for r in reports]  # fmt: skip
     print_table("reconciliation", rows, wide=wide)
     unchecked = [r.corp_num for r in reports if not r.closing_checked] if closing_applies else []

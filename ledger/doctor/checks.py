@@ -16,6 +16,7 @@ import requests
 from kombu import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.alerts.outbox import mail_security_problem
 from ledger.db import migrate
 from ledger.db.engine import make_engine
 from ledger.popbill.errors import PopbillError
@@ -153,6 +154,7 @@ def broker(settings: Settings, timeout: float) -> Finding:
 
 
 def alert_channels(settings: Settings) -> list[Finding]:
+
     found = []
     if settings.alert_webhook_url:
         parts = urlsplit(settings.alert_webhook_url.reveal())
@@ -167,8 +169,14 @@ def alert_channels(settings: Settings) -> list[Finding]:
             found.append(fail("mail", "LEDGER_SMTP_HOST is set but LEDGER_MAIL_TO is empty"))
         elif bad := [a for a in (settings.mail_from, *settings.mail_to) if "@" not in a]:
             found.append(fail("mail", f"not a mail address: {bad[0]!r} (LEDGER_MAIL_FROM / LEDGER_MAIL_TO)"))
+        elif problem := mail_security_problem(settings):
+            found.append(fail("mail", problem))
         else:
-            found.append(ok("mail", f"{settings.smtp_host}:{settings.smtp_port} to {len(settings.mail_to)} recipients"))
+            security = ("SMTPS" if settings.smtp_ssl else "STARTTLS" if settings.smtp_starttls
+                        else "no TLS, plain-text login (LEDGER_SMTP_INSECURE_PLAINTEXT_LOGIN)" if settings.smtp_user
+                        else "no TLS, no login")  # fmt: skip
+            found.append(ok("mail", f"{settings.smtp_host}:{settings.smtp_port} ({security}) to "
+                                    f"{len(settings.mail_to)} recipients"))  # fmt: skip
     if not found:
         found.append(ok("alerts", "log only (no webhook or mail configured)"))
     return found

@@ -209,3 +209,9 @@ def _code(value, largest: int) -> str | None:
     if number > largest or number < 0:
         return f"{_show(value)} is not a code (a whole number from 0 to {largest})"
     return None
+
+
+# The same checks for one value, for the answers that are not history pages (balances, a
+# single deposit or refund): ledger.popbill.models applies them, so a number or a date is
+# judged the same way wherever it comes from.
+amount_problem, date_problem, code_problem = _amount, _date, _code

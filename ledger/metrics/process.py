@@ -12,6 +12,9 @@ POPBILL_CALL_SECONDS = Histogram("ledger_popbill_call_duration_seconds",
                                  "Time a Popbill call took, retries and their waits included.", ["call"],
                                  buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120))  # fmt: skip
 POPBILL_RETRIES = Counter("ledger_popbill_retries_total", "Popbill calls tried again after a transient failure.", ["call"])
+DOUBTFUL_ANSWERS = Counter("ledger_doubtful_answers_total",
+                           "Answers kept as doubt: no state changed and no mark moved because of them (by call).",
+                           ["call"])  # fmt: skip
 ROWS_WRITTEN = Counter("ledger_sync_rows_written_total", "History rows written by the sync, by kind and change.",
                        ["kind", "change"])  # fmt: skip
 TASK_SECONDS = Histogram("ledger_task_duration_seconds", "Celery task run time by task and outcome.", ["task", "outcome"],

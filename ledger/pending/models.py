@@ -28,6 +28,8 @@ class TrackedItem(Base):
         one_of("kind", KINDS, "kind_known"),
         one_of("state", STATES, "state_known"),
         Index("ix_tracked_items_state_next_poll_at", "state", "next_poll_at"),
+        Index("ix_tracked_items_member_id_kind_form_digest_requested_at", "member_id", "kind", "form_digest",
+              "requested_at"),  # fmt: skip
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -45,7 +47,12 @@ class TrackedItem(Base):
     # Our own requests: what identifies the history entry when no code came back.
     amount: Mapped[Decimal | None]
     counterparty: Mapped[str | None] = mapped_column(String(100))  # settlerName / accountName
-    form_digest: Mapped[str | None] = mapped_column(String(64))  # BLAKE2b of the whole form
+    form_digest: Mapped[str | None] = mapped_column(String(64))  # BLAKE2b of what makes a twin (sending.form_digest)
     answered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)  # the POST came back (or failed)
     registered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)  # regDT/reqDT of the matched entry
     error: Mapped[str | None] = mapped_column(Text)
+    # Answers that were not clearly a state (an error body, {}, a state code nobody defined, no
+    # answer at all) since the last clear one: the item stays as it was, and past
+    # LEDGER_PENDING_DOUBT_LIMIT of them a stuck_pending alert says what Popbill answered.
+    doubtful_polls: Mapped[int] = mapped_column(server_default="0")
+    last_doubt: Mapped[str | None] = mapped_column(Text)

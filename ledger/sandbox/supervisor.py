@@ -26,9 +26,10 @@ def serve(ledger_home: Path, *, db_port: int, sim_port: int, seed: int, days: in
     home = sandbox_home(ledger_home)
     pgdata = home / "pgdata"
     db_port = postgres.free_port(db_port)
-    postgres.start(pgdata, db_port)
+    secret = postgres.password(home)
+    postgres.start(pgdata, db_port, secret)
     try:
-        postgres.ensure_database(db_port)
+        postgres.ensure_database(db_port, secret)
         simulator = Simulator(SimConfig(seed=seed, history_days=days, usage_per_day=usage_per_day), port=sim_port)
         simulator.start()
         try:
@@ -36,7 +37,7 @@ def serve(ledger_home: Path, *, db_port: int, sim_port: int, seed: int, days: in
                 ledger_home,
                 SandboxState(
                     pid=os.getpid(),
-                    database_url=postgres.tcp_url(db_port),
+                    database_url=postgres.tcp_url(db_port, secret),
                     simulator_url=simulator.url,
                     db_port=db_port,
                     sim_port=simulator.port,

@@ -15,6 +15,7 @@ from ledger.history.writer import WriteCounts
 from ledger.popbill import PopbillClient
 from ledger.sync.deferred import Deferred
 from ledger.sync.kinds import Fetch, Payments
+from ledger.sync.repair import Repairs
 from ledger.sync.windows import SyncOptions
 
 
@@ -88,6 +89,8 @@ class Job:
     high_water: dt.date | None = None
     last_full_pass_at: dt.datetime | None = None
     oldest_pending: dt.date | None = None
+    repairs_due: bool = False  # reconciliation asked for windows again (ledger.sync.repair)
+    repairs: Repairs | None = None  # the repair windows this run took
     deferred: Deferred = dataclasses.field(default_factory=Deferred)
 
     @property

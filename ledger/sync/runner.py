@@ -77,7 +77,7 @@ def run_sync(
             return [get_member(session, c).corp_num for c in corp_nums]
 
     # The database may be restarting right now: wait for it a while, as each sync would.
-    corp_nums = retry_transient(resolve, attempts=settings.db_retry_attempts, max_seconds=settings.db_retry_seconds)
+    corp_nums = retry_transient(resolve, max_seconds=settings.db_retry_seconds)
     if not corp_nums:
         return []
     total = len(corp_nums) * len(kinds)

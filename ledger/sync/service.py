@@ -29,7 +29,7 @@ from ledger.popbill import PopbillClient
 from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PopbillError
 from ledger.popbill.retry import should_retry
-from ledger.sync import sql
+from ledger.sync import repair, sql
 from ledger.sync.deferred import Advance, advance_params
 from ledger.sync.interrupt import SyncInterrupted, check
 from ledger.sync.job import Job, MemberRun, Progress, SyncResult
@@ -130,13 +130,14 @@ def _start(conn: Connection, running: list[Job], skipped: list[Job], codes: Code
         given = {"settle": None, "refund": None}
         if codes is not None:
             given = {"settle": sorted(codes.settle_pending), "refund": sorted(codes.refund_pending)}
-        params = {"m": m, "kinds": [job.kind for job in running], **given}
+        params = {"m": m, "kinds": [job.kind for job in running], "repair_attempts": repair.MAX_FETCH_ATTEMPTS, **given}
         started = {r.kind: r for r in conn.execute(sql.START, params)}
         for job in running:
             row = started[job.kind]
             job.result.run_id = row.id
             job.high_water = row.high_water
             job.last_full_pass_at = row.last_full_pass_at
+            job.repairs_due = row.repairs_due
             job.oldest_pending = row.oldest_pending.astimezone(KST).date() if row.oldest_pending else None
     if skipped:
         m = skipped[0].member.member_id
@@ -152,6 +153,7 @@ def _run(job: Job) -> None:
     try:
         check(job.member.stop)  # a kind not begun when a stop was asked for is not begun
         (walk_dated if job.history.dated else walk_newest_first)(job)
+        repair.finish(job)
         result.status = "succeeded"
     except SyncInterrupted as exc:
         result.status, result.error = "interrupted", str(exc)

@@ -57,6 +57,8 @@ START = text(
         UNION ALL SELECT kind, high_water, last_full_pass_at FROM sync_states WHERE member_id = :m AND kind = ANY(:kinds)
     )
     SELECT runs.kind, runs.id, states.high_water, states.last_full_pass_at,
+        EXISTS (SELECT 1 FROM sync_repairs r WHERE r.member_id = :m AND r.kind = runs.kind AND r.fetched_at IS NULL
+                AND r.fetch_attempts < :repair_attempts) AS repairs_due,
         CASE runs.kind
             WHEN 'payments' THEN (SELECT min(reg_dt) FROM payments WHERE member_id = :m AND settle_state = ANY(
                 coalesce(:settle, ARRAY(SELECT code FROM state_codes WHERE kind = 'settle' AND meaning = 'pending'))))

@@ -18,7 +18,7 @@ from ledger.history.writer import WriteCounts
 from ledger.popbill.errors import PagingError
 from ledger.popbill.models import Page
 from ledger.popbill.prefetch import prefetch_after
-from ledger.sync import sql
+from ledger.sync import repair, sql
 from ledger.sync.deferred import Advance, advance_params
 from ledger.sync.interrupt import check
 from ledger.sync.job import Job
@@ -131,6 +131,8 @@ def walk_dated(job: Job) -> None:
         # A deposit pending since before the lookback must still be seen when it completes.
         start = job.oldest_pending
     spans = windows(start, m.today, m.options.window_days)
+    if job.repairs_due:
+        spans = repair.with_repairs(job, spans)  # windows reconciliation asked for, whatever the lookback
     job.result.windows = len(spans)
     for fetched in prefetch_after(_fetch_windows(job, spans), lambda f: f.final):
         job.result.window_page = fetched.page_of
@@ -162,6 +164,7 @@ def walk_newest_first(job: Job) -> None:
         m.full
         or job.last_full_pass_at is None
         or (now - job.last_full_pass_at > dt.timedelta(days=m.options.refund_full_pass_days))
+        or (job.repairs_due and repair.full_pass(job))
     )
     pending = job.oldest_pending
     for page, refused, counter in pages(job, job.history.fetch(m.fetch)):

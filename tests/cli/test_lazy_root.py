@@ -1,9 +1,8 @@
 """The root command loads a command only when it runs or shows its own help; Ctrl-C and SIGTERM
-at any moment, start-up included, end in one line and exit 130; one table maps errors to exit codes."""
+at any moment, start-up included, end in one line and exit 130."""
 
 from __future__ import annotations
 
-import importlib
 import socket
 import subprocess
 import sys
@@ -11,11 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-import click
 import pytest
 
-from ledger.cli import errors
-from ledger.cli.errors import ERROR_EXITS, EXIT_FAILURE, EXIT_USAGE, friendly_errors
 from ledger.cli.main import COMMANDS, load_command
 from tests.cli.helpers import subprocess_env
 
@@ -55,44 +51,6 @@ def test_a_command_imports_only_its_own_module(tmp_path):
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_the_root_lists_each_command_with_its_own_short_help(name):
     assert COMMANDS[name][2] == load_command(name).get_short_help_str(limit=70)
-
-
-def test_every_entry_of_the_error_table_is_a_class_that_exists():
-    for path in ERROR_EXITS:
-        module, _, name = path.rpartition(".")
-        assert isinstance(getattr(importlib.import_module(module), name), type), path
-
-
-def _instance(path: str) -> BaseException:
-    module, _, name = path.rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    if path.startswith("sqlalchemy"):
-        return cls("SELECT 1", {}, Exception("server closed the connection"))
-    if path.endswith("InvalidRequestError"):
-        return cls("--amount", "must be positive")
-    if path.endswith("PopbillError"):
-        return cls("Popbill refused it", code=-11000005)
-    return cls("what went wrong")
-
-
-@pytest.mark.parametrize("path", list(ERROR_EXITS))
-def test_friendly_errors_exit_with_the_tables_code_and_one_line(path):
-    error = _instance(path)
-
-    @click.command()
-    @friendly_errors
-    def command() -> None:
-        raise error
-
-    result = click.testing.CliRunner().invoke(command, [])
-    assert result.exit_code == ERROR_EXITS[path].exit_code
-    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
-
-
-def test_bad_input_is_2_and_an_unknown_outcome_is_1_never_2():
-    assert ERROR_EXITS["ledger.errors.UserInputError"].exit_code == EXIT_USAGE
-    assert ERROR_EXITS["ledger.pending.sending.OutcomeUnknown"].exit_code == EXIT_FAILURE
-    assert errors.outcome_of(RuntimeError("not ours")) is None  # an unexpected error keeps its traceback
 
 
 @pytest.fixture

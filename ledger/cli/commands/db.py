@@ -37,16 +37,18 @@ def create_reader(role: str) -> None:
 
     The password is asked for on a terminal, or read from LEDGER_READER_PASSWORD (never from
     the command line, which other users of the machine can see); it is sent to the server
-    already hashed (SCRAM-SHA-256). An existing role with more than read rights is refused."""
-
+    already hashed (SCRAM-SHA-256). The role holds at most LEDGER_READER_CONNECTION_LIMIT (10)
+    connections at once. An existing role with more than read rights is refused."""
 
     settings = load_settings()
     password = settings.reader_password.reveal() if settings.reader_password else None
     if password is None and sys.stdin.isatty():
         password = click.prompt("password", hide_input=True, confirmation_prompt=True, default="", show_default=False)
-    roles.create_reader(open_engine(settings), role, password or None)
+    roles.create_reader(open_engine(settings), role, password or None,
+                        connection_limit=settings.reader_connection_limit)  # fmt: skip
     click.echo(
-        f"{role} can now read the ledger" + ("" if password else " (no password set: it logs in by other means)")
+        f"{role} can now read the ledger, with at most {settings.reader_connection_limit} connections at once"
+        " (LEDGER_READER_CONNECTION_LIMIT)" + ("" if password else "; no password set: it logs in by other means")
     )
 
 

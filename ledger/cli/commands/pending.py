@@ -21,13 +21,12 @@ from ledger.sync.service import sync_member
 from ledger.sync.windows import SyncOptions
 
 
-def _request(request, corp_num: str, form, *, call: str, yes: bool, dry_run: bool, force: bool,
+def _request(request, corp_num: str, form, settings, *, call: str, yes: bool, dry_run: bool, force: bool,
              refundable: bool = False):  # fmt: skip
-    """Show what will be sent, ask on a terminal (--yes for scripts), then send the request,
-    tracked from before it is sent (see pending/sending.py). --dry-run checks everything and
-    sends nothing."""
-
-    settings = load_settings()
+    """Show what will be sent, run every check (the very ones a send runs: the form, the
+    member, the refundable balance, an identical request sent lately), and stop there with
+    --dry-run; else ask on a terminal (--yes for scripts) and send the request, tracked from
+    before it is sent (see pending/sending.py)."""
     engine = open_engine(settings)
     with PopbillClient(settings) as client:
         with Session(engine, expire_on_commit=False) as session:
@@ -39,8 +38,7 @@ def _request(request, corp_num: str, form, *, call: str, yes: bool, dry_run: boo
         if refundable:
             balance = extra["refundable"] = client.get_refundable_balance(member.corp_num, member.user_id)
             click.echo(f"  (refundable balance now: {balance})", err=True)
-            if form.request_point > balance:
-                raise InputError(f"--points: {form.request_point} is more than the refundable balance {balance}")
+        request(engine, client, member.corp_num, form, force=force, dry_run=True, **extra)
         if dry_run:
             click.echo("dry run: checked, nothing sent")
             return None
@@ -55,7 +53,7 @@ def _request(request, corp_num: str, form, *, call: str, yes: bool, dry_run: boo
 
 _FORCE = click.option(
     "--force", is_flag=True,
-    help="Send even though an identical request's outcome is still unknown (it may have been registered).",
+    help="Send even though an identical request (member, amount, depositor) was sent within LEDGER_MONEY_TWIN_WINDOW.",
 )  # fmt: skip
 
 
@@ -71,7 +69,7 @@ def payment() -> None:
 
 @payment.command("request")
 @click.argument("corp_num")
-@click.option("--amount", required=True, help="settleCost, in won.")
+@click.option("--amount", required=True, help="settleCost: whole won, at most LEDGER_MONEY_MAX_WON.")
 @click.option("--depositor", required=True, help="The name the deposit will arrive under (paymentName).")
 @click.option("--name", required=True, help="Who asks (settlerName).")
 @click.option("--email", required=True, help="settlerEmail.")
@@ -82,9 +80,10 @@ def payment() -> None:
 def payment_request(corp_num, amount, depositor, name, email, hp, yes, dry_run, force) -> None:
     """Call PaymentRequest and follow the settle code until the deposit settles. Shows what
     will be sent and asks first (--yes to skip, --dry-run to only check)."""
-    form = service.payment_form(amount, depositor, name, email, hp)
+    settings = load_settings()
+    form = service.payment_form(amount, depositor, name, email, hp, maximum=settings.money_max_won)
     item = _request(
-        sending.request_payment, corp_num, form, call="PaymentRequest", yes=yes, dry_run=dry_run, force=force
+        sending.request_payment, corp_num, form, settings, call="PaymentRequest", yes=yes, dry_run=dry_run, force=force
     )
     if item is not None:
         click.echo(f"settle code {item.code}: tracked until it settles")
@@ -97,7 +96,7 @@ def refund() -> None:
 
 @refund.command("request")
 @click.argument("corp_num")
-@click.option("--points", required=True, help="requestPoint.")
+@click.option("--points", required=True, help="requestPoint: whole points, at most LEDGER_MONEY_MAX_WON.")
 @click.option(
     "--bank", required=True, help="Bank name as Popbill takes it (accountBank), e.g. 국민 or 신한; not a numeric code."
 )
@@ -112,10 +111,12 @@ def refund() -> None:
 def refund_request(corp_num, points, bank, account, holder, contact, tel, reason, yes, dry_run, force) -> None:
     """Call Refund (never more than GetRefundableBalance) and follow the refund code. Shows
     what will be sent and asks first (--yes to skip, --dry-run to only check)."""
-    form = service.refund_form(points, bank, account, holder, contact, tel, reason)
+    settings = load_settings()
+    form = service.refund_form(points, bank, account, holder, contact, tel, reason, maximum=settings.money_max_won)
     item = _request(
-        sending.request_refund, corp_num, form, call="Refund", yes=yes, dry_run=dry_run, force=force, refundable=True
-    )
+        sending.request_refund, corp_num, form, settings, call="Refund", yes=yes, dry_run=dry_run, force=force,
+        refundable=True,
+    )  # fmt: skip
     if item is not None:
         click.echo(f"refund code {item.code}: tracked until it settles")
 
@@ -164,7 +165,8 @@ def pending_poll(as_json: bool) -> None:
             sync_member(engine, client, corp, history, options=SyncOptions.from_settings(settings))
     review_stuck(engine, settings)
     deliver(engine, settings)
-    polled = [{"corp_num": o.corp_num, "kind": o.kind, "code": o.code, "state": o.state} for o in outcomes]
+    polled = [{"corp_num": o.corp_num, "kind": o.kind, "code": o.code, "state": o.state,
+               "doubt": o.doubt or ""} for o in outcomes]  # fmt: skip
     waiting, next_due = service.next_due(engine)
     if as_json:
         click.echo(json.dumps({"polled": polled, "pending": waiting,

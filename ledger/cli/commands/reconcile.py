@@ -35,8 +35,13 @@ def reconcile(members, day, month, as_json, wide) -> None:
     deliver(engine, settings)
     if as_json:
         echo_json([{"corp_num": r.corp_num, "reconciled": r.reconciled, "closing_checked": r.closing_checked,
-                    "new": r.new, "resolved": r.resolved, "open": dict(r.open_by_check)} for r in reports])  # fmt: skip
+                    "new": r.new, "resolved": r.resolved, "open": dict(r.open_by_check), "repairs": r.repairs,
+                    "refetching": r.refetching, "error": r.error}
+                   for r in reports])  # fmt: skip
     else:
         print_reconciliation(reports, closing_applies=period.label == "all", wide=wide)
+        for report in reports:
+            for line in report.repairs + report.refetching:
+                click.echo(f"{report.corp_num}: {line}")
     if not all(r.reconciled for r in reports):
         raise SystemExit(EXIT_DISCREPANCIES)  # discrepancies open: a script must be able to tell

@@ -13,7 +13,7 @@ from ledger.cli.errors import friendly_errors
 from ledger.cli.runtime import load_settings
 from ledger.paths import typed_path
 from ledger.sandbox import service
-from ledger.sandbox.state import SandboxState, running_state
+from ledger.sandbox.state import SandboxState, running_state, sandbox_home
 from ledger.sandbox.supervisor import serve as serve_sandbox
 
 
@@ -54,7 +54,7 @@ def up(db_port: int, sim_port: int, seed: int, days: int, usage_per_day: float, 
         click.echo(f"the sandbox is already running (pid {state.pid})", err=True)
     else:
         state = service.start(home, db_port, sim_port, seed, days, usage_per_day, _say)
-    click.echo(f"database   {state.database_url}")
+    click.echo(f"database   {state.shown_url}")
     click.echo(f"simulator  {state.simulator_url}")
     service.populate(state, sync=not no_sync, say=click.echo, show_progress=sys.stderr.isatty())
     click.echo('\nthe sandbox is up; point this shell at it with:\n\n  eval "$(ledger sandbox env)"\n')
@@ -79,9 +79,11 @@ def status() -> None:
     today = service.simulated_today(state)
     clock = f"simulated today {today}" if today else "not answering"
     click.echo(f"running    pid {state.pid}, since {state.started_at}")
-    click.echo(f"database   {state.database_url}")
+    click.echo(f"database   {state.shown_url}")
     click.echo(f"simulator  {state.simulator_url} ({clock})")
     click.echo(f"data       {typed_path(Path(state.pgdata))}")
+    password_file = sandbox_home(load_settings().ledger_home) / "db-password"
+    click.echo(f"password   in {typed_path(password_file)} (LEDGER_DATABASE_URL carries it)")
 
 
 @sandbox.command()

@@ -3,14 +3,14 @@
 `ledger alerts mute` creates a silence in Alertmanager as well when one is configured, and
 `ledger alerts unmute` expires it: the row keeps its id.
 
-Revision ID: 0015
+Revision ID: 0013
 Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
