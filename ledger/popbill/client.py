@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
+from ledger.amounts import AmountError, parse_amount
 from ledger.popbill import validation as check
 from ledger.popbill.errors import TransportError
 from ledger.popbill.models import (
@@ -22,7 +23,6 @@ from ledger.popbill.models import (
     RefundHistory,
     RefundResponse,
     UseHistory,
-    to_decimal,
 )
 from ledger.popbill.paging import iter_pages
 from ledger.popbill.requestor import Requestor
@@ -45,6 +45,18 @@ def _page(answer: dict, item_type, call: str) -> Page:
         return Page.from_wire(answer, item_type)
     except (TypeError, ValueError) as exc:
         raise TransportError(f"malformed page: {exc}"[:300], sent=True, call=call) from None
+
+
+def _amount(answer: dict, field: str, call: str) -> Decimal:
+    """The one amount an answer is for: a missing one, or one that is not an amount (NaN, a
+    float), is a malformed answer, never a balance."""
+    try:
+        amount = parse_amount(answer.get(field))
+    except AmountError as exc:
+        raise TransportError(f"malformed answer: {field} {exc.reason}", sent=True, call=call) from None
+    if amount is None:
+        raise TransportError(f"malformed answer: no {field}", sent=True, call=call)
+    return amount
 
 
 class PopbillClient:
@@ -84,13 +96,13 @@ class PopbillClient:
         """GetBalance: the member's remaining points."""
         corp = check.corp_num(corp_num, "GetBalance")
         answer = self.requestor.call("GetBalance", "GET", "/Point", corp, host="auth")
-        return to_decimal(answer["remainPoint"])
+        return _amount(answer, "remainPoint", "GetBalance")
 
     def get_partner_balance(self, corp_num: str) -> Decimal:
         """GetPartnerBalance: the partner's remaining points."""
         corp = check.corp_num(corp_num, "GetPartnerBalance")
         answer = self.requestor.call("GetPartnerBalance", "GET", "/PartnerPoint", corp, host="auth")
-        return to_decimal(answer["remainPoint"])
+        return _amount(answer, "remainPoint", "GetPartnerBalance")
 
     def get_partner_url(self, corp_num: str, togo: str = "CHRG") -> str:
         """GetPartnerURL: the partner's point-charge popup (valid 30 s)."""
@@ -109,7 +121,7 @@ class PopbillClient:
         answer = self.requestor.call(
             call, "GET", f"/EasyFin/AccountCheck/UnitCost?serviceType={quote(st)}", corp, user_id=uid
         )
-        return to_decimal(answer["unitCost"])
+        return _amount(answer, "unitCost", call)
 
     def get_charge_info(self, corp_num: str, user_id: str | None = None, service_type: str | None = None) -> ChargeInfo:
         """GetChargeInfo: unit cost, charge method and rate system of the account-check service."""
@@ -244,7 +256,7 @@ class PopbillClient:
         call = "GetRefundableBalance"
         corp = check.corp_num(corp_num, call)
         uid = check.user_id(user_id, call)
-        return to_decimal(self.requestor.call(call, "GET", "/RefundPoint", corp, user_id=uid)["refundableBalance"])
+        return _amount(self.requestor.call(call, "GET", "/RefundPoint", corp, user_id=uid), "refundableBalance", call)
 
     # -- Paging ------------------------------------------------------------------------
     # typed=False yields the rows as decoded from the wire (dicts), for a caller that checks
