@@ -7,12 +7,12 @@ import datetime as dt
 import json
 import threading
 import time
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
+from ledger import jsonutil
 from ledger.metrics import process as process_metrics
 from ledger.popbill import auth
 from ledger.popbill.clock import LocalClock, ServerClock, parse_server_time
@@ -70,7 +70,7 @@ def decode_answer(raw: RawResponse, call: str) -> dict[str, Any]:
     try:
         # Invalid UTF-8 and raw control characters inside strings would otherwise make the
         # whole page unreadable on every run; row screening deals with what they leave.
-        data = json.loads(raw.body.decode("utf-8", "replace"), parse_float=Decimal, strict=False) if raw.body else None
+        data = jsonutil.loads(raw.body) if raw.body else None
     except ValueError:
         data = None
     if raw.status == 200:

@@ -37,11 +37,11 @@ from ledger.db.among import among
 from ledger.db.transient import is_transient
 from ledger.history import identity, quarantine
 from ledger.history.screening import RowLimits, screen_row
+from ledger.history.usage_page import screen_usage_copy
 from ledger.history.writer import (
     PAYMENTS,
     REFUNDS,
     WriteCounts,
-    prepare_usage_copy,
     write_mutable_page,
     write_usage_copy,
 )
@@ -446,19 +446,21 @@ def _finish(member: _Member, jobs: list[_Job]) -> None:
         _commit_durable(conn)
 
 
-# Usage rows stay the dicts screening passed: the COPY text is written from them directly.
-_ROW_TYPES = {"usage": None, "payments": PaymentHistory, "refunds": RefundHistory}
+_ROW_TYPES = {"payments": PaymentHistory, "refunds": RefundHistory}
 
 
 def _screened(job: _Job, page: Page) -> tuple[Page, list[tuple[object, str]]]:
     """The page with its rows typed, less the rows screening refuses, and those (row, reason).
-    The one place wire rows are checked before they can become ledger data."""
+    The one place wire rows are checked before they can become ledger data; usage rows are
+    checked by the same rules as each becomes its COPY line, in _prepare."""
+    if job.kind == "usage":
+        return page, []
     row_type, kind, limits = _ROW_TYPES[job.kind], job.kind, job.limits
     kept, refused = [], []
     for row in page.items:
         reason = screen_row(kind, row, limits)
         if reason is None:
-            kept.append(row if row_type is None else row_type.from_wire(row))
+            kept.append(row_type.from_wire(row))
         else:
             refused.append((row, reason))
     return dataclasses.replace(page, items=tuple(kept)), refused
@@ -492,7 +494,7 @@ def _pages(
 
 @dataclasses.dataclass(frozen=True)
 class _Fetched:
-    payload: object  # what the writer takes: COPY text for usage, (rows, counter) for payments; None: no rows
+    payload: object  # what the writer takes: COPY bytes for usage, (rows, counter) for payments; None: no rows
     is_last: bool  # the last page of its window
     window: tuple[dt.date, dt.date]
     final: bool  # the last page of the last window
@@ -500,16 +502,17 @@ class _Fetched:
     page_of: tuple[int, int] = (0, 0)  # (pageNum, pageCount) in its window
 
 
-def _prepare(job: _Job, page: Page, counter: identity.OccurrenceCounter) -> object | None:
+def _prepare(job: _Job, page: Page, counter: identity.OccurrenceCounter, refused: list) -> tuple[object | None, list]:
     """The one place every screened row of every kind passes before it is written (for dated
     kinds this runs in the prefetch thread, so the work overlaps the write of the page
-    before). None: no row on the page to write."""
+    before), with the rows refused. None: no row on the page to write."""
     rows = page.items
     if not rows:
-        return None
+        return None, refused
     if job.kind == "usage":
-        return prepare_usage_copy(job.member.member_id, rows, counter)
-    return rows, counter
+        copy = screen_usage_copy(job.member.member_id, rows, counter, job.limits)
+        return (copy.data if copy.rows else None), refused + copy.refused
+    return (rows, counter), refused
 
 
 def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[_Fetched]:
@@ -526,7 +529,8 @@ def _fetch_windows(job: _Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[
         for page, refused, counter in _pages(job, fetch, ahead=True):
             final = page.is_last and n == len(spans) - 1
             page_of = (page.page_num, page.page_count)
-            yield _Fetched(_prepare(job, page, counter), page.is_last, window, final, refused, page_of)
+            payload, refused = _prepare(job, page, counter, refused)
+            yield _Fetched(payload, page.is_last, window, final, refused, page_of)
 
 
 def _nothing(conn: Connection) -> WriteCounts:
@@ -588,7 +592,7 @@ def _sync_refunds(job: _Job) -> None:
     for page, refused, counter in _pages(job, fetch):
         job.result.window_page = (page.page_num, page.page_count)
         state = {"full_pass": True} if page.is_last else {}
-        payload = _prepare(job, page, counter)
+        payload, refused = _prepare(job, page, counter, refused)
         if payload is None and not refused:
             job.defer(**state)
             continue
