@@ -85,9 +85,9 @@ class OccurrenceCounter:
     """Numbers exact repeats across all pages of one fetch (repeats may straddle a page)."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, int] = {}
+        self.seen: dict[str, int] = {}  # key -> occurrences numbered so far
 
     def next(self, key: str) -> int:
-        occurrence = self._seen.get(key, 0)
-        self._seen[key] = occurrence + 1
+        occurrence = self.seen.get(key, 0)
+        self.seen[key] = occurrence + 1
         return occurrence

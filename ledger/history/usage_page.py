@@ -84,7 +84,7 @@ def screen_usage_copy(member_id: int, rows, counter: identity.OccurrenceCounter,
     key is written as 32 hex digits (the same uuid to PostgreSQL, without the dashes)."""
     member = str(member_id)
     earliest, latest, max_digits = limits.earliest, limits.latest, limits.max_digits
-    hours, number, digest, dumps = _HOURS, counter.next, hashlib.blake2b, orjson.dumps
+    hours, number, seen, digest, dumps = _HOURS, counter.next, counter.seen, hashlib.blake2b, orjson.dumps
     amounts = _AMOUNTS.get(limits.max_points)
     if amounts is None or len(amounts) > _CACHE_LIMIT:
         amounts = _AMOUNTS[limits.max_points] = {}
@@ -95,10 +95,11 @@ def screen_usage_copy(member_id: int, rows, counter: identity.OccurrenceCounter,
     refused: list[tuple[object, str]] = []
     for row in rows:
         if type(row) is dict and len(row) <= MAX_FIELDS:
-            get = row.get
-            tx_dt, item, tx_type = get("txDT"), get("itemCode"), get("txType")
-            point, balance = get("txPoint"), get("balance")
-            service_user, user, name = get("serviceUserID"), get("userID"), get("userName")
+            try:
+                tx_dt, item, tx_type, point = row["txDT"], row["itemCode"], row["txType"], row["txPoint"]
+                balance, service_user, user, name = row["balance"], row["serviceUserID"], row["userID"], row["userName"]
+            except KeyError:
+                tx_dt = None  # a field missing: the general way says which
             if (
                 type(tx_dt) is str and len(tx_dt) == 14 and tx_dt.isdigit() and tx_dt.isascii()
                 and earliest <= tx_dt <= latest and tx_dt[10:12] <= "59" and tx_dt[12:] <= "59"
@@ -109,12 +110,10 @@ def screen_usage_copy(member_id: int, rows, counter: identity.OccurrenceCounter,
                 at = hours.get(tx_dt[:10], False)
                 if at is False:
                     at = hours[tx_dt[:10]] = _hour_text(tx_dt[:10])
-                p = amounts.get(point, False)
+                p = amounts.get(point, False)  # a few distinct points: looked up
                 if p is False:
                     p = amounts[point] = _plain_amount(point, max_digits)
-                b = amounts.get(balance, False)
-                if b is False:
-                    b = amounts[balance] = _plain_amount(balance, max_digits)
+                b = _plain_amount(balance, max_digits)  # nearly every balance differs: worked out
                 texts = service_user + user + name
                 # Printable: no tab, newline, carriage return or NUL (nothing for COPY to escape
                 # or for screening to repair), and no backslash either.
@@ -134,8 +133,10 @@ def screen_usage_copy(member_id: int, rows, counter: identity.OccurrenceCounter,
                             f"{tx_dt}\x1f{item}\x1f{tx_type}\x1f{p[0]}\x1f{b[0]}\x1f{service_user}\x1f{user}\x1f{name}"
                             .encode(), digest_size=16,
                         ).hexdigest()  # fmt: skip
+                        occurrence = seen.get(key, 0)
+                        seen[key] = occurrence + 1
                         lines.append(
-                            f"\n{member}\t{key}\t{number(key)}\t{at[0]}{tx_dt[10:12]}:{tx_dt[12:]}{at[1]}\t{item}\t"
+                            f"\n{member}\t{key}\t{occurrence}\t{at[0]}{tx_dt[10:12]}:{tx_dt[12:]}{at[1]}\t{item}\t"
                             f"{tx_type}\t{point}\t{balance}\t{service_user}\t{user}\t{name}\t".encode()
                         )  # fmt: skip
                         lines.append(raw)
