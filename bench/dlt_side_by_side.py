@@ -27,7 +27,8 @@ drift in the machine's load falls on all of them alike.
 PostgreSQL is a private server started for the bench (initdb's defaults, in a temporary
 folder), so what the contenders cost it is measured exactly, with no sampler: the CPU of all
 its processes, read before and after each run (a backend that exited is counted in the
-postmaster's children's time). Every run gets a fresh database; the schema and the members
+postmaster's children's time). A CHECKPOINT before each run, and autovacuum off, keep one
+run's deferred work from being counted to the next. Every run gets a fresh database; the schema and the members
 are made before the clock starts (dlt makes its own tables inside its run). The simulator
 runs in its own process, its page cache warmed before the first run; its CPU per run is
 printed apart (shared, and far from what limits either side).
@@ -172,7 +173,7 @@ class PrivatePostgres:
             self._as_owner = ["runuser", "-u", "postgres", "--"]
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"), "-w", "start", "-o",
-                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1")  # fmt: skip
+                  f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c autovacuum=off")  # fmt: skip
         self.postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
 
     def _run(self, tool: str, *args: str) -> None:
@@ -186,6 +187,10 @@ class PrivatePostgres:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{database}"')
         return self.url(database)
+
+    def checkpoint(self) -> None:
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
 
     def cpu(self) -> float:
         """Every process of the server: the postmaster with its exited children, and the live ones."""
@@ -328,6 +333,7 @@ def run_contender(name, args, postgres, sim_pid, url, corps, tokens, spans, bodi
             pickle.dump(list(zip(ids, (bodies[c] for c in corps), strict=True)), f)
         command = [sys.executable, "-c", CEILING, db_url, str(work / f"{database}.pickle"), str(processes)]
         env = tree_env(ROOT)
+    postgres.checkpoint()  # what runs before left unwritten is not counted to this one
     pg, simulator, client = postgres.cpu(), process_cpu(sim_pid), children_cpu()
     started = time.perf_counter()
     done = subprocess.run(command, env=env, cwd=work, capture_output=True, text=True)
