@@ -17,9 +17,10 @@ its exit (start-up counted for all), with nothing sampling inside it:
 - ceiling-1 and ceiling-2: the least a faithful loader does, with no HTTP: the page bodies
   (fetched beforehand, read from a file) decoded by orjson, each row's key (a BLAKE2b of its
   fields) and occurrence, a COPY line of the typed columns and the raw row, COPY into the
-  ledger's own `usages` table (same indexes and constraints), one transaction per page, the
-  next page decoded in a second thread while one is written; in one process, and with the
-  members shared between two.
+  ledger's own `usages` table (same indexes and constraints), one transaction per page
+  committed without waiting for the WAL flush (as ledger's pages are), the next page decoded
+  in a second thread while one is written; in one process, and with the members shared
+  between two.
 
 Each round runs every contender once; the order alternates (reversed every other round), so
 drift in the machine's load falls on all of them alike.
@@ -46,6 +47,7 @@ import os
 import pickle
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -123,6 +125,7 @@ def lines(member, bodies):
 
 def load(share):
     with psycopg.connect(url) as conn:
+        conn.execute("SET synchronous_commit = off")  # as ledger's page transactions: no WAL flush wait
         for member, bodies in share:
             for data in prefetch(lines(member, bodies)):
                 with conn.cursor().copy(COPY) as copy:
@@ -233,6 +236,10 @@ def main() -> None:
     if "base" in contenders and not args.base_code:
         parser.error("--base-code is needed to run base")
 
+    # Stopped (Ctrl-C, or SIGTERM: a background job ignores SIGINT), the finally below still
+    # stops the simulator and the private server and removes their folders.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, str(ROOT))
     from ledger.popbill import PopbillClient
     from ledger.settings import Settings
