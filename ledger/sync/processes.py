@@ -298,7 +298,12 @@ def _work(conn: Connection, settings: Settings, kinds, jobs: int, pool: int, sho
                     corp = conn.recv()
                 if corp is None:
                     return
-                done = sync(corp)
+                try:
+                    done = sync(corp)
+                except Exception as exc:  # as sync_all would raise it, but for this member alone
+                    log.exception("sync of %s failed", corp)
+                    error = f"{type(exc).__name__}: {exc}"[:2000]
+                    done = [SyncResult(corp, kind, status="failed", error=error) for kind in kinds]
                 for result in done:
                     running.pop((result.corp_num, result.kind), None)
                 send("done", corp, done)
