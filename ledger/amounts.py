@@ -111,3 +111,25 @@ def wire_amount_text(value: object) -> str | None:
             return value  # already what str(Decimal(value)) gives (seven places could be '1E-7')
     number = parse_amount(value)
     return None if number is None else str(number)
+
+
+def plain_amount(value: str, max_digits: int, max_places: int) -> tuple[str, bool] | None:
+    """(amount_key, negative) of the plain shape nearly every amount on the wire has: ASCII
+    digits with no leading zero, fewer than max_digits of them before the point, at most
+    max_places after it, an optional minus sign; written as str(Decimal(value)) writes it, so
+    the wire text is already the column's. None for anything else (which then goes through
+    parse_amount): the same results, by text alone."""
+    negative = value[:1] == "-"
+    whole, dot, fraction = (value[1:] if negative else value).partition(".")
+    if not (
+        whole.isdigit() and whole.isascii() and len(whole) < max_digits and (whole[0] != "0" or len(whole) == 1)
+        and (not dot or (fraction.isdigit() and fraction.isascii() and len(fraction) <= max_places))
+    ):  # fmt: skip
+        return None
+    fraction = fraction.rstrip("0")
+    key = f"{whole}.{fraction}" if fraction else whole
+    if negative:
+        if key == "0":
+            return None  # '-0' keys as '0': the general way
+        key = "-" + key
+    return key, negative

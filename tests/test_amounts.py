@@ -10,7 +10,15 @@ from decimal import Decimal, InvalidOperation
 
 import pytest
 
-from ledger.amounts import AmountError, amount_key, amount_text, parse_amount, wire_amount_key, wire_amount_text
+from ledger.amounts import (
+    AmountError,
+    amount_key,
+    amount_text,
+    parse_amount,
+    plain_amount,
+    wire_amount_key,
+    wire_amount_text,
+)
 from ledger.history import identity
 from ledger.history.screening import RowLimits, screen_row
 from ledger.history.writer import prepare_usage_copy
@@ -153,3 +161,20 @@ def test_screening_applies_its_limits_to_the_parsed_amount():
     assert "LEDGER_ROW_MAX_POINTS" in screen_row("usage", usage_row(1, TODAY, balance="1e400"), LIMITS)
     assert "LEDGER_ROW_MAX_POINTS" in screen_row("usage", usage_row(1, TODAY, balance="10,000,000,001"), LIMITS)
     assert screen_row("usage", usage_row(1, TODAY, balance="10,000,000,000"), LIMITS) is None
+
+
+def test_the_plain_shape_by_text_is_the_rule():
+    """plain_amount (the one-pass writer's shortcut) gives what parse_amount gives, or nothing."""
+    forms = [f for f in ACCEPTED if isinstance(f, str)] + [f for f in NOT_AMOUNTS if isinstance(f, str)]
+    forms += [str(f) for f in _popbill_forms(random.Random(21)) if not isinstance(f, Decimal)]
+    forms += ["0.12345", "12345678901", "1234567890", "-0.0", "00", "-", "", "1.2.3"]
+    taken = 0
+    for form in forms:
+        plain = plain_amount(form, LIMITS.max_digits, 4)
+        if plain is None:
+            continue
+        taken += 1
+        number = parse_amount(form)
+        assert plain == (amount_key(number), number < 0) and str(number) == form, form
+        assert len(str(abs(int(number)))) < LIMITS.max_digits
+    assert taken > 1000

@@ -1,10 +1,10 @@
 """Identity of history rows, which carry no id of their own.
 
 A row's key is a hash of its immutable fields, canonicalised (amounts by ledger.amounts'
-amount_key, codes as integers), so the same row always gets the same key. Mutable fields (settleState,
-stateDT, refund state) are left out: they change while the row stays the same row. Exact
-repeats of a key within one fetch are numbered by an occurrence counter in the order the
-server lists them.
+one rule, codes as integers), so the same row always gets the same key. Mutable fields
+(settleState, stateDT, refund state) are left out: they change while the row stays the same
+row. Exact repeats of a key within one fetch are numbered by an occurrence counter in the
+order the server lists them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ escape. Any other row goes the general way, screen_row and then the writer's COP
 the outcome is always exactly screen_row followed by prepare_usage_copy.
 
 What is seen often is worked out once: the text and offset of an hour, and what each
-distinct amount string comes to (its key text, and whether it is within the limits).
+distinct txPoint comes to (ledger.amounts.plain_amount: its key text, its sign).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import hashlib
 
 import orjson
 
+from ledger.amounts import plain_amount
 from ledger.history import identity
 from ledger.history.screening import MAX_FIELDS, MAX_FRACTION_DIGITS, MAX_TEXT, RowLimits, screen_row
 from ledger.history.writer import kst_hour, usage_line
@@ -55,28 +56,9 @@ def _hour_text(hour: str) -> tuple[str, str] | None:
     return prefix, offset
 
 
-# Per row limit (max_points): wire amount string -> (its key text, whether it is negative),
-# for the strings the fast path may take as they are.
+# Per row limit (max_points): txPoint string -> what plain_amount makes of it (a few distinct
+# points repeat on every page; nearly every balance differs, so balances are not kept).
 _AMOUNTS: dict[object, dict[str, tuple[str, bool] | None]] = {}
-
-
-def _plain_amount(value: str, max_digits: int) -> tuple[str, bool] | None:
-    """('1234.5', False) for '1234.50', within the limits and written as str(Decimal(value))
-    writes it (so the wire text is the column's); None: not that shape."""
-    negative = value[:1] == "-"
-    whole, dot, fraction = (value[1:] if negative else value).partition(".")
-    if not (
-        whole.isdigit() and whole.isascii() and len(whole) < max_digits and (whole[0] != "0" or len(whole) == 1)
-        and (not dot or (fraction.isdigit() and fraction.isascii() and len(fraction) <= MAX_FRACTION_DIGITS))
-    ):  # fmt: skip
-        return None
-    fraction = fraction.rstrip("0")
-    key = f"{whole}.{fraction}" if fraction else whole
-    if negative:
-        if key == "0":
-            return None  # '-0': the general way decides
-        key = "-" + key
-    return key, negative
 
 
 def screen_usage_copy(member_id: int, rows, counter: identity.OccurrenceCounter, limits: RowLimits) -> UsageCopy:
@@ -112,8 +94,8 @@ def screen_usage_copy(member_id: int, rows, counter: identity.OccurrenceCounter,
                     at = hours[tx_dt[:10]] = _hour_text(tx_dt[:10])
                 p = amounts.get(point, False)  # a few distinct points: looked up
                 if p is False:
-                    p = amounts[point] = _plain_amount(point, max_digits)
-                b = _plain_amount(balance, max_digits)  # nearly every balance differs: worked out
+                    p = amounts[point] = plain_amount(point, max_digits, MAX_FRACTION_DIGITS)
+                b = plain_amount(balance, max_digits, MAX_FRACTION_DIGITS)
                 texts = service_user + user + name
                 # Printable: no tab, newline, carriage return or NUL (nothing for COPY to escape
                 # or for screening to repair), and no backslash either.
