@@ -270,9 +270,10 @@ def _work(conn: Connection, settings: Settings, kinds, jobs: int, pool: int, sho
     from ledger.popbill import PopbillClient
 
     _die_with_parent(os.getppid())
-    os.setpgid(0, 0)  # a terminal's Ctrl-C reaches the parent alone, which passes it on once
     stop, force = threading.Event(), threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: (force if stop.is_set() else stop).set())
+    # A terminal's Ctrl-C reaches the whole process group: the parent passes it on once, as
+    # SIGTERM (a first to stop at a page boundary, a second to stop waiting).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: (force if stop.is_set() else stop).set())
     talk = threading.Lock()
     running: dict[tuple[str, str], SyncResult] = {}

@@ -119,3 +119,34 @@ def test_how_many_processes(engine):
     finally:
         waiting.set()
         thread.join()
+
+
+def test_ctrl_c_at_a_terminal_stops_every_worker_at_a_page(ledger_db, sim):
+    """A terminal's Ctrl-C goes to the whole process group: the workers stop after the page in
+    hand (not abandoned mid-request), exit 130, and the next sync completes the ledger."""
+    sim.inject("latency", path="/UseHistory", rate=1.0, seconds=0.02)
+    env = subprocess_env(sim, LEDGER_SYNC_PER_PAGE="50", LEDGER_SYNC_WINDOW_DAYS="400")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "sync", "--processes", "2", "--jobs", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    wait_for(lambda: scalar(ledger_db, "SELECT count(DISTINCT member_id) FROM usages") >= 2, what="rows of two members")
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)  # a bound, not a measurement
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and len([x for x in err.splitlines() if x.startswith("interrupted: kept")]) == 1
+    with ledger_db.connect() as conn:
+        runs = conn.execute(select(SyncRun.status, SyncRun.error)).all()
+    assert "running" not in {r.status for r in runs} and "interrupted" in {r.status for r in runs}
+    # Stopped at page boundaries, none abandoned in a request (a second signal would have).
+    assert all("after the last committed page" in r.error for r in runs if r.status == "interrupted")
+    sim.clear_faults()
+    rerun = start_sync(sim)
+    results, err = finish(rerun)
+    assert rerun.returncode == 0 and {r["status"] for r in results} == {"succeeded"}, err[-2000:]
+    assert_ledger_equals_truth(ledger_db, sim, CORPS)
