@@ -2,9 +2,10 @@
 
     python bench/screening_bench.py [--rows 200000] [--pages 200]
 
-Per row: screen_row (the new check) beside UseHistory.from_wire, the row key and the whole
-client-side preparation of a usage page (typing, key, COPY line), on the simulator's rows
-decoded as the client decodes them. Per page: fetching a 1,000-row page from the simulator
+Per row: screen_row beside UseHistory.from_wire, the row key and the whole client-side
+preparation of a usage page (typing, key, COPY line), on the simulator's rows decoded as the
+client decodes them; the one pass the sync makes (screen_usage_copy: both, to bytes); and
+decoding a page with the standard library and Decimal beside orjson where exact. Per page: fetching a 1,000-row page from the simulator
 through the bounded transport (streamed, size-capped, with a deadline watchdog) beside a
 plain requests `.content` read. CPU time and wall time, and the ratios.
 """
@@ -24,8 +25,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ledger import jsonutil  # noqa: E402
 from ledger.history import identity  # noqa: E402
 from ledger.history.screening import RowLimits, screen_row  # noqa: E402
+from ledger.history.usage_page import screen_usage_copy  # noqa: E402
 from ledger.history.writer import prepare_usage_copy  # noqa: E402
 from ledger.popbill.models import UseHistory  # noqa: E402
 from ledger.popbill.transport import Transport  # noqa: E402
@@ -60,6 +63,7 @@ def main() -> None:
         print(f"{n:,} simulator usage rows, {len(wire) / n:.0f} bytes each on the wire")
 
         pages = [rows[i : i + 1000] for i in range(0, n, 1000)]
+        bodies = [jsonutil.dumps({"list": p}).encode() for p in pages]
         prepare_wall, prepare_cpu = timed(
             lambda: [prepare_usage_copy(1, p, identity.OccurrenceCounter()) for p in pages]
         )
@@ -70,7 +74,13 @@ def main() -> None:
         base = prepare_cpu
         line("  = client-side cost per usage row", prepare_wall, base, n, "row")
         w, c = timed(lambda: [screen_row("usage", r, limits) for r in rows])
-        line("screen_row (new)", w, c, n, "row", base)
+        line("screen_row", w, c, n, "row", base)
+        w, c = timed(lambda: [screen_usage_copy(1, p, identity.OccurrenceCounter(), limits) for p in pages])
+        line("screen_usage_copy (both in one pass, as bytes)", w, c, n, "row", base)
+        w, c = timed(lambda: [json.loads(b.decode(), parse_float=Decimal, strict=False) for b in bodies])
+        line("decode: json.loads with Decimal (before)", w, c, n, "row")
+        w, c = timed(lambda: [jsonutil.loads(b) for b in bodies])
+        line("decode: jsonutil.loads (orjson where exact)", w, c, n, "row")
 
         url = f"{sim.url}/UseHistory"
         settings = Settings().with_hosts(sim.url)

@@ -1,17 +1,17 @@
 """Identity of history rows, which carry no id of their own.
 
-A row's key is a hash of its immutable fields, canonicalised (amounts as normalised decimals,
-codes as integers), so the same row always gets the same key. Mutable fields (settleState,
-stateDT, refund state) are left out: they change while the row stays the same row. Exact
-repeats of a key within one fetch are numbered by an occurrence counter in the order the
-server lists them.
+A row's key is a hash of its immutable fields, canonicalised (amounts by ledger.amounts'
+one rule, codes as integers), so the same row always gets the same key. Mutable fields
+(settleState, stateDT, refund state) are left out: they change while the row stays the same
+row. Exact repeats of a key within one fetch are numbered by an occurrence counter in the
+order the server lists them.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from decimal import Decimal, InvalidOperation
+
+from ledger.amounts import wire_amount_key
 
 USAGE_KEY = ("txDT", "itemCode", "txType", "txPoint", "balance", "serviceUserID", "userID", "userName")
 PAYMENT_KEY = (
@@ -31,15 +31,8 @@ _CODES = {"itemCode", "txType"}
 
 
 def _amount(value) -> str:
-    text = str(value)
-    if text.replace(".", "", 1).isdigit():  # the common case, done without Decimal
-        whole, _, fraction = text.partition(".")
-        whole, fraction = whole.lstrip("0") or "0", fraction.rstrip("0")
-        return f"{whole}.{fraction}" if fraction else whole
-    try:
-        return format(Decimal(text).normalize(), "f")
-    except InvalidOperation:
-        return text
+    # An amount left empty ("") keys as itself and null as NUL, as they always have.
+    return "" if value == "" else wire_amount_key(value)
 
 
 def _code(value) -> str:
@@ -97,12 +90,12 @@ class OccurrenceCounter:
     (`claim`), from the rows' content, not their order (ledger.history.writer)."""
 
     def __init__(self) -> None:
-        self._seen: Counter[str] = Counter()
+        self.seen: dict[str, int] = {}  # key -> occurrences numbered so far
         self._claimed: dict[str, set[int]] = {}
 
     def next(self, key: str) -> int:
-        occurrence = self._seen[key]
-        self._seen[key] = occurrence + 1
+        occurrence = self.seen.get(key, 0)
+        self.seen[key] = occurrence + 1
         return occurrence
 
     def claimed(self, key: str) -> set[int]:

@@ -20,7 +20,9 @@ import dataclasses
 import datetime as dt
 import functools
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from ledger.amounts import AmountError, parse_amount
 
 REPLACEMENT = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -170,8 +172,7 @@ def _date(value, limits: RowLimits) -> str | None:
 
 
 def _amount(value, limits: RowLimits, signed: bool) -> str | None:
-    kind = type(value)
-    if kind is str and value.isascii():
+    if type(value) is str and value.isascii():
         # The common shapes, '1234' and '16427.4', checked as text: no Decimal needed.
         whole, _, fraction = value.partition(".")
         if whole.isdigit() and (not fraction or fraction.isdigit()) and len(whole) <= limits.max_digits:
@@ -179,19 +180,12 @@ def _amount(value, limits: RowLimits, signed: bool) -> str | None:
                 return f"{_show(value)} has more than {MAX_FRACTION_DIGITS} decimal places"
             if len(whole) < limits.max_digits:
                 return None  # fewer digits than the limit has: within it
-    if kind is int:
-        number = value
-    elif kind is str or kind is Decimal:
-        try:
-            number = Decimal(value.replace(",", "")) if kind is str else value
-        except InvalidOperation:
-            return f"{_show(value)} is not a number"
-        if not number.is_finite():
-            return f"{_show(value)} is not a finite number"
-        if number.as_tuple().exponent < -MAX_FRACTION_DIGITS:
-            return f"{_show(value)} has more than {MAX_FRACTION_DIGITS} decimal places"
-    else:  # float (the NaN and Infinity literals), bool, list, object
-        return f"{_show(value)} is not a finite decimal number"
+    try:
+        number = parse_amount(value)  # the one rule of what an amount is (ledger.amounts)
+    except AmountError as exc:
+        return f"{_show(value)} {exc.reason}"
+    if number.as_tuple().exponent < -MAX_FRACTION_DIGITS:
+        return f"{_show(value)} has more than {MAX_FRACTION_DIGITS} decimal places"
     if number < 0 and not signed:
         return f"{_show(value)} is negative"
     if abs(number) > limits.max_points:

@@ -18,10 +18,11 @@ from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from ledger import jsonutil
+from ledger.amounts import wire_amount_text
 from ledger.history import identity
 from ledger.history.models import Payment, Refund, StateChange
 from ledger.kst import KST, parse_popbill_datetime
-from ledger.popbill.models import PaymentHistory, RefundHistory, to_decimal
+from ledger.popbill.models import PaymentHistory, RefundHistory
 
 
 @dataclasses.dataclass
@@ -67,23 +68,15 @@ def _code(value) -> str:
 
 
 def _amount(value) -> str:
-    """The tx_point / balance column, exact: the wire text itself when it already is what
-    str(Decimal(text)) gives (digits, no leading zero, a short fraction), else through Decimal."""
-    if type(value) is str:
-        whole, dot, fraction = value.partition(".")
-        if (
-            whole.isdigit() and whole.isascii() and (whole[0] != "0" or len(whole) == 1)
-            and (not dot or (fraction.isdigit() and fraction.isascii() and len(fraction) <= 6))
-        ):  # fmt: skip
-            return value
-    number = to_decimal(value)
-    return "\\N" if number is None else str(number)
+    """The tx_point / balance column, exact (ledger.amounts)."""
+    text = wire_amount_text(value)
+    return "\\N" if text is None else text
 
 
 _HOURS: dict[str, str | None] = {}  # yyyyMMddHH -> "yyyy-MM-ddTHH:" and its KST offset ("+09:00" ...)
 
 
-def _hour(hour: str) -> str | None:
+def kst_hour(hour: str) -> str | None:
     """The text of the hour and the offset KST had in it, or None in an hour in which KST
     moved (1987-88 and before); looked up once an hour, not once a row."""
     y, m, d, h = int(hour[:4]), int(hour[4:6]), int(hour[6:8]), int(hour[8:10])
@@ -103,13 +96,13 @@ def _tx_dt(value) -> str:
             if hour == "":
                 if len(_HOURS) > 50_000:
                     _HOURS.clear()
-                hour = _HOURS[value[:10]] = _hour(value[:10])
+                hour = _HOURS[value[:10]] = kst_hour(value[:10])
             if hour is not None:
                 return hour.replace("\x00", f"{value[10:12]}:{value[12:]}", 1)
     return parse_popbill_datetime(value).isoformat()
 
 
-def _usage_line(member: str, raw: dict, key: str, occurrence: int) -> str:
+def usage_line(member: str, raw: dict, key: str, occurrence: int) -> str:
     get = raw.get
     service_user, user, name, payload = get("serviceUserID"), get("userID"), get("userName"), jsonutil.dumps(raw)
     texts = f"{service_user}\t{user}\t{name}\t{payload}"
@@ -134,18 +127,20 @@ def prepare_usage_copy(member_id: int, rows, counter: identity.OccurrenceCounter
     lines = []
     for raw in rows:
         k = key(raw)
-        lines.append(_usage_line(member, raw, k, number(k)))
+        lines.append(usage_line(member, raw, k, number(k)))
     return "".join(lines)
 
 
-def _copy(conn: Connection, table: str, payload: str) -> None:
+def _copy(conn: Connection, table: str, payload: str | bytes) -> None:
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN") as copy:
         copy.write(payload)
 
 
-def write_usage_copy(conn: Connection, payload: str, seen_at: dt.datetime, *, likely_new: bool = False) -> WriteCounts:
-    """Write a prepared page of usage.
+def write_usage_copy(
+    conn: Connection, payload: str | bytes, seen_at: dt.datetime, *, likely_new: bool = False
+) -> WriteCounts:
+    """Write a prepared page of usage (COPY text, one line a row).
 
     likely_new (a window past the high-water mark): COPY straight into usages, a third
     cheaper for the database; if any row is already there (a run that died after writing
@@ -163,7 +158,7 @@ def write_usage_copy(conn: Connection, payload: str, seen_at: dt.datetime, *, li
             savepoint.rollback()
         else:
             savepoint.commit()
-            return WriteCounts(inserted=payload.count("\n"))
+            return WriteCounts(inserted=payload.count(b"\n" if type(payload) is bytes else "\n"))
     conn.execute(
         text("CREATE TEMP TABLE IF NOT EXISTS usages_incoming (LIKE usages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     )

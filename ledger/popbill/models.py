@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
+from ledger.amounts import parse_amount
 from ledger.history import screening
 from ledger.history.screening import RowLimits
 from ledger.kst import parse_popbill_datetime
@@ -44,17 +45,9 @@ class ShapeError(ValueError):
 
 
 def to_decimal(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, float):
-        # Only reachable if someone parsed JSON without parse_float=Decimal.
-        raise TypeError("points must never travel as float")
-    try:
-        return Decimal(str(value).replace(",", ""))
-    except InvalidOperation:
-        raise ValueError(f"not a decimal amount: {value!r}") from None
+    """An amount of a typed model: ledger.amounts' rule (AmountError, a ValueError, for a value
+    that is not one)."""
+    return parse_amount(value)
 
 
 def to_int(value: Any) -> int | None:

@@ -8,12 +8,12 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
+from ledger import jsonutil
 from ledger.popbill import auth
 from ledger.popbill.clock import LocalClock, ServerClock, parse_server_time
 from ledger.popbill.errors import (
@@ -76,7 +76,7 @@ def decode_answer(raw: RawResponse, call: str) -> dict[str, Any]:
     try:
         # Invalid UTF-8 and raw control characters inside strings would otherwise make the
         # whole page unreadable on every run; row screening deals with what they leave.
-        data = json.loads(raw.body.decode("utf-8", "replace"), parse_float=Decimal, strict=False) if raw.body else None
+        data = jsonutil.loads(raw.body) if raw.body else None
     except ValueError:
         data = None
     if raw.status == 200:

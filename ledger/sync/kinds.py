@@ -15,11 +15,12 @@ from functools import partial
 from sqlalchemy import Connection
 
 from ledger.history import identity
+from ledger.history.screening import RowLimits
+from ledger.history.usage_page import screen_usage_copy
 from ledger.history.writer import (
     PAYMENTS,
     REFUNDS,
     WriteCounts,
-    prepare_usage_copy,
     write_mutable_page,
     write_usage_copy,
 )
@@ -40,23 +41,27 @@ class Fetch:
 
 
 class Usage:
-    """GetUseHistory, by date window, oldest first. Rows stay the dicts screening passed: the
-    COPY text is written from them directly (no typed row per usage, the bulk of a history)."""
+    """GetUseHistory, by date window, oldest first. Rows stay the dicts they were decoded as:
+    each is screened as it becomes its COPY line (no typed row per usage, the bulk of a history)."""
 
     name = "usage"
     dated = True
     row_type = None
+    screened_in_prepare = True
 
     def fetch(self, how: Fetch, window: tuple[dt.date, dt.date]) -> Callable[..., Iterator[Page]]:
         return partial(
             how.client.iter_use_history, how.corp_num, *window, per_page=how.per_page, order="A", user_id=how.user_id
         )
 
-    def prepare(self, member_id: int, rows: tuple, counter: identity.OccurrenceCounter) -> str:
-        """Runs in the prefetch thread, so it overlaps the write of the page before."""
-        return prepare_usage_copy(member_id, rows, counter)
+    def prepare(self, member_id: int, rows: tuple, counter: identity.OccurrenceCounter,
+                limits: RowLimits) -> tuple[bytes | None, list]:  # fmt: skip
+        """The page's COPY bytes (None: every row refused) and the rows screening refused. Runs in
+        the prefetch thread, so it overlaps the write of the page before."""
+        copy = screen_usage_copy(member_id, rows, counter, limits)
+        return (copy.data if copy.rows else None), copy.refused
 
-    def write(self, member_id: int, payload: str, seen_at: dt.datetime, *, beyond_the_mark: bool) -> Write:
+    def write(self, member_id: int, payload: bytes, seen_at: dt.datetime, *, beyond_the_mark: bool) -> Write:
         return partial(write_usage_copy, payload=payload, seen_at=seen_at, likely_new=beyond_the_mark)
 
 
@@ -66,14 +71,16 @@ class Payments:
     name = "payments"
     dated = True
     row_type = PaymentHistory
+    screened_in_prepare = False  # screened and typed as their page arrives (ledger/sync/walk.py)
     spec = PAYMENTS
 
     def fetch(self, how: Fetch, window: tuple[dt.date, dt.date]) -> Callable[..., Iterator[Page]]:
         return partial(how.client.iter_payment_history, how.corp_num, *window, per_page=how.per_page,
                        user_id=how.user_id)  # fmt: skip
 
-    def prepare(self, member_id: int, rows: tuple, counter: identity.OccurrenceCounter) -> tuple:
-        return rows, counter
+    def prepare(self, member_id: int, rows: tuple, counter: identity.OccurrenceCounter,
+                limits: RowLimits) -> tuple[tuple, list]:  # fmt: skip
+        return (rows, counter), []
 
     def write(self, member_id: int, payload: tuple, seen_at: dt.datetime, *, beyond_the_mark: bool) -> Write:
         rows, counter = payload

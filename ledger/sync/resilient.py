@@ -80,7 +80,7 @@ def sync_member_kinds_resilient(
         error = f"database unavailable: {_reason(exc)}"
         log.error("sync of %s %s gave up: %s", corp_num, ", ".join(to_do), error)
         for kind in to_do:
-            _record_cut_short(engine, corp_num, kind, error)
+            record_cut_short(engine, corp_num, kind, error)
             done[kind] = SyncResult(corp_num, kind, status="failed", error=error, retryable=True, database_lost=True)
     return [done[kind] for kind in kinds]
 
@@ -89,7 +89,7 @@ def _reason(exc: DBAPIError) -> str:
     return str(exc.orig or exc).strip().splitlines()[0][:300]
 
 
-def _record_cut_short(engine: Engine, corp_num: str, kind: str, error: str) -> None:
+def record_cut_short(engine: Engine, corp_num: str, kind: str, error: str) -> None:
     """Mark the runs an outage left `running` as failed, if the database answers by now. Only
     under the sync's lock: a `running` run whose lock is free has no process behind it."""
 

@@ -24,13 +24,14 @@ from ledger.sync.interrupt import close_interrupted_runs
 from ledger.sync.resilient import sync_member_kinds_resilient
 from ledger.sync.service import SyncResult, members_to_sync, sync_all
 
-# After Ctrl-C or SIGTERM, syncs get this long to reach a page boundary; a sync still waiting
-# on Popbill then has its run closed as interrupted and its page rolled back by the exit.
+# After Ctrl-C or SIGTERM, syncs get this long to reach a page boundary (in this process or in a
+# worker of ledger/sync/processes.py); a sync still waiting on Popbill then has its run closed as
+# interrupted and its page rolled back by the exit.
 STOP_GRACE_SECONDS = 1.5
 
 
 class SyncStopped(Exception):
-    """Ctrl-C or SIGTERM stopped the sync; `forced` when some sync had to be abandoned mid-request."""
+    """Ctrl-C or SIGTERM stopped the sync; `forced` when some sync (or worker) had to abandon a request."""
 
     def __init__(self, results: list[SyncResult], forced: bool) -> None:
         super().__init__("interrupted")
@@ -38,8 +39,9 @@ class SyncStopped(Exception):
 
 
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event, force: threading.Event):
-    """SIGINT and SIGTERM ask the syncs to stop; a second one stops waiting for them."""
+def stop_on_signals(stop: threading.Event, force: threading.Event):
+    """SIGINT and SIGTERM ask the syncs (in this process or its workers) to stop; a second one
+    stops waiting for them."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -93,7 +95,7 @@ def run_sync(
         except BaseException as exc:  # raised again in the watching thread
             outcome["error"] = exc
 
-    with SyncProgress(total, show=show_progress) as tracker, _stop_on_signals(stop, force):
+    with SyncProgress(total, show=show_progress) as tracker, stop_on_signals(stop, force):
         worker = threading.Thread(target=work, name="sync", daemon=True)
         worker.start()
         deadline = None

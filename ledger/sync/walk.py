@@ -29,14 +29,17 @@ log = logging.getLogger(__name__)
 
 
 def _screened(job: Job, page: Page) -> tuple[Page, list[tuple[object, str]]]:
-    """The page with its rows typed, less the rows screening refuses, and those (row, reason).
-    The one place wire rows are checked before they can become ledger data."""
+    """The page with its rows typed, less the rows screening refuses, and those (row, reason):
+    where wire rows are checked before they can become ledger data (usage rows are checked by
+    the same rules as each becomes its COPY line, in the kind's prepare)."""
+    if job.history.screened_in_prepare:
+        return page, []
     row_type, kind, limits = job.history.row_type, job.kind, job.limits
     kept, refused = [], []
     for row in page.items:
         reason = screen_row(kind, row, limits)
         if reason is None:
-            kept.append(row if row_type is None else row_type.from_wire(row))
+            kept.append(row_type.from_wire(row))
         else:
             refused.append((row, reason))
     return dataclasses.replace(page, items=tuple(kept)), refused
@@ -115,7 +118,10 @@ def _fetch_windows(job: Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[_
     history, how = job.history, job.member.fetch
     for n, window in enumerate(spans):
         for page, refused, counter in pages(job, history.fetch(how, window), ahead=True):
-            payload = history.prepare(job.member.member_id, page.items, counter) if page.items else None
+            payload = None
+            if page.items:
+                payload, also_refused = history.prepare(job.member.member_id, page.items, counter, job.limits)
+                refused = refused + also_refused
             final = page.is_last and n == len(spans) - 1
             yield _Fetched(payload, page.is_last, window, final, refused, (page.page_num, page.page_count))
 
@@ -175,7 +181,7 @@ def walk_newest_first(job: Job) -> None:
             continue
         rows = page.items
         if rows:
-            payload = job.history.prepare(m.member_id, rows, counter)
+            payload, _ = job.history.prepare(m.member_id, rows, counter, job.limits)
             write = job.history.write(m.member_id, payload, dt.datetime.now(dt.UTC), beyond_the_mark=False)
         else:
             write = nothing

@@ -1,24 +1,34 @@
 """The usage COPY text is written straight from the wire rows: every column must be the very
 text the typed path (UseHistory.from_wire, then str/isoformat of each value) gave before, and
-the row key the generic row_key's, so rows synced by older code keep deduplicating."""
+the row key the generic row_key's, so rows synced by older code keep deduplicating. The sync
+screens and copies in one pass (screen_usage_copy): exactly screen_row, then that text."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
+import json
 import random
 from decimal import Decimal
 
+import pytest
+
 from ledger import jsonutil
 from ledger.history import identity
+from ledger.history.screening import RowLimits, screen_row
+from ledger.history.usage_page import screen_usage_copy
 from ledger.history.writer import copy_field, prepare_usage_copy
 from ledger.popbill.models import UseHistory
+from ledger.settings import Settings
 
 BASE = {"itemCode": 121, "txType": 2, "txPoint": "10", "balance": "990.5", "txDT": "20261120150000",
         "serviceUserID": "", "userID": "user01", "userName": "김하나"}  # fmt: skip
 
+# Other digits ("٣") are no amount at all (tests/test_amounts.py): screening refuses them first.
 AMOUNTS = ["0", "7", "10", "990.5", "16427.40", "0.05", "0.0001", "007", "00.5", "0.000000", "1,234", "1.", "-5",
-           "12345678901234", "٣", 0, 12, -3, Decimal("1.10"), Decimal("0.0000001"), Decimal("1E+3"), None, ""]  # fmt: skip
+           "12345678901234", "1,234.50", " 12", "1e3", "-0.5", "-0", 0, 12, -3, Decimal("1.10"), Decimal("0.0000001"),
+           Decimal("1E+3"), None, ""]  # fmt: skip
 CODES = [0, 7, 121, 999, "121", "007", "0", None, "", True]
 DATES = ["20261120150000", "20261120", "20000101000000", "19870510023000", "19871011023000", "19880508030000",
          "19120101000000", "20241231235959", "20240229120000"]  # fmt: skip
@@ -83,4 +93,76 @@ def test_copy_text_every_hour_of_the_dst_years_and_now():
         (dt.datetime(2026, 1, 1) + dt.timedelta(minutes=30 * n) for n in range(2 * 24 * 365)),
     )
     rows = [{**BASE, "txDT": f"{moment:%Y%m%d%H%M}{n % 60:02d}"} for n, moment in enumerate(hours)]
-    assert prepare_usage_copy(1, rows, identity.OccurrenceCounter()) == _old_copy(1, rows)
+    text = prepare_usage_copy(1, rows, identity.OccurrenceCounter())
+    assert text == _old_copy(1, rows)
+    since_1900 = dataclasses.replace(LIMITS, earliest="19000101000000", latest="20991231235959")
+    one_pass = screen_usage_copy(1, rows, identity.OccurrenceCounter(), since_1900)
+    assert one_pass.refused == [] and one_pass.data.decode() == _undashed(text)
+
+
+# -- screened and copied in one pass (the sync's usage path) ------------------------------
+
+LIMITS = RowLimits.for_sync(Settings(), dt.date(2026, 11, 20))
+ODD = [
+    {**BASE, "userName": "nul\x00inside"}, {**BASE, "userID": "lone \ud800 surrogate"}, {**BASE, "\x00key": "v"},
+    {**BASE, "extra": "nul \x00 in another field"}, {**BASE, "extra": {"nested": [1, "\\", None]}},
+    {**BASE, "extra": "back\\slash", "userName": 'quote "q"'}, {**BASE, "userName": "tab\tin name"},
+    {**BASE, "userName": "x" * 501}, {**BASE, "userName": "x" * 300, "userID": "y" * 300},
+    {**BASE, "userName": "zero\u200bwidth"}, {**BASE, "txPoint": Decimal("12.5")}, {**BASE, "balance": 16427},
+    {**BASE, "balance": "-1"}, {**BASE, "balance": "-0"}, {**BASE, "txPoint": "-0"}, {**BASE, "txPoint": "0.00001"},
+    {**BASE, "balance": "10000000000"}, {**BASE, "balance": "9999999999.9999"}, {**BASE, "balance": "1,234.5"},
+    {**BASE, "txPoint": float("nan")}, {**BASE, "txDT": "20261120"}, {**BASE, "txDT": "20230229120000"},
+    {**BASE, "txDT": "20261120246000"}, {**BASE, "txDT": "20261120235960"}, {**BASE, "txDT": "19871011023000"},
+    {**BASE, "txDT": "19991231235959"}, {**BASE, "txDT": "20261123000000"}, {**BASE, "txDT": "２0261120150000"},
+    {**BASE, "itemCode": "121"}, {**BASE, "itemCode": 1000}, {**BASE, "txType": True}, {**BASE, "txType": -1},
+    {k: v for k, v in BASE.items() if k != "serviceUserID"}, {**BASE, "userID": None}, {**BASE, "userID": 12},
+    {f"k{n}": n for n in range(100)}, ["not", "a", "row"], None, {**BASE},
+]  # fmt: skip
+
+
+def _one_by_one(member_id: int, rows) -> tuple[str, list]:
+    """screen_row then prepare_usage_copy, row by row, the key without its dashes."""
+    kept, refused = [], []
+    for row in rows:
+        reason = screen_row("usage", row, LIMITS)
+        (kept.append(row) if reason is None else refused.append((row, reason)))
+    return _undashed(prepare_usage_copy(member_id, kept, identity.OccurrenceCounter())), refused
+
+
+def _undashed(text: str) -> str:
+    """The COPY text with its row keys as 32 hex digits (the same uuids)."""
+    lines = (line.split("\t") for line in text.splitlines())
+    return "".join("\t".join([f[0], f[1].replace("-", ""), *f[2:]]) + "\n" for f in lines)
+
+
+def _in_one_pass(member_id: int, rows) -> tuple[str, list]:
+    copy = screen_usage_copy(member_id, rows, identity.OccurrenceCounter(), LIMITS)
+    assert copy.rows == copy.data.count(b"\n")
+    return copy.data.decode(), copy.refused
+
+
+@pytest.mark.parametrize("decode", ["orjson", "stdlib"])
+def test_one_pass_is_screening_then_the_copy_text(decode):
+    rows = [r for r in _variants() if not isinstance(r.get("txPoint"), Decimal) and not isinstance(
+        r.get("balance"), Decimal)] + ODD  # fmt: skip
+    body = json.dumps({"list": rows}, default=str, allow_nan=True).encode("utf-8", "surrogatepass")
+    for wire in (jsonutil.loads, lambda b: json.loads(b.decode("utf-8", "surrogatepass"), parse_float=Decimal)):
+        if (wire is jsonutil.loads) != (decode == "orjson"):
+            continue
+        ours, theirs = wire(body)["list"], wire(body)["list"]
+        text, refused = _in_one_pass(42, ours)
+        expected, expected_refused = _one_by_one(42, theirs)
+        assert text == expected
+        assert refused == expected_refused
+        assert len(refused) > 20
+
+
+def test_one_pass_numbers_repeats_across_pages_and_ways():
+    """An exact repeat is numbered by one counter, whichever way each row went."""
+    counter = identity.OccurrenceCounter()
+    odd = {**BASE, "itemCode": str(BASE["itemCode"])}  # the same row as BASE, through the general way
+    pages = [[dict(BASE), dict(odd)], [dict(BASE)], [dict(odd)]]
+    lines = [screen_usage_copy(1, page, counter, LIMITS).data.decode() for page in pages]
+    occurrences = [line.split("\t")[2] for text in lines for line in text.splitlines()]
+    keys = {line.split("\t")[1] for text in lines for line in text.splitlines()}
+    assert occurrences == ["0", "1", "2", "3"] and len(keys) == 1

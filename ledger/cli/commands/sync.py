@@ -18,6 +18,7 @@ from ledger.popbill import PopbillClient
 from ledger.sync.display import result_rows, stopped_summary, totals_line
 from ledger.sync.models import KINDS
 from ledger.sync.outcomes import log_results
+from ledger.sync.processes import processes_for, sync_in_processes
 from ledger.sync.runner import SyncStopped, run_sync
 from ledger.sync.status import sync_status
 from ledger.sync.windows import SyncOptions
@@ -41,25 +42,31 @@ def check_since(since, earliest) -> None:
 @click.option("--since", callback=iso_date, metavar="YYYY-MM-DD", help="Start here instead of the high-water mark.")
 @click.option("--full", is_flag=True, help="Walk the whole refund history, not just the newest pages.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 256), help="Members synced at once.")
+@click.option("--processes", type=click.IntRange(1, 64), metavar="N",
+              help="Processes syncing members (default: one per CPU, at most one per member and per job); "
+                   "they share --jobs and POPBILL_MAX_CONCURRENCY.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @wide_option
 @friendly_errors
-def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
+def sync(members, kinds, since, full, jobs, processes, as_json, wide) -> None:
     """Page the members' histories from Popbill into the ledger. Ctrl-C stops after the page
     in hand (exit 130); the next sync goes on from there."""
-
     settings = load_settings()
     if since is not None:
         check_since(since, settings.row_earliest_date)
     engine = open_engine(settings)
     started = time.perf_counter()
+    how = dict(
+        corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
+        options=SyncOptions.from_settings(settings), jobs=jobs, show_progress=sys.stdout.isatty() and not as_json,
+    )  # fmt: skip
     try:
-        with PopbillClient(settings) as client:
-            results = run_sync(
-                engine, client, corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
-                settings=settings, options=SyncOptions.from_settings(settings), jobs=jobs,
-                show_progress=sys.stdout.isatty() and not as_json,
-            )  # fmt: skip
+        processes = processes_for(engine, list(members), processes, jobs)
+        if processes > 1:
+            results = sync_in_processes(engine, settings, processes=processes, **how)
+        else:
+            with PopbillClient(settings) as client:
+                results = run_sync(engine, client, settings=settings, **how)
     except SyncStopped as stopped:
         click.echo(stopped_summary(stopped.results), err=True)
         if stopped.forced:  # a request still hangs in a thread: do not wait for it
