@@ -19,7 +19,7 @@ from ledger.alerts.service import check_balances
 from ledger.health.heartbeat import beat_tick
 from ledger.members.service import MemberInput, add_member
 from ledger.metrics.ledger_state import LedgerMetrics
-from ledger.metrics.process import ROWS_WRITTEN, TASK_SECONDS
+from ledger.metrics.process import ROWS_WRITTEN, TASK_SECONDS, observe_call
 from ledger.metrics.server import make_metrics_server
 from ledger.pending.models import TrackedItem
 from ledger.popbill import PopbillClient
@@ -76,7 +76,7 @@ def test_never_synced_member_fires_and_every_dashboard_query_returns_data(commit
         wait_for(lambda: prometheus_query(prometheus, 'up{job="ledger-worker"} == 1'), timeout=30, what="a first scrape")
         # The worker's work, while Prometheus watches: calls (one retried, one refused), a task, rows written.
         sim.inject("status", status=503, count=1, path="/POPBILL_TEST/Point")
-        with PopbillClient(settings) as client:
+        with PopbillClient(settings, observer=observe_call) as client:  # counted as the worker's client is
             client.get_balance(SYNCED)
             sim.world.close_member(NEVER)
             with pytest.raises(Exception, match="(?i)."):
