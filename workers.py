@@ -45,7 +45,8 @@ from ledger import context
 from ledger.health import worker_hooks  # noqa: F401 - connects the Celery signal handlers
 from ledger.settings import Settings, parse_interval
 
-TASK_MODULES = ["ledger.sync.tasks", "ledger.pending.tasks", "ledger.alerts.tasks", "ledger.reconcile.tasks"]
+TASK_MODULES = ["ledger.sync.tasks", "ledger.pending.tasks", "ledger.alerts.tasks", "ledger.reconcile.tasks",
+                "ledger.retention.tasks"]  # fmt: skip
 
 
 def _every(spec: str):
@@ -67,6 +68,8 @@ def beat_schedule(settings: Settings) -> dict:
         # After the nightly sync (02:00) has had time to finish; reconciles what it wrote.
         "reconcile": ("ledger.reconcile.nightly", settings.schedule_reconcile),
         "deliver-outbox": ("ledger.alerts.deliver", "60s"),
+        # Prunes runs, readings, sent notifications and claims by policy (ledger.retention).
+        "prune": ("ledger.retention.prune", settings.schedule_retention),
     }
     return {name: {"task": task, "schedule": _every(spec)} for name, (task, spec) in entries.items() if spec != "off"}
 

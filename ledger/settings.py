@@ -218,6 +218,15 @@ class Settings:
     schedule_catch_up: str = "300s"
     schedule_balances: str = "1800s"
     schedule_reconcile: str = "30 3 * * *"
+    schedule_retention: str = "0 5 * * *"  # the prune, after the sync (02:00) and reconcile (03:30)
+    # Retention (ledger.retention): how long rows that grow with every run, check and tick are kept.
+    retention_runs_days: int = 90  # sync_runs; the last run and last success per member and kind stay
+    retention_snapshots_full_days: int = 30  # every balance reading; then the last of each Korean day
+    retention_snapshots_days: int = 400  # one reading a day; then none (the latest per member stays); 0: forever
+    retention_outbox_days: int = 30  # notifications sent; unsent and failed ones are never pruned
+    retention_heartbeats_days: int = 30  # heartbeats of tasks no longer scheduled
+    retention_claims_days: int = 14  # schedule_claims; the newest per job stays
+    retention_batch_rows: int = 5000  # rows deleted per transaction
     pending_first_poll: int = 600  # seconds; then doubling
     pending_max_interval: int = 21600
     pending_stuck_after: int = 3 * 86400
@@ -301,6 +310,15 @@ class Settings:
             schedule_catch_up=_schedule(env, "LEDGER_SCHEDULE_CATCH_UP", "300s"),
             schedule_balances=_schedule(env, "LEDGER_SCHEDULE_BALANCES", "1800s"),
             schedule_reconcile=_schedule(env, "LEDGER_SCHEDULE_RECONCILE", "30 3 * * *"),
+            schedule_retention=_schedule(env, "LEDGER_SCHEDULE_RETENTION", "0 5 * * *"),
+            retention_runs_days=_integer(env, "LEDGER_RETENTION_RUNS_DAYS", 90, minimum=7, maximum=36500),
+            retention_snapshots_full_days=_integer(env, "LEDGER_RETENTION_SNAPSHOTS_FULL_DAYS", 30, minimum=2,
+                                                   maximum=36500),
+            retention_snapshots_days=_integer(env, "LEDGER_RETENTION_SNAPSHOTS_DAYS", 400, minimum=0, maximum=36500),
+            retention_outbox_days=_integer(env, "LEDGER_RETENTION_OUTBOX_DAYS", 30, minimum=1, maximum=36500),
+            retention_heartbeats_days=_integer(env, "LEDGER_RETENTION_HEARTBEATS_DAYS", 30, minimum=1, maximum=36500),
+            retention_claims_days=_integer(env, "LEDGER_RETENTION_CLAIMS_DAYS", 14, minimum=2, maximum=36500),
+            retention_batch_rows=_integer(env, "LEDGER_RETENTION_BATCH_ROWS", 5000, minimum=1, maximum=100_000),
             pending_first_poll=_integer(env, "LEDGER_PENDING_FIRST_POLL", 600, minimum=0),
             pending_max_interval=_integer(env, "LEDGER_PENDING_MAX_INTERVAL", 21600, minimum=1),
             pending_stuck_after=_integer(env, "LEDGER_PENDING_STUCK_AFTER", 3 * 86400, minimum=1),

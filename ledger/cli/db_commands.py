@@ -92,3 +92,52 @@ def url() -> None:
             " `ledger sandbox up` keeps one up on a TCP port",
             err=True,
         )
+
+
+@db.command()
+@click.option("--dry-run", is_flag=True, help="Count what would go, per table; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def prune(dry_run: bool, as_json: bool) -> None:
+    """Delete what the retention settings let go: old sync runs, balance readings thinned to
+    the last of each day, sent notifications, stale heartbeats and schedule claims. Small
+    batches, each its own transaction, beside a running sync. What reconcile, statements,
+    alerts and `ledger status` read is never deleted (README "Retention").
+
+    \b
+    Examples:
+      ledger db prune --dry-run
+      LEDGER_RETENTION_RUNS_DAYS=30 ledger db prune
+    """
+    from ledger.cli.main import EXIT_FAILURE
+    from ledger.cli.output import echo_json, print_table
+    from ledger.retention.policy import Policy
+    from ledger.retention.service import prune as run
+
+    settings = load_settings()
+    policy = Policy.from_settings(settings)
+    report = run(open_engine(settings), policy, dry_run=dry_run)
+    verb = "would go" if dry_run else "deleted"
+    rows = [{"table": line["table"], "rule": line["rule"], "before": _day_or_moment(line["before"]), verb: line["rows"],
+             **({} if dry_run else {"batches": line["batches"]}),
+             "note": line["stopped"] or ("off" if line["before"] is None else "")}
+            for line in report.summary()]  # fmt: skip
+    if as_json:
+        echo_json(rows)
+    else:
+        print_table("retention" + (" (dry run)" if dry_run else ""), rows)
+        totals = ", ".join(f"{table} {n:,}" for table, n in report.rows_by_table().items())
+        click.echo(f"{verb}: {totals} ({report.seconds:.1f} s)")
+    if not report.complete:
+        click.echo("some rules stopped early (see note); the next run goes on", err=True)
+        raise SystemExit(EXIT_FAILURE)
+
+
+def _day_or_moment(moment):
+    """A cutoff at a Korean midnight is a day; others keep their time."""
+    from ledger.kst import KST
+
+    if moment is None:
+        return None
+    local = moment.astimezone(KST)
+    return local.date() if local.time() == local.time().min else moment
