@@ -76,7 +76,8 @@ class Report:
 Progress = Callable[[Outcome, int], None]  # after each committed batch: the rule so far, the batch's rows
 
 
-def _params(rule: Rule, cutoffs: Cutoffs, chunk: list) -> dict:
+def params_for(rule: Rule, cutoffs: Cutoffs, chunk: list) -> dict:
+    """The parameters of a rule's statements for one chunk of members (or partner CorpNums)."""
     params = {"before": getattr(cutoffs, rule.cutoff)}
     if rule.floor:
         params["after"] = getattr(cutoffs, rule.floor) or dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -120,7 +121,7 @@ def delete_batch(conn: Connection, rule: Rule, params: dict, limit: int) -> int:
 def _apply(conn: Connection, rule: Rule, cutoffs: Cutoffs, outcome: Outcome, limit: int, dry_run: bool,
            progress: Progress | None) -> None:  # fmt: skip
     for chunk in _chunks(conn, rule):
-        params = _params(rule, cutoffs, chunk)
+        params = params_for(rule, cutoffs, chunk)
         if dry_run:
             outcome.rows += conn.execute(text(rule.count), params).scalar()
             conn.rollback()
