@@ -15,6 +15,7 @@ Statements, month closes, discrepancies, history rows and pending items are not 
 
 Walked rules read one chunk of members at a time (:ids, or :corps for the partner's readings),
 each member by its own index range, so a batch costs what it deletes and not the table's size.
+A batch finds its rows, locks them and deletes them by ctid.
 """
 
 from __future__ import annotations
@@ -34,22 +35,26 @@ class Rule:
     label: str  # the rule within its table, in reports (the partner's rules share their members' label)
     what: str  # what goes, for the operator
     cutoff: str  # the Cutoffs field bound to :before; a rule whose cutoff is None is off
-    candidates: str  # SELECT <alias>.<key> ... (no LIMIT)
-    alias: str
+    candidates: str  # SELECT ... AS row: the ctids of the rows that go (no LIMIT)
     floor: str | None = None  # the Cutoffs field bound to :after (older rows are another rule's)
-    key: str = "id"
     walk: str | None = None  # MEMBERS or PARTNERS: the statement takes a chunk of them
 
     @property
     def delete(self) -> str:
-        return (
-            f"DELETE FROM {self.table} WHERE ({self.key}) IN "
-            f"({self.candidates} LIMIT :limit FOR UPDATE OF {self.alias} SKIP LOCKED)"
-        )
+        """One batch: up to :limit candidates, locked unless another transaction holds them,
+        deleted, every step by ctid (no plan can make it a scan of the table). Returns how many
+        were picked (fewer than :limit: none are left) and how many went."""
+        return f"""
+            WITH picked AS (SELECT c.row FROM ({self.candidates}) AS c LIMIT :limit),
+            locked AS (
+                SELECT t.ctid FROM {self.table} t WHERE t.ctid = ANY(ARRAY(SELECT row FROM picked))
+                FOR UPDATE SKIP LOCKED),
+            gone AS (DELETE FROM {self.table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM locked)) RETURNING 1)
+            SELECT (SELECT count(*) FROM picked) AS picked, (SELECT count(*) FROM gone) AS deleted"""
 
     @property
     def count(self) -> str:
-        return f"SELECT count(*) FROM ({self.candidates}) AS candidates"
+        return f"SELECT count(*) FROM ({self.candidates}) AS c"
 
 
 # The reading reconcile compares a member's ledger with (ledger.reconcile.service, _SNAPSHOTS).
@@ -59,15 +64,16 @@ _RECONCILED = """(
                                                 WHERE member_id = m.id AND kind = 'usage' AND status = 'succeeded')
     ORDER BY b.taken_at LIMIT 1)"""
 
-# A later reading of the same subject on the same Korean day exists: s is not the day's last.
-_LATER_SAME_DAY = """EXISTS (
-    SELECT 1 FROM balance_snapshots l
-    WHERE {subject_l} AND l.taken_at >= s.taken_at AND (l.taken_at, l.id) > (s.taken_at, s.id)
-      AND l.taken_at < (date_trunc('day', s.taken_at AT TIME ZONE 'Asia/Seoul') + interval '1 day')
-                       AT TIME ZONE 'Asia/Seoul')"""
+# The end of the Korean day a reading was taken on.
+_DAY_END = "(date_trunc('day', s.taken_at AT TIME ZONE 'Asia/Seoul') + interval '1 day') AT TIME ZONE 'Asia/Seoul'"
 
-_MEMBER_L = "l.member_id = m.id"
-_PARTNER_L = "l.member_id IS NULL AND l.corp_num = m.corp"
+# Each subject's readings in the range with the time of its next one: a reading whose next one
+# falls on the same Korean day is not the day's last. Both cutoffs are Korean midnights, so a
+# day is always whole in the range. A window function keeps the subquery apart (it cannot be
+# flattened into a join): one index range per subject, whatever the planner thinks of :ids.
+_WITH_NEXT = """CROSS JOIN LATERAL (
+    SELECT b.ctid AS row, b.taken_at, lead(b.taken_at) OVER (ORDER BY b.taken_at, b.id) AS next_at
+    FROM balance_snapshots b WHERE {subject} AND b.taken_at >= :after AND b.taken_at < :before) AS s"""
 
 RUNS = Rule(
     name="runs",
@@ -75,10 +81,10 @@ RUNS = Rule(
     label="old",
     what="runs started before the cutoff, except each member and kind's last run and last success",
     cutoff="runs_before",
-    alias="r",
     walk=MEMBERS,
+    # OFFSET 0 keeps the lateral subquery a subquery: one index range per member and kind.
     candidates="""
-        SELECT r.id
+        SELECT r.row
         FROM unnest(CAST(:ids AS integer[])) AS m(id)
         CROSS JOIN (VALUES ('payments'), ('usage'), ('refunds')) AS k(kind)
         CROSS JOIN LATERAL (SELECT
@@ -86,8 +92,11 @@ RUNS = Rule(
              ORDER BY started_at DESC, id DESC LIMIT 1) AS last_success,
             (SELECT id FROM sync_runs WHERE member_id = m.id AND kind = k.kind AND status <> 'skipped'
              ORDER BY started_at DESC, id DESC LIMIT 1) AS last_run) AS kept
-        JOIN sync_runs r ON r.member_id = m.id AND r.kind = k.kind AND r.started_at < :before
-        WHERE r.status <> 'running' AND r.id IS DISTINCT FROM kept.last_success AND r.id IS DISTINCT FROM kept.last_run
+        CROSS JOIN LATERAL (
+            SELECT r.ctid AS row FROM sync_runs r
+            WHERE r.member_id = m.id AND r.kind = k.kind AND r.started_at < :before AND r.status <> 'running'
+              AND r.id IS DISTINCT FROM kept.last_success AND r.id IS DISTINCT FROM kept.last_run
+            OFFSET 0) AS r
     """,
 )
 
@@ -98,14 +107,13 @@ THIN_MEMBERS = Rule(
     what="members' readings before the cutoff that are not the last of their Korean day",
     cutoff="thin_before",
     floor="snapshots_before",
-    alias="s",
     walk=MEMBERS,
     candidates=f"""
-        SELECT s.id
+        SELECT s.row
         FROM unnest(CAST(:ids AS integer[])) AS m(id)
         CROSS JOIN LATERAL (SELECT {_RECONCILED} AS taken_at) AS kept
-        JOIN balance_snapshots s ON s.member_id = m.id AND s.taken_at >= :after AND s.taken_at < :before
-        WHERE s.taken_at IS DISTINCT FROM kept.taken_at AND {_LATER_SAME_DAY.format(subject_l=_MEMBER_L)}
+        {_WITH_NEXT.format(subject="b.member_id = m.id")}
+        WHERE s.next_at < {_DAY_END} AND s.taken_at IS DISTINCT FROM kept.taken_at
     """,
 )
 
@@ -116,14 +124,12 @@ THIN_PARTNER = Rule(
     what="the partner's readings before the cutoff that are not the last of their Korean day",
     cutoff="thin_before",
     floor="snapshots_before",
-    alias="s",
     walk=PARTNERS,
     candidates=f"""
-        SELECT s.id
+        SELECT s.row
         FROM unnest(CAST(:corps AS text[])) AS m(corp)
-        JOIN balance_snapshots s ON s.member_id IS NULL AND s.corp_num = m.corp
-                                 AND s.taken_at >= :after AND s.taken_at < :before
-        WHERE {_LATER_SAME_DAY.format(subject_l=_PARTNER_L)}
+        {_WITH_NEXT.format(subject="b.member_id IS NULL AND b.corp_num = m.corp")}
+        WHERE s.next_at < {_DAY_END}
     """,
 )
 
@@ -133,16 +139,18 @@ DROP_MEMBERS = Rule(
     label="dropped",
     what="members' readings before the cutoff, except each member's latest and the one reconcile reads",
     cutoff="snapshots_before",
-    alias="s",
     walk=MEMBERS,
     candidates=f"""
-        SELECT s.id
+        SELECT s.row
         FROM unnest(CAST(:ids AS integer[])) AS m(id)
         CROSS JOIN LATERAL (SELECT {_RECONCILED} AS taken_at,
             (SELECT b.id FROM balance_snapshots b WHERE b.member_id = m.id
              ORDER BY b.taken_at DESC, b.id DESC LIMIT 1) AS latest) AS kept
-        JOIN balance_snapshots s ON s.member_id = m.id AND s.taken_at < :before
-        WHERE s.id <> kept.latest AND s.taken_at IS DISTINCT FROM kept.taken_at
+        CROSS JOIN LATERAL (
+            SELECT b.ctid AS row FROM balance_snapshots b
+            WHERE b.member_id = m.id AND b.taken_at < :before
+              AND b.id <> kept.latest AND b.taken_at IS DISTINCT FROM kept.taken_at
+            OFFSET 0) AS s
     """,
 )
 
@@ -152,16 +160,17 @@ DROP_PARTNER = Rule(
     label="dropped",
     what="the partner's readings before the cutoff, except its latest",
     cutoff="snapshots_before",
-    alias="s",
     walk=PARTNERS,
     candidates="""
-        SELECT s.id
+        SELECT s.row
         FROM unnest(CAST(:corps AS text[])) AS m(corp)
         CROSS JOIN LATERAL (SELECT
             (SELECT b.id FROM balance_snapshots b WHERE b.member_id IS NULL AND b.corp_num = m.corp
              ORDER BY b.taken_at DESC, b.id DESC LIMIT 1) AS latest) AS kept
-        JOIN balance_snapshots s ON s.member_id IS NULL AND s.corp_num = m.corp AND s.taken_at < :before
-        WHERE s.id <> kept.latest
+        CROSS JOIN LATERAL (
+            SELECT b.ctid AS row FROM balance_snapshots b
+            WHERE b.member_id IS NULL AND b.corp_num = m.corp AND b.taken_at < :before AND b.id <> kept.latest
+            OFFSET 0) AS s
     """,
 )
 
@@ -173,9 +182,8 @@ OUTBOX = Rule(
     label="sent",
     what="notifications sent before the cutoff (pending and failed ones are never pruned)",
     cutoff="sent_before",
-    alias="n",
     candidates="""
-        SELECT n.id FROM notifications n
+        SELECT n.ctid AS row FROM notifications n
         WHERE n.status = 'sent' AND n.next_attempt_at < :before AND n.sent_at < :before
     """,
 )
@@ -188,10 +196,8 @@ HEARTBEATS = Rule(
     label="stale",
     what="heartbeats of tasks beat no longer starts, silent since the cutoff",
     cutoff="heartbeats_before",
-    alias="h",
-    key="name",
     candidates="""
-        SELECT h.name FROM heartbeats h
+        SELECT h.ctid AS row FROM heartbeats h
         WHERE h.name <> ALL(CAST(:kept AS text[])) AND greatest(h.started_at, h.finished_at) < :before
     """,
 )
@@ -202,10 +208,8 @@ CLAIMS = Rule(
     label="old",
     what="claims of slots before the cutoff, except each job's newest",
     cutoff="claims_before",
-    alias="c",
-    key="job, slot",
     candidates="""
-        SELECT c.job, c.slot FROM schedule_claims c
+        SELECT c.ctid AS row FROM schedule_claims c
         WHERE c.slot < :before AND c.slot < (SELECT max(l.slot) FROM schedule_claims l WHERE l.job = c.job)
     """,
 )

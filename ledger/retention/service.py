@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -21,7 +23,7 @@ from ledger.retention.rules import KEPT_HEARTBEATS, MEMBERS, PARTNERS, RULES, TA
 
 LOCK_TIMEOUT = "1s"
 STATEMENT_TIMEOUT = "300s"  # a batch is one index range per member of a chunk: seconds at most
-MEMBERS_PER_CHUNK = 200  # members whose rows one statement reads (a night's readings: ~47 each)
+MEMBERS_PER_CHUNK = 100  # members one statement reads: a night's thinning (~47 readings each) fits a batch
 _GAVE_UP = {"55P03": f"a lock on the table was not free within {LOCK_TIMEOUT}",
             "57014": f"a batch took longer than {STATEMENT_TIMEOUT}"}  # fmt: skip
 
@@ -41,6 +43,7 @@ class Outcome:
     rows: int = 0
     batches: int = 0
     largest_batch: int = 0
+    seconds: float = 0.0
     stopped: str | None = None  # why the rule stopped before it was done; the next run goes on
 
 
@@ -110,32 +113,51 @@ def _chunks(conn: Connection, rule: Rule) -> Iterator[list]:
             after = ids[-1]
 
 
-def delete_batch(conn: Connection, rule: Rule, params: dict, limit: int) -> int:
+class Batch(NamedTuple):
+    picked: int  # candidates found (up to the limit)
+    deleted: int  # of them deleted (the others were held by another transaction)
+
+
+def delete_batch(conn: Connection, rule: Rule, params: dict, limit: int) -> Batch:
     """Delete one batch of the rule's rows in conn's transaction, which the caller commits."""
+    # A batch lost in a server crash is only deleted again by the next run: no WAL flush to wait for.
     conn.exec_driver_sql(
-        f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'"
+        f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'; "
+        "SET LOCAL synchronous_commit = off"
     )
-    return conn.execute(text(rule.delete), {**params, "limit": limit}).rowcount
+    return Batch(*conn.execute(text(rule.delete), {**params, "limit": limit}).one())
+
+
+def _drain(conn: Connection, rule: Rule, cutoffs: Cutoffs, chunk: list, outcome: Outcome, limit: int,
+           progress: Progress | None) -> None:  # fmt: skip
+    """Delete the chunk's rows batch by batch. A batch reads the chunk's members from the
+    first, so a chunk with more rows than a batch is halved rather than read again and again
+    (a member with a year to thin ends up alone); a night's rows fit in one batch."""
+    while True:
+        batch = delete_batch(conn, rule, params_for(rule, cutoffs, chunk), limit)
+        conn.commit()
+        outcome.rows += batch.deleted
+        outcome.batches += 1
+        outcome.largest_batch = max(outcome.largest_batch, batch.deleted)
+        if progress:
+            progress(outcome, batch.deleted)
+        if batch.picked < limit or batch.deleted == 0:  # done, or what is left is held by others: next run
+            return
+        if len(chunk) > 1:
+            middle = len(chunk) // 2
+            _drain(conn, rule, cutoffs, chunk[:middle], outcome, limit, progress)
+            _drain(conn, rule, cutoffs, chunk[middle:], outcome, limit, progress)
+            return
 
 
 def _apply(conn: Connection, rule: Rule, cutoffs: Cutoffs, outcome: Outcome, limit: int, dry_run: bool,
            progress: Progress | None) -> None:  # fmt: skip
     for chunk in _chunks(conn, rule):
-        params = params_for(rule, cutoffs, chunk)
         if dry_run:
-            outcome.rows += conn.execute(text(rule.count), params).scalar()
+            outcome.rows += conn.execute(text(rule.count), params_for(rule, cutoffs, chunk)).scalar()
             conn.rollback()
-            continue
-        while True:
-            deleted = delete_batch(conn, rule, params, limit)
-            conn.commit()
-            outcome.rows += deleted
-            outcome.batches += 1
-            outcome.largest_batch = max(outcome.largest_batch, deleted)
-            if progress:
-                progress(outcome, deleted)
-            if deleted < limit:  # the chunk is done (or its other rows are locked: next run)
-                break
+        else:
+            _drain(conn, rule, cutoffs, chunk, outcome, limit, progress)
 
 
 def prune(
@@ -153,6 +175,7 @@ def prune(
             report.outcomes.append(outcome)
             if before is None:
                 continue  # this rule is off
+            began = time.monotonic()
             try:
                 _apply(conn, rule, cutoffs, outcome, policy.batch_rows, dry_run, progress)
             except DBAPIError as exc:
@@ -161,5 +184,6 @@ def prune(
                     raise
                 conn.rollback()
                 outcome.stopped = f"{reason}; the next run goes on"
+            outcome.seconds = time.monotonic() - began
     report.seconds = (dt.datetime.now(dt.UTC) - started).total_seconds()
     return report
