@@ -258,7 +258,7 @@ def print_plans(engine, policy: Policy) -> None:
             if getattr(cutoffs, rule.cutoff) is None:
                 continue
             chunk = ["1000000001"] if rule.walk == "partners" else ids
-            params = {**service.params_for(rule, cutoffs, chunk), "limit": policy.batch_rows}
+            params = {**service.params_for(rule, service.bounds_for(rule, cutoffs), chunk), "limit": policy.batch_rows}
             plan = conn.execute(text("EXPLAIN (COSTS OFF) " + rule.delete), params).scalars().all()
             scans = [line.strip().lstrip("-> ").split("  ")[0] for line in plan if "Scan" in line]
             print(f"  {rule.name:<28}{'; '.join(scans)}")
@@ -324,16 +324,32 @@ def part_year(server_url: str, members: int, days: int) -> None:
         vacuumed = sizes(db.engine)
         print_prune("first prune of the year", first)
         print(f"  then VACUUM (ANALYZE): {vacuum:.1f} s")
-        # The next night: its rows, then a prune a day later, stepping over what the year left.
-        with db.engine.begin() as conn:
-            seed_night(conn, members, runs_day=day(0), readings_day=day(0), outbox_day=day(0), claims_day=day(0),
-                       per_check=False)  # fmt: skip
-        db.vacuum(analyze_only=True)
-        nightly = timed_prune(db.engine, policy, now=dt.datetime.now(KST) + dt.timedelta(days=1))
-        print_prune("the next night's prune (steady state)", nightly)
+        # The nights after: each night's rows, then its prune a day later, stepping over what
+        # the year left. Alternately as it runs (thinning from where the last run stopped, its
+        # mark) and with the marks deleted (reading a year of one-a-day readings again), A/B.
         scale = 100_000 / members
-        print(f"  per member {1000 * (nightly.cpu + nightly.pg_cpu) / members:.2f} ms CPU; at 100,000 members "
-              f"~{(nightly.cpu + nightly.pg_cpu) * scale:.0f} s CPU (linear in members)")  # fmt: skip
+        runs: dict[bool, list[Timed]] = {True: [], False: []}
+        for night, marked in enumerate((True, False, True, False)):
+            with db.engine.begin() as conn:
+                seed_night(conn, members, runs_day=day(-night), readings_day=day(-night), outbox_day=day(-night),
+                           claims_day=day(-night), per_check=False)  # fmt: skip
+                if not marked:
+                    conn.execute(text("DELETE FROM retention_marks"))
+            db.vacuum(analyze_only=True)
+            run = timed_prune(db.engine, policy, now=dt.datetime.now(KST) + dt.timedelta(days=night + 1))
+            runs[marked].append(run)
+            print_prune(f"night {night + 1}'s prune ({'with marks' if marked else 'marks deleted: thinning reads it all'})",
+                        run)  # fmt: skip
+        cpu = {marked: sum(r.cpu + r.pg_cpu for r in done) / len(done) for marked, done in runs.items()}
+        wall = {marked: sum(r.wall for r in done) / len(done) for marked, done in runs.items()}
+        print(
+            f"\nnightly prune, mean of 2 each: with marks {wall[True]:.1f} s wall, {cpu[True]:.2f} s CPU; "
+            f"without {wall[False]:.1f} s wall, {cpu[False]:.2f} s CPU; CPU ratio {cpu[False] / cpu[True]:.1f}x"
+        )
+        print(
+            f"  per member {1000 * cpu[True] / members:.2f} ms CPU with marks: at 100,000 members "
+            f"~{cpu[True] * scale:.0f} s CPU (linear in members; without marks ~{cpu[False] * scale:.0f} s)"
+        )
         print_sizes("tables:", {"a year, unpruned": year, "pruned": pruned, "after VACUUM": vacuumed})
         # Compacted, the tables hold only what a pruned year keeps: that, per member, is the
         # steady state (a live table also has about a night's free space the next night reuses).
@@ -341,7 +357,7 @@ def part_year(server_url: str, members: int, days: int) -> None:
         steady = sizes(db.engine)
         with db.engine.connect() as conn:
             partner = conn.execute(text("SELECT count(*) FROM balance_snapshots WHERE member_id IS NULL")).scalar()
-        print(f"\nafter a year and a night, pruned and compacted (VACUUM FULL), and per member x{scale:,.0f}:")
+        print(f"\nafter a year and four nights, pruned and compacted (VACUUM FULL), and per member x{scale:,.0f}:")
         print(f"  {'table':<18}{'here':>34}{'at 100,000 members':>34}")
         for t in TABLES:
             rows, size = steady[t]

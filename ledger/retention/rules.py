@@ -37,6 +37,9 @@ class Rule:
     cutoff: str  # the Cutoffs field bound to :before; a rule whose cutoff is None is off
     candidates: str  # SELECT ... AS row: the ctids of the rows that go (no LIMIT)
     floor: str | None = None  # the Cutoffs field bound to :after (older rows are another rule's)
+    # A resumable rule starts where its last complete run stopped (retention_marks) rather than
+    # at its floor: thinning would otherwise read a year of one-a-day readings again every night.
+    resumable: bool = False
     walk: str | None = None  # MEMBERS or PARTNERS: the statement takes a chunk of them
 
     @property
@@ -107,6 +110,7 @@ THIN_MEMBERS = Rule(
     what="members' readings before the cutoff that are not the last of their Korean day",
     cutoff="thin_before",
     floor="snapshots_before",
+    resumable=True,
     walk=MEMBERS,
     candidates=f"""
         SELECT s.row
@@ -124,6 +128,7 @@ THIN_PARTNER = Rule(
     what="the partner's readings before the cutoff that are not the last of their Korean day",
     cutoff="thin_before",
     floor="snapshots_before",
+    resumable=True,
     walk=PARTNERS,
     candidates=f"""
         SELECT s.row

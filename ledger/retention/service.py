@@ -43,6 +43,7 @@ class Outcome:
     rows: int = 0
     batches: int = 0
     largest_batch: int = 0
+    held: int = 0  # rows it would have deleted that another transaction held: left for the next run
     seconds: float = 0.0
     stopped: str | None = None  # why the rule stopped before it was done; the next run goes on
 
@@ -79,11 +80,22 @@ class Report:
 Progress = Callable[[Outcome, int], None]  # after each committed batch: the rule so far, the batch's rows
 
 
-def params_for(rule: Rule, cutoffs: Cutoffs, chunk: list) -> dict:
-    """The parameters of a rule's statements for one chunk of members (or partner CorpNums)."""
-    params = {"before": getattr(cutoffs, rule.cutoff)}
+EARLIEST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+
+
+def bounds_for(rule: Rule, cutoffs: Cutoffs, mark: dt.datetime | None = None) -> dict:
+    """The time range a rule reads: before its cutoff, and for a rule with a floor from the floor
+    or from where its last complete run stopped (its mark), whichever is later."""
+    bounds = {"before": getattr(cutoffs, rule.cutoff)}
     if rule.floor:
-        params["after"] = getattr(cutoffs, rule.floor) or dt.datetime.min.replace(tzinfo=dt.UTC)
+        floor = getattr(cutoffs, rule.floor) or EARLIEST
+        bounds["after"] = max(floor, mark) if mark else floor
+    return bounds
+
+
+def params_for(rule: Rule, bounds: dict, chunk: list) -> dict:
+    """The parameters of a rule's statements for one chunk of members (or partner CorpNums)."""
+    params = dict(bounds)
     if rule.walk == MEMBERS:
         params["ids"] = chunk
     elif rule.walk == PARTNERS:
@@ -128,15 +140,16 @@ def delete_batch(conn: Connection, rule: Rule, params: dict, limit: int) -> Batc
     return Batch(*conn.execute(text(rule.delete), {**params, "limit": limit}).one())
 
 
-def _drain(conn: Connection, rule: Rule, cutoffs: Cutoffs, chunk: list, outcome: Outcome, limit: int,
+def _drain(conn: Connection, rule: Rule, bounds: dict, chunk: list, outcome: Outcome, limit: int,
            progress: Progress | None) -> None:  # fmt: skip
     """Delete the chunk's rows batch by batch. A batch reads the chunk's members from the
     first, so a chunk with more rows than a batch is halved rather than read again and again
     (a member with a year to thin ends up alone); a night's rows fit in one batch."""
     while True:
-        batch = delete_batch(conn, rule, params_for(rule, cutoffs, chunk), limit)
+        batch = delete_batch(conn, rule, params_for(rule, bounds, chunk), limit)
         conn.commit()
         outcome.rows += batch.deleted
+        outcome.held += batch.picked - batch.deleted
         outcome.batches += 1
         outcome.largest_batch = max(outcome.largest_batch, batch.deleted)
         if progress:
@@ -145,19 +158,33 @@ def _drain(conn: Connection, rule: Rule, cutoffs: Cutoffs, chunk: list, outcome:
             return
         if len(chunk) > 1:
             middle = len(chunk) // 2
-            _drain(conn, rule, cutoffs, chunk[:middle], outcome, limit, progress)
-            _drain(conn, rule, cutoffs, chunk[middle:], outcome, limit, progress)
+            _drain(conn, rule, bounds, chunk[:middle], outcome, limit, progress)
+            _drain(conn, rule, bounds, chunk[middle:], outcome, limit, progress)
             return
+
+
+_MARK = text("SELECT done_before FROM retention_marks WHERE rule = :rule")
+_ADVANCE_MARK = text(
+    "INSERT INTO retention_marks (rule, done_before) VALUES (:rule, :before) ON CONFLICT (rule) DO UPDATE "
+    "SET done_before = greatest(retention_marks.done_before, EXCLUDED.done_before), updated_at = now()"
+)
 
 
 def _apply(conn: Connection, rule: Rule, cutoffs: Cutoffs, outcome: Outcome, limit: int, dry_run: bool,
            progress: Progress | None) -> None:  # fmt: skip
+    mark = conn.execute(_MARK, {"rule": rule.name}).scalar() if rule.resumable else None
+    conn.rollback()
+    bounds = bounds_for(rule, cutoffs, mark)
     for chunk in _chunks(conn, rule):
         if dry_run:
-            outcome.rows += conn.execute(text(rule.count), params_for(rule, cutoffs, chunk)).scalar()
+            outcome.rows += conn.execute(text(rule.count), params_for(rule, bounds, chunk)).scalar()
             conn.rollback()
         else:
-            _drain(conn, rule, cutoffs, chunk, outcome, limit, progress)
+            _drain(conn, rule, bounds, chunk, outcome, limit, progress)
+    if rule.resumable and not dry_run and not outcome.held:
+        # Every row before the cutoff is done: the next run need not read them again.
+        conn.execute(_ADVANCE_MARK, {"rule": rule.name, "before": bounds["before"]})
+        conn.commit()
 
 
 def prune(

@@ -19,7 +19,7 @@ from ledger.popbill import PopbillClient
 from ledger.retention import service
 from ledger.retention.policy import Policy
 from ledger.retention.rules import RUNS, THIN_MEMBERS
-from ledger.retention.service import delete_batch, params_for, prune
+from ledger.retention.service import bounds_for, delete_batch, params_for, prune
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_member_kinds
 from tests.conftest import client_settings, small_config
@@ -109,9 +109,11 @@ def test_sync_and_balance_check_complete_while_a_prune_batch_holds_its_locks(syn
     # Either would fail with LockNotAvailable (lock_timeout) rather than wait on the batch.
     impatient = make_engine(db_settings, connect_args={"options": "-c lock_timeout=3000"})
     try:
-        runs = delete_batch(held, RUNS, params_for(RUNS, cutoffs, [member_id]), limit=100).deleted
-        readings = delete_batch(held, THIN_MEMBERS, params_for(THIN_MEMBERS, cutoffs, [member_id]), limit=100).deleted
-        assert (runs, readings) == (3, 3), "the open batch holds A's old runs and readings"
+        runs = delete_batch(held, RUNS, params_for(RUNS, bounds_for(RUNS, cutoffs), [member_id]), 100)
+        readings = delete_batch(
+            held, THIN_MEMBERS, params_for(THIN_MEMBERS, bounds_for(THIN_MEMBERS, cutoffs), [member_id]), 100
+        )
+        assert (runs.deleted, readings.deleted) == (3, 3), "the open batch holds A's old runs and readings"
         results = sync_member_kinds(impatient, client, A, today=sim.world.today())
         assert [r.status for r in results] == ["succeeded"] * 3, [r.error for r in results]
         readings_now = check_balances(impatient, client, settings)
@@ -179,3 +181,32 @@ def test_batches_are_bounded_and_each_commits_on_its_own(committed, monkeypatch)
         # Full batches, and at most two short ones per member (its own, and its chunk's before
         # the chunk was halved): the work grows with the rows, never with rows x members.
         assert len(sizes) <= by_rule[rule].rows // 7 + 2 * 5, sizes
+
+
+def test_a_reading_another_transaction_holds_is_left_for_the_next_run(synced):
+    engine, _, _ = synced
+    holder = engine.connect()
+    held = holder.execute(
+        text("""
+        SELECT id FROM balance_snapshots WHERE member_id IS NOT NULL AND taken_at < now() - interval '35 days'
+        ORDER BY taken_at LIMIT 1 FOR UPDATE"""),  # fmt: skip
+    ).scalar()
+    try:
+        first = prune(engine, Policy())
+    finally:
+        holder.rollback()
+        holder.close()
+    thinned = next(o for o in first.outcomes if o.rule == "snapshots_thinned")
+    assert (thinned.rows, thinned.held) == (2, 1), "skipped, not waited for"
+    assert first.complete
+    with engine.connect() as conn:
+        marks = dict(conn.execute(text("SELECT rule, done_before FROM retention_marks")).all())
+    # The partner's thinning finished, so its next run starts at its cutoff; the members' did not.
+    assert marks == {"partner_snapshots_thinned": first.cutoffs.thin_before}
+    second = prune(engine, Policy())
+    assert next(o for o in second.outcomes if o.rule == "snapshots_thinned").rows == 1
+    assert count(engine, "SELECT count(*) FROM balance_snapshots WHERE id = :id", id=held) == 0
+    with engine.connect() as conn:
+        marks = dict(conn.execute(text("SELECT rule, done_before FROM retention_marks")).all())
+    assert marks == {"partner_snapshots_thinned": first.cutoffs.thin_before,
+                     "snapshots_thinned": first.cutoffs.thin_before}  # fmt: skip
