@@ -7,6 +7,8 @@ import threading
 
 from sqlalchemy import Engine
 
+from ledger.db.engine import make_engine
+from ledger.metrics import process as process_metrics
 from ledger.popbill import PopbillClient
 from ledger.settings import Settings
 
@@ -29,7 +31,6 @@ def engine() -> Engine:
     current = settings()
     with _lock:
         if _engine is None:
-            from ledger.db.engine import make_engine
 
             _engine = make_engine(current)
         return _engine
@@ -40,7 +41,7 @@ def client() -> PopbillClient:
     current = settings()
     with _lock:
         if _client is None:
-            _client = PopbillClient(current)
+            _client = PopbillClient(current, observer=process_metrics.observe_call)
         return _client
 
 

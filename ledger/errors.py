@@ -6,3 +6,8 @@ from __future__ import annotations
 
 class UserInputError(ValueError):
     pass
+
+
+class OutcomeUnknownError(Exception):
+    """Something may or may not have happened (a money request whose answer was lost): neither
+    bad input nor a plain failure. The message says what happened, and what not to do."""

@@ -5,6 +5,7 @@ even urllib3's DEBUG request lines (a Slack webhook's token is in its path)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -141,8 +142,34 @@ def configure(settings: Settings, *, default_level: str = "WARNING", stream=None
     handler.setFormatter(json_formatter() if settings.log_format == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(settings.log_level or default_level)
+    # Python's and Celery's warnings become records, in the same format as the rest.
+    logging.captureWarnings(True)
     guard_all_handlers()
     return handler
+
+
+def celery_quiet(settings: Settings) -> list[str]:
+    """Celery's options for a worker or beat: in JSON mode no start-up banner (printed, not
+    logged), so every line the process writes is one JSON object."""
+    return ["--quiet"] if settings.log_format == "json" else []
+
+
+def route_celery_prints(settings: Settings) -> None:
+    """In JSON mode, the few lines Celery's worker writes straight to the terminal (the shutdown
+    notices, from its signal handlers) become log records in the same format."""
+    if settings.log_format != "json":
+        return
+    from celery.apps import worker as celery_worker  # lazy: Celery is loaded by the worker, not by every command
+
+    said = logging.getLogger("celery.apps.worker")
+    celery_worker.safe_say = lambda message, *_: said.warning("%s", str(message).strip())
+
+
+@contextlib.contextmanager
+def fields(**values):
+    """Context for the log lines written inside the block (both formats show it)."""
+    with structlog.contextvars.bound_contextvars(**{k: v for k, v in values.items() if v is not None}):
+        yield
 
 
 def bind(**fields) -> None:

@@ -1,4 +1,10 @@
-"""The one settings object. Nothing else in the project reads os.environ."""
+"""The one settings object, declared once. Nothing else in the project reads os.environ.
+
+Each field of `Settings` is declared with `setting(...)`: its environment variable, its one
+default, its group, what it means, and the parser that checks a value when the settings are
+loaded (a bad value is one line naming the variable). The README's settings tables are
+generated from these declarations (ledger/settings_table.py), and a test keeps them equal.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,11 @@ import binascii
 import dataclasses
 import datetime as dt
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ledger.errors import UserInputError
@@ -19,6 +27,20 @@ from ledger.secret import Secret
 # tests need no Popbill account. They open nothing real.
 SANDBOX_LINK_ID = "LEDGER_SANDBOX"
 SANDBOX_SECRET_KEY = "bGVkZ2VyLXNhbmRib3gtc2VjcmV0LWtleS0wMDAwMDA="
+# Linkhub SecretKeys are 32 random bytes, base64-encoded (44 characters ending in '=').
+SECRET_KEY_BYTES = 32
+
+# The README's tables, in this order.
+GROUPS = {
+    "popbill": "Popbill and Linkhub",
+    "database": "Database",
+    "sync": "Sync",
+    "alerts": "Alerts and channels",
+    "worker": "Worker, beat and schedules",
+    "reports": "Reconciliation and reports",
+    "retention": "Retention",
+    "operations": "Metrics, health and logs",
+}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -28,10 +50,17 @@ class SettingsError(UserInputError):
     """A configuration value is missing or malformed; the message names the variable."""
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+Parser = Callable[[str, str], Any]  # (variable, raw text) -> value; raises SettingsError
+
+
+# -- parsers: one per kind of value, each naming the variable in its error -----------------------
+
+
+def text(name: str, raw: str) -> str:
+    return raw.strip()
+
+
+def flag(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
         return True
@@ -40,35 +69,40 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
-    return value
+def number(minimum: float = 0) -> Parser:
+    def parse(name: str, raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SettingsError(f"{name} must be a finite number, got {raw!r}")
+        if value < minimum:
+            raise SettingsError(f"{name} must be at least {minimum}, got {raw!r}")
+        return value
+
+    return parse
 
 
-def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
-        raise SettingsError(f"{name} must be {bounds}, got {raw!r}")
-    return value
+def whole(minimum: int, maximum: int | None = None) -> Parser:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+            raise SettingsError(f"{name} must be {bounds}, got {raw!r}")
+        return value
+
+    return parse
 
 
-def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
-    raw = env.get(name) or default
+def optional_port(name: str, raw: str) -> int | None:
+    return whole(0, 65535)(name, raw) or None  # 0: off
+
+
+def points(name: str, raw: str) -> Decimal:
     try:
         value = Decimal(raw.strip())
     except InvalidOperation:
@@ -80,280 +114,430 @@ def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
-def _date(env: Mapping[str, str], name: str, default: dt.date) -> dt.date:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def whole_won(name: str, raw: str) -> Decimal:
+    """Whole won, from 1 to 10^12."""
+    value = points(name, raw)
+    if value != value.to_integral_value() or not 1 <= value <= Decimal("1e12"):
+        raise SettingsError(f"{name} must be whole won from 1 to 1000000000000, got {raw!r}")
+    return value
+
+
+def date(name: str, raw: str) -> dt.date:
     try:
         return dt.date.fromisoformat(raw.strip())
     except ValueError:
         raise SettingsError(f"{name} must be a date YYYY-MM-DD, got {raw!r}") from None
 
 
-def _schedule(env: Mapping[str, str], name: str, default: str) -> str:
-    """'off', an interval ('600s', '10m', '2h'), or a five-field crontab in Korean time."""
-    raw = (env.get(name) or default).strip()
-    if raw.lower() == "off" or parse_interval(raw) is not None or len(raw.split()) == 5:
-        return raw
+def parse_interval(spec: str) -> float | None:
+    """'600s', '10m', '2h', '1d' as seconds; None when it is not an interval."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    spec = spec.strip().lower()
+    if len(spec) >= 2 and spec[-1] in units:
+        try:
+            value = float(spec[:-1])
+        except ValueError:
+            return None
+        return value * units[spec[-1]] if value > 0 else None
+    return None
+
+
+def crontab_fields(spec: str) -> dict[str, str]:
+    """A five-field crontab as Celery's crontab() keywords."""
+    minute, hour, day_of_month, month_of_year, day_of_week = spec.split()
+    return {"minute": minute, "hour": hour, "day_of_month": day_of_month, "month_of_year": month_of_year,
+            "day_of_week": day_of_week}  # fmt: skip
+
+
+def schedule(name: str, raw: str) -> str:
+    """'off', an interval ('600s', '10m', '2h'), or a five-field crontab in Korean time, checked
+    by Celery's own parser (so a value the worker would refuse is refused here, by name)."""
+    value = raw.strip()
+    if value.lower() == "off" or parse_interval(value) is not None:
+        return value
+    if len(value.split()) == 5:
+        # lazy: Celery's parser costs a seventh of a second; only a crontab set in the environment pays it
+        from celery.schedules import crontab
+
+        try:
+            crontab(**crontab_fields(value))
+        except (ValueError, TypeError) as exc:
+            raise SettingsError(f"{name}: not a crontab Celery accepts ({exc}), got {raw!r}") from None
+        return value
     raise SettingsError(f"{name} must be 'off', an interval such as 600s or 10m, or a crontab, got {raw!r}")
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...], *, upper: bool = False) -> str:
-    raw = (env.get(name) or default).strip()
-    value = raw.upper() if upper else raw.lower()
-    if value not in allowed:
-        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
-    return value
+def choice(*allowed: str, upper: bool = False) -> Parser:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in allowed:
+            raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse
 
 
-def _url(env: Mapping[str, str], name: str) -> Secret | None:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return None
-    if not raw.startswith(("http://", "https://")):
+def log_level(name: str, raw: str) -> str | None:
+    return choice("DEBUG", "INFO", "WARNING", "ERROR", upper=True)(name, raw)
+
+
+def secret(name: str, raw: str) -> Secret:
+    return Secret(raw)
+
+
+def secret_url(name: str, raw: str) -> Secret:
+    value = raw.strip()
+    if not value.startswith(("http://", "https://")):
         # Not echoed: the URL may carry credentials.
         raise SettingsError(f"{name} must be an http:// or https:// URL")
-    return Secret(raw.rstrip("/"))
+    return Secret(value.rstrip("/"))
 
 
-def _clock_time(env: Mapping[str, str], name: str, default: str) -> dt.time | None:
+def clock_time(name: str, raw: str) -> dt.time | None:
     """'HH:MM' (Korean time), or 'off'."""
-    raw = (env.get(name) or default).strip()
-    if raw.lower() == "off":
+    value = raw.strip()
+    if value.lower() == "off":
         return None
     try:
-        return dt.time.fromisoformat(raw)
+        return dt.time.fromisoformat(value)
     except ValueError:
         raise SettingsError(f"{name} must be a time of day such as 06:00, or off, got {raw!r}") from None
 
 
-def parse_interval(text: str) -> float | None:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
-    if len(text) >= 2 and text[-1] in units:
-        try:
-            value = float(text[:-1])
-        except ValueError:
-            return None
-        return value * units[text[-1]] if value > 0 else None
-    return None
+def addresses(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(a.strip() for a in raw.split(",") if a.strip())
 
 
-# Linkhub SecretKeys are 32 random bytes, base64-encoded (44 characters ending in '=').
-SECRET_KEY_BYTES = 32
+def path(name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
 
 
-def _secret_key(env: Mapping[str, str]) -> Secret:
-    raw = (env.get("POPBILL_SECRET_KEY") or "").strip() or SANDBOX_SECRET_KEY
+def label(name: str, raw: str) -> str:
+    """A Prometheus label value set on every alert: short, printable, no quotes."""
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,63}", value):
+        raise SettingsError(f"{name} must be 1-63 letters, digits, '_', '.', ':' or '-', got {raw!r}")
+    return value
+
+
+def node_name(name: str, raw: str) -> str:
+    """A Celery node name, name@host (%h stands for this host's name)."""
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.%-]+@[A-Za-z0-9_.%-]+", value):
+        raise SettingsError(f"{name} must look like name@host (%h: this host), got {raw!r}")
+    return value
+
+
+def secret_key(name: str, raw: str) -> Secret:
+    value = raw.strip()
     try:
-        decoded = base64.b64decode(raw, validate=True)
+        decoded = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         # The message never repeats the value: it is a secret even when malformed.
-        raise SettingsError(
-            "POPBILL_SECRET_KEY is not valid base64 (copy the SecretKey exactly as Popbill issued it)"
-        ) from None
+        raise SettingsError(f"{name} is not valid base64 (copy the SecretKey exactly as Popbill issued it)") from None
     if len(decoded) != SECRET_KEY_BYTES:
-        raise SettingsError(
-            f"POPBILL_SECRET_KEY decodes to {len(decoded)} bytes, a Linkhub SecretKey has {SECRET_KEY_BYTES}"
-        )
-    return Secret(raw)
-
-
-def is_linkhub_host(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host == "linkhub.co.kr" or host.endswith(".linkhub.co.kr")
+        raise SettingsError(f"{name} decodes to {len(decoded)} bytes, a Linkhub SecretKey has {SECRET_KEY_BYTES}")
+    return Secret(value)
 
 
 def _default_home() -> Path:
-    data_home = Path.home() / ".local" / "share"
-    return data_home / "popbill-ledger"
+    return Path.home() / ".local" / "share" / "popbill-ledger"
+
+
+# -- declarations ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Declared:
+    env: str
+    group: str
+    doc: str
+    parse: Parser
+    shown_default: str | None  # how the README shows the default, when not the value itself
+
+
+def setting(env: str, default: Any = None, *, group: str, doc: str, parse: Parser = text, factory=None,
+            shown: str | None = None):  # fmt: skip
+    """A field of Settings, read from `env`; an unset or empty variable keeps the default."""
+    meta = {"declared": Declared(env, group, doc, parse, shown)}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    link_id: str = SANDBOX_LINK_ID
-    secret_key: Secret = dataclasses.field(default_factory=lambda: Secret(SANDBOX_SECRET_KEY))
-    is_test: bool = True
-    ip_restrict: bool = True
-    use_static_ip: bool = False
-    use_ga_ip: bool = False
-    use_local_time: bool = True  # false: sign requests and judge token expiry by Popbill's clock (GET /Time)
-    api_url: str | None = None
-    auth_url: str | None = None
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
-    retry_attempts: int = 5
-    retry_max_seconds: float = 60.0
-    retry_backoff: float = 0.5
-    # Bounds on what an answer may cost us, whoever is on the other end (issue 12).
-    max_response_bytes: int = 16 * 2**20  # on the wire; a full page of 1,000 rows is ~0.3 MB
-    max_decoded_bytes: int = 32 * 2**20  # after gzip: a gzip bomb stops here
-    call_deadline: float = 120.0  # seconds for one API call, every attempt and byte included
-    max_pages: int = 10_000  # pages one listing may declare (10M rows at 1,000 a page)
-    row_max_points: Decimal = Decimal("10000000000")  # no amount in a history row is larger
-    row_earliest_date: dt.date = dt.date(2000, 1, 1)  # no history row is dated earlier
-    row_max_future_days: int = 2  # nor later than the sync's today plus this (clock skew)
-    # Calls in flight to Popbill from one process, all threads together. Popbill publishes no
-    # figure; 16 keeps a 60 ms round trip at ~250 calls/s (3,000+ members a minute).
-    max_concurrency: int = 16
-    sync_members_per_task: int = 50  # the nightly fan-out's group size: 100,000 members = 2,000 tasks
-    sync_jobs_per_task: int = 8  # members of a group synced at once (each mostly waits on Popbill)
-    ledger_home: Path = dataclasses.field(default_factory=_default_home)
-    database_url: Secret | None = None
-    reader_password: Secret | None = None  # for `ledger db create-reader`, never on its command line
-    sync_lookback_days: int = 3
-    sync_window_days: int = 31
-    sync_initial_days: int = 365
-    sync_per_page: int = 1000
+    # Popbill and Linkhub
+    link_id: str = setting("POPBILL_LINK_ID", SANDBOX_LINK_ID, group="popbill",
+                           doc="your LinkID (the default is the simulator's sandbox ID)")  # fmt: skip
+    secret_key: Secret = setting("POPBILL_SECRET_KEY", group="popbill", parse=secret_key,
+                                 factory=lambda: Secret(SANDBOX_SECRET_KEY), shown="sandbox key",
+                                 doc="your base64 SecretKey (32 bytes); checked when any command starts; never logged")  # fmt: skip
+    is_test: bool = setting("POPBILL_IS_TEST", True, group="popbill", parse=flag,
+                            doc="test bed (`POPBILL_TEST`) or production (`POPBILL`)")  # fmt: skip
+    ip_restrict: bool = setting("POPBILL_IP_RESTRICT", True, group="popbill", parse=flag,
+                                doc="when false, tokens are requested with `x-lh-forwarded: *`")  # fmt: skip
+    use_static_ip: bool = setting("POPBILL_USE_STATIC_IP", False, group="popbill", parse=flag,
+                                  doc="the `static-` hosts")  # fmt: skip
+    use_ga_ip: bool = setting("POPBILL_USE_GA_IP", False, group="popbill", parse=flag, doc="the `ga-` hosts")
+    use_local_time: bool = setting(
+        "POPBILL_USE_LOCAL_TIME", True, group="popbill", parse=flag,
+        doc="when false, request dates, token expiry and the sync's \"today\" follow Popbill's clock "
+            "(`GET /Time` on the auth host, measured every 10 minutes)",
+    )  # fmt: skip
+    api_url: str | None = setting("POPBILL_API_URL", group="popbill", shown="by the flags above",
+                                  doc="override the Popbill API host (e.g. the simulator)")  # fmt: skip
+    auth_url: str | None = setting("LINKHUB_AUTH_URL", group="popbill", shown="by the flags above",
+                                   doc="override the Linkhub auth host")  # fmt: skip
+    connect_timeout: float = setting("POPBILL_CONNECT_TIMEOUT", 5.0, group="popbill", parse=number(0.001),
+                                     doc="seconds to connect, on every call")  # fmt: skip
+    read_timeout: float = setting("POPBILL_READ_TIMEOUT", 60.0, group="popbill", parse=number(0.001),
+                                  doc="seconds to wait for bytes, on every call")  # fmt: skip
+    retry_attempts: int = setting("POPBILL_RETRY_ATTEMPTS", 5, group="popbill", parse=whole(1),
+                                  doc="attempts of one call on a transient failure")  # fmt: skip
+    retry_max_seconds: float = setting("POPBILL_RETRY_MAX_SECONDS", 60.0, group="popbill", parse=number(0),
+                                       doc="seconds one call may spend retrying")  # fmt: skip
+    retry_backoff: float = setting("POPBILL_RETRY_BACKOFF", 0.5, group="popbill", parse=number(0),
+                                   doc="base backoff in seconds (jittered, doubling)")  # fmt: skip
+    max_response_bytes: int = setting("POPBILL_MAX_RESPONSE_BYTES", 16 * 2**20, group="popbill", parse=whole(1024),
+                                      shown="16 MiB",
+                                      doc="size of one answer on the wire (a full page is ~0.3 MB)")  # fmt: skip
+    max_decoded_bytes: int = setting("POPBILL_MAX_DECODED_BYTES", 32 * 2**20, group="popbill", parse=whole(1024),
+                                     shown="32 MiB", doc="size of one answer once decoded: a gzip bomb stops here")  # fmt: skip
+    call_deadline: float = setting("POPBILL_CALL_DEADLINE", 120.0, group="popbill", parse=number(0.001),
+                                   doc="seconds for one API call, every attempt and byte included")  # fmt: skip
+    max_pages: int = setting("POPBILL_MAX_PAGES", 10_000, group="popbill", parse=whole(1),
+                             doc="pages one listing may declare (10M rows at 1,000 a page)")  # fmt: skip
+    # Popbill publishes no figure; 16 keeps a 60 ms round trip at ~250 calls/s (3,000+ members a minute).
+    max_concurrency: int = setting(
+        "POPBILL_MAX_CONCURRENCY", 16, group="popbill", parse=whole(1, 1000),
+        doc="calls in flight to Popbill per process, all threads together; a 429's `Retry-After` pauses them all",
+    )  # fmt: skip
+
+    # Database
+    database_url: Secret | None = setting("LEDGER_DATABASE_URL", group="database", parse=secret,
+                                          shown="embedded server",
+                                          doc="`postgresql://user:pass@host/db`; never logged")  # fmt: skip
+    ledger_home: Path = setting("LEDGER_HOME", group="database", parse=path, factory=_default_home,
+                                shown="~/.local/share/popbill-ledger",
+                                doc="where the embedded PostgreSQL (and beat's schedule file) live")  # fmt: skip
+    reader_password: Secret | None = setting("LEDGER_READER_PASSWORD", group="database", parse=secret,
+                                             doc="the password `ledger db create-reader` sets (else it asks)")  # fmt: skip
+    reader_connection_limit: int = setting("LEDGER_READER_CONNECTION_LIMIT", 10, group="database",
+                                           parse=whole(1, 10000),
+                                           doc="connections the reader role may hold at once")  # fmt: skip
+    db_retry_seconds: float = setting(
+        "LEDGER_DB_RETRY_SECONDS", 120.0, group="database", parse=number(0),
+        doc="a sync or command that lost the database tries again, with jittered backoff, for this long",
+    )  # fmt: skip
+
+    # Sync
+    sync_lookback_days: int = setting("LEDGER_SYNC_LOOKBACK_DAYS", 3, group="sync", parse=whole(0),
+                                      doc="days re-read before the high-water mark")  # fmt: skip
+    sync_window_days: int = setting("LEDGER_SYNC_WINDOW_DAYS", 31, group="sync", parse=whole(1),
+                                    doc="days per history query")  # fmt: skip
+    sync_initial_days: int = setting("LEDGER_SYNC_INITIAL_DAYS", 365, group="sync", parse=whole(0),
+                                     doc="how far back a first sync starts")  # fmt: skip
+    sync_per_page: int = setting("LEDGER_SYNC_PER_PAGE", 1000, group="sync", parse=whole(1, 1000),
+                                 doc="rows per page (1–1000)")  # fmt: skip
+    sync_members_per_task: int = setting("LEDGER_SYNC_MEMBERS_PER_TASK", 50, group="sync", parse=whole(1, 10000),
+                                         doc="members per task of the nightly fan-out")  # fmt: skip
+    sync_jobs_per_task: int = setting("LEDGER_SYNC_JOBS_PER_TASK", 8, group="sync", parse=whole(1, 256),
+                                      doc="members of one task synced at once (each mostly waits on Popbill)")  # fmt: skip
+    row_max_points: Decimal = setting("LEDGER_ROW_MAX_POINTS", Decimal("10000000000"), group="sync", parse=points,
+                                      doc="no amount in a history row is larger (larger rows are quarantined)")  # fmt: skip
+    row_earliest_date: dt.date = setting("LEDGER_ROW_EARLIEST_DATE", dt.date(2000, 1, 1), group="sync", parse=date,
+                                         doc="no history row is dated earlier")  # fmt: skip
+    repair_windows: int = setting(
+        "LEDGER_REPAIR_WINDOWS", 4, group="sync", parse=whole(0, 100),
+        doc="windows per member a night's sync fetches again where reconciliation found a break (0: off)",
+    )  # fmt: skip
+    row_max_future_days: int = setting("LEDGER_ROW_MAX_FUTURE_DAYS", 2, group="sync", parse=whole(0),
+                                       doc="nor later than the sync's today plus this (clock skew)")  # fmt: skip
+
+    # Alerts and channels
+    partner_corp_num: str | None = setting("LEDGER_PARTNER_CORP_NUM", group="alerts", shown="first active member",
+                                           doc="the CorpNum used to read the partner balance")  # fmt: skip
+    alert_threshold: Decimal = setting("LEDGER_ALERT_THRESHOLD", Decimal("10000"), group="alerts", parse=points,
+                                       doc="low-balance threshold for members without their own")  # fmt: skip
+    partner_threshold: Decimal = setting("LEDGER_PARTNER_THRESHOLD", Decimal("100000"), group="alerts", parse=points,
+                                         doc="the partner's balance threshold")  # fmt: skip
+    alert_runway_days: int = setting("LEDGER_ALERT_RUNWAY_DAYS", 7, group="alerts", parse=whole(0),
+                                     doc="runway rule; `0` switches it off")  # fmt: skip
+    alert_consecutive: int = setting("LEDGER_ALERT_CONSECUTIVE", 1, group="alerts", parse=whole(1),
+                                     doc="checks the condition must hold before firing")  # fmt: skip
+    alert_repeat_seconds: int = setting("LEDGER_ALERT_REPEAT_SECONDS", 4 * 3600, group="alerts", parse=whole(1),
+                                        doc="repeat interval while firing")  # fmt: skip
+    alert_hysteresis: Decimal = setting("LEDGER_ALERT_HYSTERESIS", Decimal("0.10"), group="alerts", parse=points,
+                                        doc="resolve only above threshold × (1 + this)")  # fmt: skip
+    alert_webhook_url: Secret | None = setting("LEDGER_ALERT_WEBHOOK_URL", group="alerts", parse=secret,
+                                               doc="JSON POST with a Slack-compatible `text` field; never logged")  # fmt: skip
+    alert_webhook_timeout: float = setting("LEDGER_ALERT_WEBHOOK_TIMEOUT", 10.0, group="alerts", parse=number(0.001),
+                                           doc="seconds for a webhook or Alertmanager post")  # fmt: skip
+    alertmanager_url: Secret | None = setting(
+        "LEDGER_ALERTMANAGER_URL", group="alerts", parse=secret_url,
+        doc="Alertmanager's base URL; may carry credentials, never logged. Set: per-member alerts go there, not to "
+            "the webhook or mail",
+    )  # fmt: skip
+    alertmanager_repost: int = setting("LEDGER_ALERTMANAGER_REPOST", 60, group="alerts", parse=whole(1, 3600),
+                                       doc="seconds between re-posts of the open alerts to Alertmanager")  # fmt: skip
+    alertmanager_lease: int = setting(
+        "LEDGER_ALERTMANAGER_LEASE", 900, group="alerts", parse=whole(2),
+        doc="seconds a post keeps an alert active (`endsAt`); keep it above Prometheus's time to fire "
+            "`LedgerNoWorker` and several re-posts",
+    )  # fmt: skip
+    deployment: str = setting("LEDGER_DEPLOYMENT", "ledger", group="alerts", parse=label,
+                              doc="the `deployment` label of the ledger's alerts and silences; give Prometheus's "
+                                  "targets the same")  # fmt: skip
+    smtp_host: str | None = setting("LEDGER_SMTP_HOST", group="alerts", doc="mail server for alert mail")
+    smtp_port: int = setting("LEDGER_SMTP_PORT", 25, group="alerts", parse=whole(1, 65535), doc="its port")
+    smtp_user: str | None = setting("LEDGER_SMTP_USER", group="alerts", doc="login, if the server wants one")
+    smtp_password: Secret | None = setting("LEDGER_SMTP_PASSWORD", group="alerts", parse=secret,
+                                           doc="its password; never logged")  # fmt: skip
+    # None until loaded: then true when a user is set (credentials never travel unencrypted).
+    smtp_starttls: bool | None = setting(
+        "LEDGER_SMTP_STARTTLS", None, group="alerts", parse=flag, shown="`true` when a user is set, else `false`",
+        doc="STARTTLS: a server that does not offer it gets no AUTH, and no mail",
+    )  # fmt: skip
+    smtp_ssl: bool = setting("LEDGER_SMTP_SSL", False, group="alerts", parse=flag,
+                             doc="SMTPS: TLS from the first byte (port 465)")  # fmt: skip
+    smtp_insecure_plaintext_login: bool = setting(
+        "LEDGER_SMTP_INSECURE_PLAINTEXT_LOGIN", False, group="alerts", parse=flag,
+        doc="log in without TLS, on a link you trust; without it `ledger doctor` fails such a configuration",
+    )  # fmt: skip
+    mail_from: str = setting("LEDGER_MAIL_FROM", "ledger@localhost", group="alerts", doc="sender")
+    mail_to: tuple[str, ...] = setting("LEDGER_MAIL_TO", (), group="alerts", parse=addresses, shown="none",
+                                       doc="comma-separated recipients")  # fmt: skip
+
+    # Worker, beat and schedules
     # RabbitMQ: a killed worker's task returns at once and queued tasks survive a broker crash
     # (README "Reliability"); redis://... works too, with AOF and a visibility timeout.
-    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
-    broker_visibility_timeout: int = 7200
-    task_time_limit: int = 3600
-    db_retry_attempts: int = 8  # a sync that lost the database tries again this many times...
-    db_retry_seconds: float = 120.0  # ...within this long, with jittered exponential backoff
-    catch_up_grace: int = 900  # a sync due this long ago and not yet succeeded is enqueued again
-    schedule_sync: str = "0 2 * * *"  # crontab in Korean time, an interval like '600s', or 'off'
-    schedule_pending: str = "600s"
-    schedule_catch_up: str = "300s"
-    schedule_balances: str = "1800s"
-    schedule_reconcile: str = "30 3 * * *"
-    schedule_retention: str = "0 5 * * *"  # the prune, after the sync (02:00) and reconcile (03:30)
-    # Retention (ledger.retention): how long rows that grow with every run, check and tick are kept.
-    retention_runs_days: int = 90  # sync_runs; the last run and last success per member and kind stay
-    retention_snapshots_full_days: int = 30  # every balance reading; then the last of each Korean day
-    retention_snapshots_days: int = 400  # one reading a day; then none (the latest per member stays); 0: forever
-    retention_outbox_days: int = 30  # notifications sent; unsent and failed ones are never pruned
-    retention_heartbeats_days: int = 30  # heartbeats of tasks no longer scheduled
-    retention_claims_days: int = 14  # schedule_claims; the newest per job stays
-    retention_batch_rows: int = 5000  # rows deleted per transaction
-    pending_first_poll: int = 600  # seconds; then doubling
-    pending_max_interval: int = 21600
-    pending_stuck_after: int = 3 * 86400
-    pending_unknown_grace: int = 900  # a request not in the history this long after it was sent never registered
-    partner_corp_num: str | None = None
-    alert_threshold: Decimal = Decimal("10000")
-    partner_threshold: Decimal = Decimal("100000")
-    alert_runway_days: int = 7
-    alert_consecutive: int = 1
-    alert_repeat_seconds: int = 4 * 3600
-    alert_hysteresis: Decimal = Decimal("0.10")
-    alert_webhook_url: Secret | None = None  # Slack-style URLs carry a token
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_user: str | None = None
-    smtp_password: Secret | None = None
-    smtp_starttls: bool = False
-    mail_from: str = "ledger@localhost"
-    mail_to: tuple[str, ...] = ()
-    reconcile_match_days: int = 2  # how far a deposit's credit may be from its stateDT
-    reconcile_refund_days: int = 30  # how long after the request a refund's debit may come
-    reconcile_max_sync_age: int = 26 * 3600  # a ledger older than this is stale, never reconciled
-    alertmanager_url: Secret | None = None  # may carry basic-auth credentials
-    alert_webhook_timeout: float = 10.0
-    metrics_per_member: bool = True
-    worker_metrics_port: int | None = None
-    worker_metrics_host: str = "127.0.0.1"
-    log_format: str = "text"  # or 'json'
-    log_level: str | None = None  # None: WARNING for commands, INFO for the worker and beat
-    health_beat_max_age: int = 300  # seconds without a beat heartbeat before beat counts as down
-    health_sync_deadline: dt.time | None = dt.time(6, 0)  # Korean time the nightly sync must be done by
-    watchdog_interval: int = 60
-    worker_soft_shutdown_timeout: float = 10.0
-    lang: str = "en"  # headers and labels of reports and exports: en or ko
+    broker_url: str = setting("LEDGER_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//", group="worker",
+                              doc="Celery broker: RabbitMQ, or `redis://...` (see \"Reliability\")")  # fmt: skip
+    broker_visibility_timeout: int = setting("LEDGER_BROKER_VISIBILITY_TIMEOUT", 7200, group="worker",
+                                             parse=whole(1),
+                                             doc="seconds; Redis only: keep it above the task time limit")  # fmt: skip
+    task_time_limit: int = setting("LEDGER_TASK_TIME_LIMIT", 3600, group="worker", parse=whole(1),
+                                   doc="seconds a task may run")  # fmt: skip
+    catch_up_grace: int = setting("LEDGER_CATCH_UP_GRACE", 900, group="worker", parse=whole(0),
+                                  doc="seconds after a scheduled sync before its unfinished work is enqueued again")  # fmt: skip
+    schedule_sync: str = setting("LEDGER_SCHEDULE_SYNC", "0 2 * * *", group="worker", parse=schedule,
+                                 doc="nightly sync (crontab, Korean time), an interval such as `600s`, or `off`")  # fmt: skip
+    schedule_pending: str = setting("LEDGER_SCHEDULE_PENDING", "600s", group="worker", parse=schedule,
+                                    doc="pending poll")  # fmt: skip
+    schedule_catch_up: str = setting("LEDGER_SCHEDULE_CATCH_UP", "300s", group="worker", parse=schedule,
+                                     doc="the catch-up of lost syncs")  # fmt: skip
+    schedule_balances: str = setting("LEDGER_SCHEDULE_BALANCES", "1800s", group="worker", parse=schedule,
+                                     doc="balance check")  # fmt: skip
+    schedule_reconcile: str = setting("LEDGER_SCHEDULE_RECONCILE", "30 3 * * *", group="worker", parse=schedule,
+                                      doc="nightly reconciliation")  # fmt: skip
+    schedule_retention: str = setting("LEDGER_SCHEDULE_RETENTION", "0 5 * * *", group="worker", parse=schedule,
+                                      doc="the retention prune, after the sync and reconciliation")  # fmt: skip
+    pending_first_poll: int = setting("LEDGER_PENDING_FIRST_POLL", 600, group="worker", parse=whole(0),
+                                      doc="seconds before an item's first poll; then doubling")  # fmt: skip
+    pending_max_interval: int = setting("LEDGER_PENDING_MAX_INTERVAL", 21600, group="worker", parse=whole(1),
+                                        doc="seconds between polls at most")  # fmt: skip
+    pending_stuck_after: int = setting("LEDGER_PENDING_STUCK_AFTER", 3 * 86400, group="worker", parse=whole(1),
+                                       doc="seconds pending before a \"stuck pending\" alert")  # fmt: skip
+    pending_doubt_limit: int = setting(
+        "LEDGER_PENDING_DOUBT_LIMIT", 3, group="worker", parse=whole(1, 1000),
+        doc="doubtful answers in a row about one tracked item before `stuck_pending` fires, saying what Popbill "
+            "answered",
+    )  # fmt: skip
+    money_max_won: Decimal = setting("LEDGER_MONEY_MAX_WON", Decimal("10000000"), group="worker",
+                                     parse=whole_won,
+                                     doc="the largest deposit or refund one request may ask for (whole won)")  # fmt: skip
+    money_twin_window: int = setting("LEDGER_MONEY_TWIN_WINDOW", 600, group="worker", parse=whole(0, 604800),
+                                     doc="seconds in which an identical money request is refused without `--force`")  # fmt: skip
+    pending_unknown_grace: int = setting(
+        "LEDGER_PENDING_UNKNOWN_GRACE", 900, group="worker", parse=whole(1),
+        doc="seconds after which a request with an unknown outcome that is not in the history is `not_found`",
+    )  # fmt: skip
+    worker_soft_shutdown_timeout: float = setting("LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT", 10.0, group="worker",
+                                                  parse=number(0),
+                                                  doc="seconds a SIGTERM'd worker lets its task finish")  # fmt: skip
+    worker_name: str | None = setting("LEDGER_WORKER_NAME", group="worker", parse=node_name, shown="ledger@%h",
+                                      doc="the worker's Celery node name (`%h`: this host)")  # fmt: skip
+
+    # Reconciliation and reports
+    reconcile_match_days: int = setting("LEDGER_RECONCILE_MATCH_DAYS", 2, group="reports", parse=whole(0),
+                                        doc="how far a deposit's credit may be from its stateDT (days)")  # fmt: skip
+    reconcile_refund_days: int = setting("LEDGER_RECONCILE_REFUND_DAYS", 30, group="reports", parse=whole(0),
+                                         doc="how long after the request a refund's debit may come (days)")  # fmt: skip
+    reconcile_max_sync_age: int = setting("LEDGER_RECONCILE_MAX_SYNC_AGE", 26 * 3600, group="reports",
+                                          parse=whole(1),
+                                          doc="seconds; a ledger older than this is stale, never reconciled")  # fmt: skip
+    lang: str = setting("LEDGER_LANG", "en", group="reports", parse=choice("en", "ko"),
+                        doc="`ko`: Korean headers and labels by default in statements, exports and the month "
+                            "workbook (`--lang` overrides)")  # fmt: skip
+    pdf_font: Path | None = setting("LEDGER_PDF_FONT", group="reports", parse=path,
+                                    shown="NanumGothic, found on the system",
+                                    doc="a TrueType font with Hangul for PDF statements (`.ttf`/`.ttc`)")  # fmt: skip
+
+    # Retention (ledger.retention): how long rows that grow with every run, check and tick are kept
+    retention_runs_days: int = setting(
+        "LEDGER_RETENTION_RUNS_DAYS", 90, group="retention", parse=whole(7, 36500),
+        doc="days of sync runs kept; each member and kind's last run and last success stay whatever their age",
+    )  # fmt: skip
+    retention_snapshots_full_days: int = setting(
+        "LEDGER_RETENTION_SNAPSHOTS_FULL_DAYS", 30, group="retention", parse=whole(2, 36500),
+        doc="days every balance reading is kept; older days keep their last reading (Korean days)",
+    )  # fmt: skip
+    retention_snapshots_days: int = setting(
+        "LEDGER_RETENTION_SNAPSHOTS_DAYS", 400, group="retention", parse=whole(0, 36500),
+        doc="days a reading a day is kept (`0`: forever); each member's latest and the one reconcile reads stay",
+    )  # fmt: skip
+    retention_outbox_days: int = setting("LEDGER_RETENTION_OUTBOX_DAYS", 30, group="retention",
+                                         parse=whole(1, 36500),
+                                         doc="days sent notifications are kept; unsent and failed ones stay")  # fmt: skip
+    retention_heartbeats_days: int = setting("LEDGER_RETENTION_HEARTBEATS_DAYS", 30, group="retention",
+                                             parse=whole(1, 36500),
+                                             doc="days before the heartbeat of a task no longer scheduled goes")  # fmt: skip
+    retention_claims_days: int = setting("LEDGER_RETENTION_CLAIMS_DAYS", 14, group="retention", parse=whole(2, 36500),
+                                         doc="days of schedule claims kept; each job's newest stays")  # fmt: skip
+    retention_batch_rows: int = setting("LEDGER_RETENTION_BATCH_ROWS", 5000, group="retention",
+                                        parse=whole(1, 100_000), doc="rows deleted per transaction")  # fmt: skip
+
+    # Metrics, health and logs
+    metrics_per_member: bool = setting("LEDGER_METRICS_PER_MEMBER", True, group="operations", parse=flag,
+                                       doc="per-member series on `/metrics/members`")  # fmt: skip
+    metrics_sync_per_kind: bool = setting("LEDGER_METRICS_SYNC_PER_KIND", False, group="operations", parse=flag,
+                                          doc="per member and kind sync times too (three more series a member)")  # fmt: skip
+    metrics_refresh: int = setting("LEDGER_METRICS_REFRESH", 60, group="operations", parse=whole(1, 3600),
+                                   doc="seconds between readings of what grows with the members")  # fmt: skip
+    worker_metrics_port: int | None = setting("LEDGER_WORKER_METRICS_PORT", group="operations", parse=optional_port,
+                                              shown="off", doc="port of the worker's process metrics (0: off)")  # fmt: skip
+    worker_metrics_host: str = setting("LEDGER_WORKER_METRICS_HOST", "127.0.0.1", group="operations",
+                                       doc="address they listen on")  # fmt: skip
+    health_beat_max_age: int = setting("LEDGER_HEALTH_BEAT_MAX_AGE", 300, group="operations", parse=whole(1),
+                                       doc="seconds without a beat heartbeat before beat counts as down")  # fmt: skip
+    health_sync_deadline: dt.time | None = setting("LEDGER_HEALTH_SYNC_DEADLINE", dt.time(6, 0), group="operations",
+                                                   parse=clock_time, shown="06:00",
+                                                   doc="Korean time by which the nightly sync must be done, or `off`")  # fmt: skip
+    watchdog_interval: int = setting("LEDGER_WATCHDOG_INTERVAL", 60, group="operations", parse=whole(1),
+                                     doc="seconds between the worker's watchdog rounds")  # fmt: skip
+    log_format: str = setting("LEDGER_LOG_FORMAT", "text", group="operations", parse=choice("text", "json"),
+                              doc="`json` for one object per line")  # fmt: skip
+    log_level: str | None = setting("LEDGER_LOG_LEVEL", group="operations", parse=log_level,
+                                    shown="`WARNING` (worker and beat: `INFO`)",
+                                    doc="`DEBUG`, `INFO`, `WARNING` or `ERROR`")  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.smtp_starttls is None:  # frozen: set once, here, from the user
+            object.__setattr__(self, "smtp_starttls", bool(self.smtp_user))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings from these variables (the process's environment by default). An unset or
+        empty variable keeps its default; a bad one raises SettingsError naming it."""
         env = os.environ if env is None else env
-        database_url = env.get("LEDGER_DATABASE_URL") or None
-        home = env.get("LEDGER_HOME")
-        return cls(
-            link_id=env.get("POPBILL_LINK_ID") or SANDBOX_LINK_ID,
-            secret_key=_secret_key(env),
-            is_test=_flag(env, "POPBILL_IS_TEST", True),
-            ip_restrict=_flag(env, "POPBILL_IP_RESTRICT", True),
-            use_static_ip=_flag(env, "POPBILL_USE_STATIC_IP", False),
-            use_ga_ip=_flag(env, "POPBILL_USE_GA_IP", False),
-            use_local_time=_flag(env, "POPBILL_USE_LOCAL_TIME", True),
-            api_url=(env.get("POPBILL_API_URL") or None),
-            auth_url=(env.get("LINKHUB_AUTH_URL") or None),
-            connect_timeout=_number(env, "POPBILL_CONNECT_TIMEOUT", 5.0, minimum=0.001),
-            read_timeout=_number(env, "POPBILL_READ_TIMEOUT", 60.0, minimum=0.001),
-            retry_attempts=_integer(env, "POPBILL_RETRY_ATTEMPTS", 5, minimum=1),
-            retry_max_seconds=_number(env, "POPBILL_RETRY_MAX_SECONDS", 60.0, minimum=0),
-            retry_backoff=_number(env, "POPBILL_RETRY_BACKOFF", 0.5, minimum=0),
-            max_response_bytes=_integer(env, "POPBILL_MAX_RESPONSE_BYTES", 16 * 2**20, minimum=1024),
-            max_decoded_bytes=_integer(env, "POPBILL_MAX_DECODED_BYTES", 32 * 2**20, minimum=1024),
-            call_deadline=_number(env, "POPBILL_CALL_DEADLINE", 120.0, minimum=0.001),
-            max_pages=_integer(env, "POPBILL_MAX_PAGES", 10_000, minimum=1),
-            row_max_points=_decimal(env, "LEDGER_ROW_MAX_POINTS", "10000000000"),
-            row_earliest_date=_date(env, "LEDGER_ROW_EARLIEST_DATE", dt.date(2000, 1, 1)),
-            row_max_future_days=_integer(env, "LEDGER_ROW_MAX_FUTURE_DAYS", 2, minimum=0),
-            max_concurrency=_integer(env, "POPBILL_MAX_CONCURRENCY", 16, minimum=1, maximum=1000),
-            sync_members_per_task=_integer(env, "LEDGER_SYNC_MEMBERS_PER_TASK", 50, minimum=1, maximum=10000),
-            sync_jobs_per_task=_integer(env, "LEDGER_SYNC_JOBS_PER_TASK", 8, minimum=1, maximum=256),
-            ledger_home=Path(home).expanduser() if home else _default_home(),
-            database_url=Secret(database_url) if database_url else None,
-            reader_password=Secret(env["LEDGER_READER_PASSWORD"]) if env.get("LEDGER_READER_PASSWORD") else None,
-            sync_lookback_days=_integer(env, "LEDGER_SYNC_LOOKBACK_DAYS", 3, minimum=0),
-            sync_window_days=_integer(env, "LEDGER_SYNC_WINDOW_DAYS", 31, minimum=1),
-            sync_initial_days=_integer(env, "LEDGER_SYNC_INITIAL_DAYS", 365, minimum=0),
-            sync_per_page=_integer(env, "LEDGER_SYNC_PER_PAGE", 1000, minimum=1, maximum=1000),
-            broker_url=env.get("LEDGER_BROKER_URL") or "amqp://guest:guest@127.0.0.1:5672//",
-            broker_visibility_timeout=_integer(env, "LEDGER_BROKER_VISIBILITY_TIMEOUT", 7200, minimum=1),
-            task_time_limit=_integer(env, "LEDGER_TASK_TIME_LIMIT", 3600, minimum=1),
-            db_retry_attempts=_integer(env, "LEDGER_DB_RETRY_ATTEMPTS", 8, minimum=1),
-            db_retry_seconds=_number(env, "LEDGER_DB_RETRY_SECONDS", 120.0, minimum=0),
-            catch_up_grace=_integer(env, "LEDGER_CATCH_UP_GRACE", 900, minimum=0),
-            schedule_sync=_schedule(env, "LEDGER_SCHEDULE_SYNC", "0 2 * * *"),
-            schedule_pending=_schedule(env, "LEDGER_SCHEDULE_PENDING", "600s"),
-            schedule_catch_up=_schedule(env, "LEDGER_SCHEDULE_CATCH_UP", "300s"),
-            schedule_balances=_schedule(env, "LEDGER_SCHEDULE_BALANCES", "1800s"),
-            schedule_reconcile=_schedule(env, "LEDGER_SCHEDULE_RECONCILE", "30 3 * * *"),
-            schedule_retention=_schedule(env, "LEDGER_SCHEDULE_RETENTION", "0 5 * * *"),
-            retention_runs_days=_integer(env, "LEDGER_RETENTION_RUNS_DAYS", 90, minimum=7, maximum=36500),
-            retention_snapshots_full_days=_integer(env, "LEDGER_RETENTION_SNAPSHOTS_FULL_DAYS", 30, minimum=2,
-                                                   maximum=36500),
-            retention_snapshots_days=_integer(env, "LEDGER_RETENTION_SNAPSHOTS_DAYS", 400, minimum=0, maximum=36500),
-            retention_outbox_days=_integer(env, "LEDGER_RETENTION_OUTBOX_DAYS", 30, minimum=1, maximum=36500),
-            retention_heartbeats_days=_integer(env, "LEDGER_RETENTION_HEARTBEATS_DAYS", 30, minimum=1, maximum=36500),
-            retention_claims_days=_integer(env, "LEDGER_RETENTION_CLAIMS_DAYS", 14, minimum=2, maximum=36500),
-            retention_batch_rows=_integer(env, "LEDGER_RETENTION_BATCH_ROWS", 5000, minimum=1, maximum=100_000),
-            pending_first_poll=_integer(env, "LEDGER_PENDING_FIRST_POLL", 600, minimum=0),
-            pending_max_interval=_integer(env, "LEDGER_PENDING_MAX_INTERVAL", 21600, minimum=1),
-            pending_stuck_after=_integer(env, "LEDGER_PENDING_STUCK_AFTER", 3 * 86400, minimum=1),
-            pending_unknown_grace=_integer(env, "LEDGER_PENDING_UNKNOWN_GRACE", 900, minimum=1),
-            partner_corp_num=env.get("LEDGER_PARTNER_CORP_NUM") or None,
-            alert_threshold=_decimal(env, "LEDGER_ALERT_THRESHOLD", "10000"),
-            partner_threshold=_decimal(env, "LEDGER_PARTNER_THRESHOLD", "100000"),
-            alert_runway_days=_integer(env, "LEDGER_ALERT_RUNWAY_DAYS", 7, minimum=0),
-            alert_consecutive=_integer(env, "LEDGER_ALERT_CONSECUTIVE", 1, minimum=1),
-            alert_repeat_seconds=_integer(env, "LEDGER_ALERT_REPEAT_SECONDS", 4 * 3600, minimum=1),
-            alert_hysteresis=_decimal(env, "LEDGER_ALERT_HYSTERESIS", "0.10"),
-            alert_webhook_url=Secret(env["LEDGER_ALERT_WEBHOOK_URL"]) if env.get("LEDGER_ALERT_WEBHOOK_URL") else None,
-            smtp_host=env.get("LEDGER_SMTP_HOST") or None,
-            smtp_port=_integer(env, "LEDGER_SMTP_PORT", 25, minimum=1, maximum=65535),
-            smtp_user=env.get("LEDGER_SMTP_USER") or None,
-            smtp_password=Secret(env["LEDGER_SMTP_PASSWORD"]) if env.get("LEDGER_SMTP_PASSWORD") else None,
-            smtp_starttls=_flag(env, "LEDGER_SMTP_STARTTLS", False),
-            mail_from=env.get("LEDGER_MAIL_FROM") or "ledger@localhost",
-            mail_to=tuple(a.strip() for a in (env.get("LEDGER_MAIL_TO") or "").split(",") if a.strip()),
-            reconcile_match_days=_integer(env, "LEDGER_RECONCILE_MATCH_DAYS", 2, minimum=0),
-            reconcile_refund_days=_integer(env, "LEDGER_RECONCILE_REFUND_DAYS", 30, minimum=0),
-            reconcile_max_sync_age=_integer(env, "LEDGER_RECONCILE_MAX_SYNC_AGE", 26 * 3600, minimum=1),
-            alertmanager_url=_url(env, "LEDGER_ALERTMANAGER_URL"),
-            alert_webhook_timeout=_number(env, "LEDGER_ALERT_WEBHOOK_TIMEOUT", 10.0, minimum=0.001),
-            metrics_per_member=_flag(env, "LEDGER_METRICS_PER_MEMBER", True),
-            worker_metrics_port=_integer(env, "LEDGER_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535) or None,
-            worker_metrics_host=env.get("LEDGER_WORKER_METRICS_HOST") or "127.0.0.1",
-            log_format=_choice(env, "LEDGER_LOG_FORMAT", "text", ("text", "json")),
-            log_level=_choice(env, "LEDGER_LOG_LEVEL", "", ("", "DEBUG", "INFO", "WARNING", "ERROR"), upper=True) or None,
-            health_beat_max_age=_integer(env, "LEDGER_HEALTH_BEAT_MAX_AGE", 300, minimum=1),
-            health_sync_deadline=_clock_time(env, "LEDGER_HEALTH_SYNC_DEADLINE", "06:00"),
-            watchdog_interval=_integer(env, "LEDGER_WATCHDOG_INTERVAL", 60, minimum=1),
-            worker_soft_shutdown_timeout=_number(env, "LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT", 10.0, minimum=0),
-            lang=_choice(env, "LEDGER_LANG", "en", ("en", "ko")),
-        )
+        values = {}
+        for field in dataclasses.fields(cls):
+            declared: Declared = field.metadata["declared"]
+            raw = env.get(declared.env)
+            if raw is not None and raw.strip() != "":
+                values[field.name] = declared.parse(declared.env, raw)
+        return cls(**values)
 
     def with_hosts(self, base_url: str) -> Settings:
         """The same settings pointed at one host serving both auth and API paths (the simulator)."""
@@ -386,3 +570,12 @@ class Settings:
             return self.auth_url.rstrip("/")
         prefix = "ga-" if self.use_ga_ip else "static-" if self.use_static_ip else ""
         return f"https://{prefix}auth.linkhub.co.kr"
+
+
+def is_linkhub_host(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "linkhub.co.kr" or host.endswith(".linkhub.co.kr")
+
+
+def declarations() -> list[tuple[dataclasses.Field, Declared]]:
+    return [(f, f.metadata["declared"]) for f in dataclasses.fields(Settings)]

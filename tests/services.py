@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 
 
 def need(binary: str | None, package: str) -> str:
@@ -66,13 +68,14 @@ class Server:
                 self.proc.wait()
 
 
-def start_alertmanager(workdir: Path, receiver_url: str, *, group_by: tuple[str, ...] = ("corp_num",)) -> Server:
+def start_alertmanager(workdir: Path, receiver_url: str, *, group_by: tuple[str, ...] = ("corp_num",),
+                       config: str | None = None) -> Server:  # fmt: skip
+    """Alertmanager posting to `receiver_url`; `config`: a whole configuration instead (the shipped one)."""
     binary = need(ALERTMANAGER, "prometheus-alertmanager")
     workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "alertmanager.yml"
+    path = workdir / "alertmanager.yml"
     labels = ", ".join(group_by)
-    config.write_text(
-        f"""
+    path.write_text(config or f"""
 route:
   receiver: hook
   group_by: [{labels}]
@@ -84,30 +87,63 @@ receivers:
     webhook_configs:
       - url: {receiver_url}
         send_resolved: true
-"""
-    )
+""")
     port = free_port()
-    args = [binary, f"--config.file={config}", f"--storage.path={workdir / 'data'}", "--cluster.listen-address=",
+    args = [binary, f"--config.file={path}", f"--storage.path={workdir / 'data'}", "--cluster.listen-address=",
             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]  # fmt: skip
     return Server(args, "/-/ready", port, workdir, "alertmanager")
 
 
-def start_prometheus(workdir: Path, target: str) -> Server:
+def shipped_alertmanager_config(receiver_url: str, *, group_wait: str = "1s", group_interval: str = "2s") -> str:
+    """deploy/alertmanager/alertmanager.yml as shipped, posting to the test's receiver, with the
+    waits short enough for a test (routing, grouping and inhibit rules untouched)."""
+    config = yaml.safe_load((DEPLOY / "alertmanager" / "alertmanager.yml").read_text())
+    config["route"].update(group_wait=group_wait, group_interval=group_interval)
+    (receiver,) = config["receivers"]
+    receiver["webhook_configs"][0]["url"] = receiver_url
+    return yaml.safe_dump(config)
+
+
+def shipped_rules(workdir: Path, *, for_: str = "1s") -> Path:
+    """deploy/prometheus/alerts.yml as shipped, each rule's `for` cut to `for_` (a test cannot wait minutes)."""
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = for_
+    path = workdir / "alerts.yml"
+    workdir.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(rules))
+    return path
+
+
+def start_prometheus(workdir: Path, target: str | None = None, *, jobs: list[dict] | None = None,
+                     rules: Path | None = None, alertmanager: str | None = None, interval: str = "1s") -> Server:  # fmt: skip
+    """Prometheus scraping `target` (job `ledger`) or `jobs` (each: job_name, targets, and
+    optionally metrics_path and labels), evaluating `rules` and alerting `alertmanager`."""
     binary = need(PROMETHEUS, "prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        f"""
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: ledger
-    static_configs:
-      - targets: ["{target}"]
-"""
-    )
+    jobs = jobs or [{"job_name": "ledger", "targets": [target]}]
+    config = {
+        "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
+        "scrape_configs": [
+            {"job_name": j["job_name"], "metrics_path": j.get("metrics_path", "/metrics"),
+             "static_configs": [{"targets": j["targets"], "labels": j.get("labels", {})}]}
+            for j in jobs
+        ],
+    }  # fmt: skip
+    if rules:
+        config["rule_files"] = [str(rules)]
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager.split("://")[-1]]}]}]}
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
-    args = [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'data'}",
+    args = [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]  # fmt: skip
     return Server(args, "/-/ready", port, workdir, "prometheus")
+
+
+def prometheus_query(server: Server, expr: str) -> list[dict]:
+    answer = requests.get(server.url + "/api/v1/query", params={"query": expr}, timeout=10).json()
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]

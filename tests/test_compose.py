@@ -61,18 +61,29 @@ def test_services_and_wiring(compose):
 def test_ops_profile_and_healthchecks(compose):
     plain = config(compose)
     # Only with --profile ops (`config` may list them, but marked with the profile).
-    assert all(plain["services"].get(s, {"profiles": ["ops"]})["profiles"] == ["ops"]
-               for s in ("prometheus", "alertmanager", "grafana", "flower", "metrics"))  # fmt: skip
+    ops_services = ("prometheus", "alertmanager", "grafana", "flower", "metrics", "alert-relay")
+    assert all(plain["services"].get(s, {"profiles": ["ops"]})["profiles"] == ["ops"] for s in ops_services)
     worker, beat = plain["services"]["worker"], plain["services"]["beat"]
-    assert worker["healthcheck"]["test"] == ["CMD", "ledger", "healthcheck", "worker"]
-    assert beat["healthcheck"]["test"] == ["CMD", "ledger", "healthcheck", "beat"]
+    # The light entry (no CLI, SQLAlchemy or Celery), asking this container's own node.
+    assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", "ledger.health", "worker"]
+    assert beat["healthcheck"]["test"] == ["CMD", "python", "-m", "ledger.health", "beat"]
+    assert worker["hostname"] == "worker"  # a stable node name, ledger@worker, across restarts
     # The grace period outlasts the worker's soft shutdown, so a stopped task is handed back, not killed.
     grace = worker["stop_grace_period"]
     grace_seconds = int(str(grace).rstrip("s")) if isinstance(grace, str) else grace
     assert grace_seconds > int(worker["environment"]["LEDGER_WORKER_SOFT_SHUTDOWN_TIMEOUT"])
     ops = config(compose, "ops")["services"]
-    assert {"prometheus", "alertmanager", "grafana", "flower", "metrics"} <= set(ops)
-    assert all(ops[s]["profiles"] == ["ops"] for s in ("prometheus", "alertmanager", "grafana", "flower", "metrics"))
+    assert set(ops_services) <= set(ops)
+    assert all(ops[s]["profiles"] == ["ops"] for s in ops_services)
+    # Flower watches the broker the workers use, and needs no Redis (a profile of its own).
+    assert ops["flower"]["environment"]["CELERY_BROKER_URL"] == worker["environment"]["LEDGER_BROKER_URL"]
+    assert "redis" not in json.dumps(ops["flower"].get("depends_on", {}))
+    # Alertmanager's `ops` receiver delivers to the relay shipped beside it.
+    import yaml
+
+    shipped = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())
+    url = shipped["receivers"][0]["webhook_configs"][0]["url"]
+    assert url.startswith("http://alert-relay:9095/") and ops["alert-relay"]["command"][:2] == ["alerts", "relay"]
     assert ops["metrics"]["command"][:2] == ["metrics", "serve"]
     mounts = json.dumps(ops["prometheus"]["volumes"]) + json.dumps(ops["grafana"]["volumes"])
     for shipped in ("deploy/prometheus/alerts.yml", "deploy/prometheus/prometheus.yml", "deploy/grafana/ledger.json"):

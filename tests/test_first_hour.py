@@ -192,7 +192,7 @@ def test_first_hour_runs_as_printed():
 
 
 def check_demo_suggestions(shell: Shell, demo_output: str) -> None:
-    from ledger.cli.demo_command import SAMPLE_QUERY
+    from ledger.cli.commands.demo import SAMPLE_QUERY
 
     tail = demo_output[demo_output.index("Next (each line pastes as it is):") :].splitlines()[1:]
     suggestions = [line.strip() for line in tail if line.strip()]

@@ -97,3 +97,34 @@ def test_secret_and_tokens_never_reach_logs_or_errors(simulator, caplog):
     texts = [caplog.text, str(caught.value), repr(caught.value), repr(client), caught.value.body or ""]
     for text in texts:
         assert KEY not in text and simulator._secret.reveal() not in text and token not in text
+
+
+def test_the_readme_settings_tables_are_the_generated_ones():
+    from ledger.settings_table import block, readme_block
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    current = readme_block(readme)
+    assert current is not None, "README.md lost its settings-table markers"
+    assert current == block(), "README settings tables differ from ledger/settings.py: python -m ledger.settings_table --write"
+
+
+def test_every_setting_is_declared_once_with_a_variable_and_a_meaning():
+    from ledger.settings import GROUPS, declarations
+
+    names = [declared.env for _, declared in declarations()]
+    assert len(names) == len(set(names)), "a variable read into two fields"
+    assert all(declared.group in GROUPS and declared.doc for _, declared in declarations())
+    assert all(name.startswith(("LEDGER_", "POPBILL_", "LINKHUB_")) for name in names)
+
+
+@pytest.mark.parametrize(
+    "spec", ["at two every night please", "61 2 * * *", "0 25 * * *", "0 2 32 * *", "0 2 * 13 *", "0 2 * * eight"]
+)
+def test_a_crontab_celery_would_refuse_is_refused_when_loaded(spec):
+    with pytest.raises(SettingsError, match="LEDGER_SCHEDULE_RECONCILE"):
+        Settings.from_env({"LEDGER_SCHEDULE_RECONCILE": spec})
+
+
+@pytest.mark.parametrize("spec", ["30 3 * * *", "*/15 1-5 * * mon-fri", "off", "600s", "2h"])
+def test_crontabs_and_intervals_celery_accepts_are_kept(spec):
+    assert Settings.from_env({"LEDGER_SCHEDULE_RECONCILE": spec}).schedule_reconcile == spec

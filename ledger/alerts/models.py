@@ -7,9 +7,13 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.db.base import Base, Timestamp
+from ledger.db.base import Base, Timestamp, one_of
+from ledger.members.models import Member
 
 PARTNER = "partner"  # the subject of the partner's own balance
+ALERT_STATES = ("ok", "pending", "firing", "unknown")
+NOTIFICATION_STATUSES = ("pending", "sent", "failed")
+CHANNELS = ("log", "webhook", "email")
 
 
 class Alert(Base):
@@ -20,13 +24,13 @@ class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
         UniqueConstraint("subject", "rule"),
-        CheckConstraint("state IN ('ok', 'pending', 'firing', 'unknown')", name="state_known"),
+        one_of("state", ALERT_STATES, "state_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subject: Mapped[str] = mapped_column(String(60))
     rule: Mapped[str] = mapped_column(String(30))
-    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(10), server_default="ok")
     consecutive: Mapped[int] = mapped_column(server_default="0")
     value: Mapped[Decimal | None]
@@ -42,7 +46,7 @@ class Alert(Base):
 class AlertSilence(Base):
     """Notifications matching it are held back from starts_at to ends_at (the alert states still
     move). It matches a subject (a CorpNum or 'partner'), a rule, or both; who set it and why are
-    kept, as in Alertmanager."""
+    kept, as in Alertmanager, which gets a silence of its own when it is configured."""
 
     __tablename__ = "alert_silences"
     __table_args__ = (
@@ -59,6 +63,8 @@ class AlertSilence(Base):
     starts_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
     ends_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+    # The silence made in Alertmanager with this one (when one is configured), expired with it.
+    alertmanager_silence_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Notification(Base):
@@ -66,8 +72,8 @@ class Notification(Base):
 
     __tablename__ = "notifications"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status_known"),
-        CheckConstraint("channel IN ('log', 'webhook', 'email')", name="channel_known"),
+        one_of("status", NOTIFICATION_STATUSES, "status_known"),
+        one_of("channel", CHANNELS, "channel_known"),
         Index("ix_notifications_status_next_attempt_at", "status", "next_attempt_at"),
     )
 

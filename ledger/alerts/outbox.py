@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import smtplib
+import ssl
 import uuid
 from email.message import EmailMessage
 
@@ -21,8 +22,17 @@ from ledger.settings import Settings
 log = logging.getLogger("ledger.alerts")
 
 
-def channels(settings: Settings) -> list[str]:
+# What Alertmanager (fed by the ledger and by Prometheus's rules) delivers when it is configured:
+# the ledger's own webhook and mail then carry none of it, so nothing is paged twice.
+ALERTMANAGER_DELIVERS = {"firing", "repeat", "resolved", "unknown", "discrepancy"}
+
+
+def channels(settings: Settings, kind: str | None = None) -> list[str]:
+    """The channels a notification of this kind goes to. The log always has it (the outbox is
+    the record); with Alertmanager configured, alerts and discrepancies reach people through it."""
     configured = ["log"]
+    if settings.alertmanager_url and kind in ALERTMANAGER_DELIVERS:
+        return configured
     if settings.alert_webhook_url:
         configured.append("webhook")
     if settings.smtp_host and settings.mail_to:
@@ -49,7 +59,7 @@ def enqueue(
         [
             {"key": uuid.uuid4(), "alert_id": alert_id, "rule": rule, "channel": c, "kind": kind, "text": text, "payload": payload,
              "created_at": now, "next_attempt_at": now}
-            for c in channels(settings)
+            for c in channels(settings, kind)
         ],
     )  # fmt: skip
 
@@ -82,14 +92,46 @@ def _send(channel: str, row, settings: Settings) -> None:
         message["From"] = settings.mail_from
         message["To"] = ", ".join(settings.mail_to)
         message.set_content(row.text + "\n\n" + jsonutil.dumps(row.payload))
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls()
-            if settings.smtp_user and settings.smtp_password:
-                smtp.login(settings.smtp_user, settings.smtp_password.reveal())
-            smtp.send_message(message)
+        send_mail(settings, message)
     else:
         raise RuntimeError(f"unknown channel {channel!r}")
+
+
+def mail_security_problem(settings: Settings) -> str | None:
+    """Why these settings would send the SMTP password unencrypted, or None."""
+    logs_in = bool(settings.smtp_user and settings.smtp_password)
+    if logs_in and not (settings.smtp_ssl or settings.smtp_starttls) and not settings.smtp_insecure_plaintext_login:
+        return (
+            "LEDGER_SMTP_USER is set but neither LEDGER_SMTP_STARTTLS nor LEDGER_SMTP_SSL: the password would cross "
+            "the network unencrypted. Turn one on (STARTTLS is the default with a user), or, on a link you trust, "
+            "say so with LEDGER_SMTP_INSECURE_PLAINTEXT_LOGIN=true"
+        )
+    return None
+
+
+def send_mail(settings: Settings, message: EmailMessage) -> None:
+    """One message through the configured server. Credentials only ever go over TLS (SMTPS, or
+    STARTTLS, which the server must offer: one that does not gets no AUTH at all), unless
+    LEDGER_SMTP_INSECURE_PLAINTEXT_LOGIN says otherwise."""
+    if problem := mail_security_problem(settings):
+        raise RuntimeError(problem)
+    context = ssl.create_default_context()
+    if settings.smtp_ssl:
+        connection = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=10, context=context)
+    else:
+        connection = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10)
+    with connection as smtp:
+        if settings.smtp_starttls and not settings.smtp_ssl:
+            try:
+                smtp.starttls(context=context)
+            except smtplib.SMTPNotSupportedError:
+                raise RuntimeError(
+                    f"{settings.smtp_host} does not offer STARTTLS (LEDGER_SMTP_STARTTLS): nothing was sent, "
+                    "no password either"
+                ) from None
+        if settings.smtp_user and settings.smtp_password:
+            smtp.login(settings.smtp_user, settings.smtp_password.reveal())
+        smtp.send_message(message)
 
 
 _TAKE_DUE = text(

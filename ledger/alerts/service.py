@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from ledger.alerts import grouping
+from ledger.alerts import alertmanager, grouping
 from ledger.alerts.models import PARTNER, Alert, AlertSilence, Notification
 from ledger.alerts.outbox import enqueue
 from ledger.alerts.rules import Check, Event, evaluate
@@ -18,14 +20,23 @@ from ledger.balances.models import BalanceSnapshot
 from ledger.errors import UserInputError
 from ledger.history.codes import load_codes
 from ledger.members.models import Member
+from ledger.metrics import process as process_metrics
 from ledger.popbill import PopbillClient, PopbillError
-from ledger.popbill.errors import RateLimitError, ServerError, TransportError
+from ledger.popbill.errors import (
+    BusinessError,
+    MalformedAnswerError,
+    RateLimitError,
+    ServerError,
+    TransportError,
+    describe,
+)
 from ledger.settings import Settings
 
 LOW_BALANCE, RUNWAY, STUCK = "low_balance", "runway", "stuck_pending"
 UNREACHABLE, BEAT_DOWN, SYNC_LATE = "popbill_unreachable", "beat_down", "nightly_sync_late"
 RULES = (LOW_BALANCE, RUNWAY, STUCK, UNREACHABLE, BEAT_DOWN, SYNC_LATE)
 POPBILL = "popbill"  # the subject of the unreachable alert
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -42,23 +53,37 @@ class BalanceReading:
     alerts: list[str] = dataclasses.field(default_factory=list)
 
 
+# What each member of the check used in the last seven days, in one statement.
 _USED_IN_WEEK = text(
     """
-    SELECT coalesce(sum(abs(tx_point)), 0) FROM usages  -- abs: txPoint may arrive signed or not
-    WHERE member_id = :member AND tx_dt >= :since AND NOT (tx_type = ANY(:credit_types))
+    SELECT member_id, coalesce(sum(abs(tx_point)), 0) AS used FROM usages  -- abs: txPoint may arrive signed or not
+    WHERE member_id = ANY(:members) AND tx_dt >= :since AND NOT (tx_type = ANY(:credit_types))
+    GROUP BY member_id
     """
 )
 
 
 def _read(client: PopbillClient, reading: BalanceReading) -> None:
+    """One balance, never raising: a bad answer is this reading's error, the others go on."""
+    call = "GetPartnerBalance" if reading.subject == PARTNER else "GetBalance"
     try:
         if reading.subject == PARTNER:
             reading.balance = client.get_partner_balance(reading.corp_num)
         else:
             reading.balance = client.get_balance(reading.corp_num)
     except PopbillError as exc:
-        reading.error = str(exc)
-        reading.unreachable = isinstance(exc, (TransportError, ServerError, RateLimitError))
+        reading.error = describe(exc)
+        # Popbill could not be reached (no answer, 5xx, 429), as against this member's answer being wrong.
+        reading.unreachable = isinstance(exc, (TransportError, ServerError, RateLimitError)) and not isinstance(
+            exc, MalformedAnswerError
+        )
+        if isinstance(exc, MalformedAnswerError) or (isinstance(exc, BusinessError) and exc.status == 200):
+            process_metrics.DOUBTFUL_ANSWERS.labels(call).inc()
+    except Exception as exc:  # a bug of ours: this member's problem too, never the others'
+        log.exception("%s of %s failed", call, reading.corp_num)
+        reading.error = f"{call}: {type(exc).__name__}: {exc}"
+    if reading.error:
+        log.warning("%s of %s: %s", call, reading.corp_num, reading.error)
 
 
 def _low_balance(reading: BalanceReading, h: Decimal) -> Check:
@@ -99,8 +124,11 @@ def check_balances(engine: Engine, client: PopbillClient, settings: Settings, *,
     partner_corp = settings.partner_corp_num or (members[0].corp_num if members else None)
     if partner_corp:
         readings.append(BalanceReading(PARTNER, partner_corp, None, None, settings.partner_threshold))
-    for reading in readings:  # the calls first, then one transaction for what they found
-        _read(client, reading)
+    # The calls first, all at once: the client's gate keeps POPBILL_MAX_CONCURRENCY of them in
+    # flight and makes every thread wait out a 429 together, as in the sync. Then one
+    # transaction for what they found.
+    with ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="balance") as pool:
+        list(pool.map(lambda reading: _read(client, reading), readings))
     unreachable = popbill_unreachable(readings)
     events: list[Event] = []
     with engine.begin() as conn:
@@ -111,10 +139,15 @@ def check_balances(engine: Engine, client: PopbillClient, settings: Settings, *,
         ]  # fmt: skip
         if snapshots:
             conn.execute(insert(BalanceSnapshot), snapshots)
+        used: dict[int, Decimal] = {}
+        if settings.alert_runway_days > 0:
+            read = [r.member_id for r in readings if r.member_id is not None and r.balance is not None]
+            params = {"members": read, "since": now - dt.timedelta(days=7), "credit_types": credit_types}
+            used = dict(conn.execute(_USED_IN_WEEK, params).all()) if read else {}
         for reading in readings:
             checks = [_low_balance(reading, h)]
             if reading.member_id is not None and settings.alert_runway_days > 0:
-                checks.append(_runway(conn, reading, settings, now, credit_types, h))
+                checks.append(_runway(reading, used.get(reading.member_id), settings, h))
             for check in checks:
                 event = evaluate(conn, check, settings, now)
                 if event:
@@ -134,19 +167,17 @@ def check_balances(engine: Engine, client: PopbillClient, settings: Settings, *,
     return readings
 
 
-def _runway(conn, reading: BalanceReading, settings: Settings, now: dt.datetime, credit_types, h) -> Check:
+def _runway(reading: BalanceReading, used: Decimal | None, settings: Settings, h) -> Check:
     """Alert when, at the last seven days' average daily use, the balance runs out in under N days."""
     limit = Decimal(settings.alert_runway_days)
     if reading.balance is None:
         return Check(reading.subject, RUNWAY, reading.member_id, None, summary=reading.error or "")
-    used = conn.execute(
-        _USED_IN_WEEK, {"member": reading.member_id, "since": now - dt.timedelta(days=7), "credit_types": credit_types}
-    ).scalar()
     reading.daily_use = (Decimal(used or 0) / 7).quantize(Decimal("0.01"))
     if not reading.daily_use:
         return Check(reading.subject, RUNWAY, reading.member_id, False, cleared=True,
                      summary="no points used in the last 7 days")  # fmt: skip
-    days_left = (reading.balance / reading.daily_use).quantize(Decimal("0.1"))
+    # A balance is never negative once checked (ledger.popbill.models); nor, then, a runway.
+    days_left = (max(reading.balance, Decimal(0)) / reading.daily_use).quantize(Decimal("0.1"))
     reading.days_left = days_left
     holds = days_left < limit
     rate = reading.daily_use.quantize(Decimal("0.1"))
@@ -156,29 +187,43 @@ def _runway(conn, reading: BalanceReading, settings: Settings, now: dt.datetime,
                  summary=summary)  # fmt: skip
 
 
+_STUCK_CANDIDATES = text(
+    """
+    SELECT t.kind, coalesce(t.code, 'item-' || t.id) AS code, t.state, t.requested_at, t.member_id, m.corp_num,
+           t.doubtful_polls, t.last_doubt
+    FROM tracked_items t JOIN members m ON m.id = t.member_id
+    WHERE t.state = 'pending' OR (t.state IN ('sending', 'unknown') AND t.doubtful_polls >= :doubts)
+       OR t.kind || ':' || coalesce(t.code, 'item-' || t.id) IN (SELECT subject FROM alerts WHERE rule = :rule AND state <> 'ok')
+    """
+)
+
+
 def review_stuck(engine: Engine, settings: Settings, *, now: dt.datetime | None = None) -> list[str]:
-    """A 'stuck pending' alert for each item pending longer than the configured age, resolved
-    once the item is final."""
+    """A 'stuck pending' alert for each item pending longer than the configured age, or whose
+    last LEDGER_PENDING_DOUBT_LIMIT answers in a row were doubt (it then says what Popbill
+    answered); resolved once the item is final, or answered clearly again in time."""
     now = now or dt.datetime.now(dt.UTC)
     age = dt.timedelta(seconds=settings.pending_stuck_after)
     fired = []
     with engine.begin() as conn:
-        items = conn.execute(
-            text("SELECT t.kind, coalesce(t.code, 'item-' || t.id) AS code, t.state, t.requested_at, t.member_id, m.corp_num FROM tracked_items t "
-                 "JOIN members m ON m.id = t.member_id "
-                 "WHERE t.state = 'pending' OR t.kind || ':' || coalesce(t.code, 'item-' || t.id) IN "
-                 "(SELECT subject FROM alerts WHERE rule = :rule AND state <> 'ok')"),
-            {"rule": STUCK},
-        ).all()  # fmt: skip
+        items = conn.execute(_STUCK_CANDIDATES, {"rule": STUCK, "doubts": settings.pending_doubt_limit}).all()
         events = []
         for item in items:
             subject = f"{item.kind}:{item.code}"
-            holds = item.state == "pending" and now - item.requested_at > age
+            waiting = item.state in ("pending", "sending", "unknown")
+            old = item.state == "pending" and now - item.requested_at > age
+            doubted = waiting and item.doubtful_polls >= settings.pending_doubt_limit
             days = Decimal((now - item.requested_at).total_seconds() / 86400).quantize(Decimal("0.1"))
-            summary = (f"{item.kind} {item.code} of {item.corp_num} pending for {days} days" if item.state == "pending"
-                       else f"{item.kind} {item.code} of {item.corp_num} is no longer pending ({item.state})")  # fmt: skip
-            check = Check(subject, STUCK, item.member_id, holds, days, Decimal(settings.pending_stuck_after) / 86400,
-                          cleared=item.state != "pending", summary=summary)  # fmt: skip
+            if doubted:
+                summary = (f"{item.kind} {item.code} of {item.corp_num} is still {item.state}: the last "
+                           f"{item.doubtful_polls} answers about it were not clear; the last: {item.last_doubt}")  # fmt: skip
+            elif waiting:
+                summary = f"{item.kind} {item.code} of {item.corp_num} {item.state} for {days} days"
+            else:
+                summary = f"{item.kind} {item.code} of {item.corp_num} is no longer pending ({item.state})"
+            check = Check(subject, STUCK, item.member_id, old or doubted, days,
+                          Decimal(settings.pending_stuck_after) / 86400, cleared=not waiting or not (old or doubted),
+                          summary=summary)  # fmt: skip
             event = evaluate(conn, check, settings, now)
             if event:
                 events.append(event)
@@ -212,9 +257,12 @@ def silence(
     duration: dt.timedelta,
     comment: str,
     created_by: str,
+    settings: Settings | None = None,
     now: dt.datetime | None = None,
 ) -> AlertSilence:
-    """Hold back the notifications of a member's (or the partner's) alerts, of a rule, or of both."""
+    """Hold back the notifications of a member's (or the partner's) alerts, of a rule, or of both.
+    With Alertmanager configured, a silence matching the same is made there first (with the
+    comment and author), so an Alertmanager that cannot be reached leaves nothing half done."""
     if subject is None and rule is None:
         raise UserInputError("a silence needs a member (CORP_NUM or 'partner') or --rule, or both")
     if rule is not None and rule not in RULES:
@@ -224,34 +272,58 @@ def silence(
     if not dt.timedelta(0) < duration <= MAX_SILENCE:
         raise UserInputError("--for: from 1s to a year (366d)")
     now = now or dt.datetime.now(dt.UTC)
-    with engine.begin() as conn:
-        if subject not in (None, PARTNER):
+    if subject not in (None, PARTNER):
+        with engine.connect() as conn:
             known = conn.execute(select(Member.id).where(Member.corp_num == subject)).first()
-            if known is None:
-                raise UserInputError(f"CORP_NUM: {subject} is not a member (see `ledger members list`)")
-        row = conn.execute(
-            insert(AlertSilence).values(subject=subject, rule=rule, comment=comment.strip(),
-                                        created_by=created_by[:100], starts_at=now, ends_at=now + duration)
-            .returning(*AlertSilence.__table__.c)
-        ).one()  # fmt: skip
+        if known is None:
+            raise UserInputError(f"CORP_NUM: {subject} is not a member (see `ledger members list`)")
+    remote_id = None
+    if settings is not None and settings.alertmanager_url:
+        remote_id = alertmanager.create_silence(settings, subject=subject, rule=rule, starts_at=now,
+                                                ends_at=now + duration, comment=comment.strip(),
+                                                created_by=created_by[:100])  # fmt: skip
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(
+                insert(AlertSilence).values(subject=subject, rule=rule, comment=comment.strip(),
+                                            created_by=created_by[:100], starts_at=now, ends_at=now + duration,
+                                            alertmanager_silence_id=remote_id)
+                .returning(*AlertSilence.__table__.c)
+            ).one()  # fmt: skip
+    except Exception:
+        if remote_id:
+            alertmanager.expire_silence(settings, remote_id)
+        raise
     return row
 
 
 def list_silences(engine: Engine, *, include_ended: bool = False, now: dt.datetime | None = None) -> list[dict]:
     now = now or dt.datetime.now(dt.UTC)
     query = select(AlertSilence.id, AlertSilence.subject, AlertSilence.rule, AlertSilence.starts_at,
-                   AlertSilence.ends_at, AlertSilence.created_by, AlertSilence.comment).order_by(AlertSilence.id)  # fmt: skip
+                   AlertSilence.ends_at, AlertSilence.created_by, AlertSilence.comment,
+                   AlertSilence.alertmanager_silence_id).order_by(AlertSilence.id)  # fmt: skip
     if not include_ended:
         query = query.where(AlertSilence.ends_at > now)
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
-def unsilence(engine: Engine, silence_id: int) -> None:
-    with engine.begin() as conn:
-        gone = conn.execute(AlertSilence.__table__.delete().where(AlertSilence.id == silence_id)).rowcount
-    if not gone:
+def unsilence(engine: Engine, silence_id: int, *, settings: Settings | None = None) -> None:
+    """End a silence now, and the Alertmanager silence made with it (first: when Alertmanager
+    cannot be reached the ledger's silence stays, and the command can be run again)."""
+    with engine.connect() as conn:
+        remote_id = conn.execute(
+            select(AlertSilence.alertmanager_silence_id).where(AlertSilence.id == silence_id)
+        ).first()  # fmt: skip
+    if remote_id is None:
         raise UserInputError(f"ID: no silence {silence_id} (see `ledger alerts mutes`)")
+    if remote_id[0]:
+        if settings is None or not settings.alertmanager_url:
+            raise UserInputError(f"ID: silence {silence_id} is also in Alertmanager, and LEDGER_ALERTMANAGER_URL "
+                                 "is not set: set it to end both")  # fmt: skip
+        alertmanager.expire_silence(settings, remote_id[0])
+    with engine.begin() as conn:
+        conn.execute(AlertSilence.__table__.delete().where(AlertSilence.id == silence_id))
 
 
 def list_outbox(engine: Engine, *, limit: int = 50, status: str | None = None) -> list[dict]:

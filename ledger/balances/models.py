@@ -7,6 +7,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp
+from ledger.members.models import Member
 
 
 class BalanceSnapshot(Base):
@@ -21,7 +22,7 @@ class BalanceSnapshot(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subject: Mapped[str] = mapped_column(String(10))
-    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"))
     corp_num: Mapped[str] = mapped_column(String(10))
     balance: Mapped[Decimal]
     refundable_balance: Mapped[Decimal | None]

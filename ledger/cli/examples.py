@@ -73,6 +73,7 @@ EXAMPLES: dict[str, list[str]] = {
     "alerts outbox": ["ledger alerts outbox", "ledger alerts outbox --status failed"],
     "alerts mutes": ["ledger alerts mutes", "ledger alerts mutes --all --json"],
     "alerts unmute": ["ledger alerts unmute 3   # the ID from `ledger alerts mutes`"],
+    "alerts relay": ["ledger alerts relay --host 0.0.0.0 --port 9095   # Alertmanager's `ops` receiver"],
     "report month": ["ledger report month --month 2026-11 --format xlsx --out 2026-11.xlsx"],
     "close": ["ledger close --month 2026-11", "ledger close --month 2026-11 --member 1234567890"],
     "reopen": ["ledger reopen --month 2026-11 --reason \"late usage row from Popbill\""],
@@ -80,8 +81,9 @@ EXAMPLES: dict[str, list[str]] = {
     "sandbox clock": ["ledger sandbox clock --advance-days 1 && ledger sync"],
     "sandbox serve": ["ledger sandbox up   # runs this in the background"],
     "metrics": ["ledger metrics serve --port 9464"],
-    "metrics serve": ["ledger metrics serve --port 9464", "curl -s http://127.0.0.1:9464/metrics | grep ledger_"],
-    "healthcheck": ["ledger healthcheck all", "ledger healthcheck worker   # docker-compose's healthcheck"],
+    "metrics serve": ["ledger metrics serve --port 9464",
+                      "curl -s --compressed http://127.0.0.1:9464/metrics/members | grep ledger_member_balance"],
+    "healthcheck": ["ledger healthcheck all", "python -m ledger.health worker   # docker-compose's healthcheck, lighter"],
 }
 
 
@@ -90,14 +92,11 @@ def epilog(lines: list[str], before: str | None = None) -> str:
     return f"{before}\n\n{text}" if before else text
 
 
-def add_examples(group: click.Group, prefix: str = "") -> None:
-    """Append each command's examples to its --help (after anything already there)."""
-    lines = EXAMPLES.get(prefix)
-    if lines and "Examples:" not in (group.epilog or ""):
-        group.epilog = epilog(lines, group.epilog)
-    for name, command in group.commands.items():
-        path = f"{prefix} {name}".strip()
-        if isinstance(command, click.Group):
-            add_examples(command, path)
-        elif path in EXAMPLES and "Examples:" not in (command.epilog or ""):
-            command.epilog = epilog(EXAMPLES[path], command.epilog)
+def add_examples(command: click.Command, path: str = "") -> None:
+    """Append the examples of `path` (and of its subcommands) to their --help, after anything there."""
+    lines = EXAMPLES.get(path)
+    if lines and "Examples:" not in (command.epilog or ""):
+        command.epilog = epilog(lines, command.epilog)
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            add_examples(sub, f"{path} {name}".strip())

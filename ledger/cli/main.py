@@ -1,157 +1,106 @@
+"""The `ledger` root group: every command is imported only when it runs or shows its own help.
+
+`ledger --help` reads the table below and imports no command, no database and no HTTP code, so
+it answers at once even on a loaded machine. Each command module lives in ledger/cli/commands/
+and imports downward only (ledger.cli.errors, .runtime, .options, .output, the domain packages).
+"""
+
 from __future__ import annotations
 
-import functools
-import signal
-import sys
+import importlib
 
 import click
 
 from ledger import __version__
-from ledger.errors import UserInputError
-from ledger.popbill.errors import InvalidRequestError, PopbillError
-from ledger.settings import Settings, SettingsError
+from ledger.cli.errors import EXIT_CODES_HELP, EXIT_INTERRUPTED
+from ledger.cli.examples import EXAMPLES, add_examples, epilog
 
-# One convention for every command (documented in `ledger --help`).
-EXIT_FAILURE = 1  # something failed: Popbill, the database, a channel, a sync
-EXIT_USAGE = 2  # bad input: an option, an argument, a file, a setting; nothing was done
-EXIT_DISCREPANCIES = 3  # reconciliation found open discrepancies
-EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
-
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0    done
-  1    a failure (Popbill, the database, a sync, a channel)
-  2    bad input (option, argument, file, setting); nothing was done
-  3    reconciliation found open discrepancies
-  130  interrupted (Ctrl-C, SIGTERM)"""
-
-
-class InputError(click.ClickException):
-    """Bad input, named in the message: exit 2, like click's own usage errors."""
-
-    exit_code = EXIT_USAGE
-
-
-def load_settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        raise InputError(str(exc)) from None
-
-
-def friendly_errors(fn):
-    """Known failures become one clear line on stderr and a non-zero exit, not a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from sqlalchemy.exc import OperationalError, ProgrammingError
-
-        try:
-            return fn(*args, **kwargs)
-        except InvalidRequestError as exc:  # our own check, before anything was sent: no Popbill code
-            raise InputError(exc.message) from None
-        except UserInputError as exc:
-            raise InputError(str(exc)) from None
-        except PopbillError as exc:
-            raise click.ClickException(str(exc)) from None
-        except (KeyboardInterrupt, click.exceptions.Abort):  # Ctrl-C, also at a prompt
-            click.echo("interrupted", err=True)
-            raise SystemExit(EXIT_INTERRUPTED) from None
-        except ProgrammingError as exc:
-            if "UndefinedTable" in type(exc.orig).__name__:
-                raise click.ClickException("the database has no ledger tables yet: run `ledger db upgrade`") from None
-            raise
-        except OperationalError as exc:
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
-            raise click.ClickException(f"cannot use the database: {reason}") from None
-
-    return wrapper
-
+# name: (module under ledger.cli.commands, attribute, the line `ledger --help` shows: the
+# command's own short help at 70 characters).
+# tests/cli/test_lazy_root.py checks each line against the command's own help.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "db": ("db", "db", 'Manage the ledger database.'),
+    "members": ("members", "members", 'Add, import, update, list, deactivate and reactivate linked members.'),
+    "sync": ("sync", "sync", "Page the members' histories from Popbill into the ledger."),
+    "status": ("sync", "status", 'Last sync per member and kind, rows held, recent failures.'),
+    "payment": ("pending", "payment", 'Deposit (무통장입금) requests.'),
+    "refund": ("pending", "refund", 'Point refund (환불) requests.'),
+    "track": ("pending", "track", 'Follow a settle or refund CODE issued elsewhere (say, by your own...'),
+    "pending": ("pending", "pending", 'Tracked deposits and refunds.'),
+    "balances": ("alerts", "balances", 'Check every balance now (GetBalance, GetPartnerBalance), alert, and...'),
+    "alerts": ("alerts", "alerts", 'Low-balance, runway and stuck-item alerts.'),
+    "reconcile": ("reconcile", "reconcile", 'Check that the ledger adds up to what Popbill reports; keep and...'),
+    "report": ("reports", "report", 'Reports for accountants.'),
+    "export": ("reports", "export", 'Export a ledger table or view (see docs/accountants.md for the list).'),
+    "close": ("closing", "close", 'Close (마감) a month: freeze its statements; later changes become...'),
+    "reopen": ("closing", "reopen", 'Reopen a closed month, with an audit record; close it again when it...'),
+    "closes": ("closing", "closes", 'List month closes and reopens (the audit trail).'),
+    "worker": ("worker", "worker", 'Run a Celery worker (threads: the engine and the Popbill client are...'),
+    "beat": ("worker", "beat", 'Run Celery beat, the scheduler.'),
+    "demo": ("demo", "demo", 'Start a simulated Popbill and a database, add five members, sync...'),
+    "popbill": ("popbill", "popbill", 'Call Popbill directly with the configured credentials.'),
+    "simulator": ("simulator", "simulator", 'Run a local Popbill (auth and point API on one port) until Ctrl-C.'),
+    "sandbox": ("sandbox", "sandbox", 'A simulated Popbill and a PostgreSQL of their own that stay up in...'),
+    "doctor": ("doctor", "doctor", 'Check the configuration, Popbill, the clock, the database, the...'),
+    "metrics": ("metrics", "metrics", 'Prometheus metrics.'),
+    "healthcheck": ("health", "healthcheck", "Check this host's worker node (it answers, and reaches the..."),
+}
 
 # Commands that report on a bad configuration themselves instead of refusing to start.
 _SETTINGS_CHECKED_BY_COMMAND = {"doctor"}
 
 
-class _Root(click.Group):
+def load_command(name: str) -> click.Command:
+    module, attribute, _ = COMMANDS[name]
+    command = getattr(importlib.import_module(f"ledger.cli.commands.{module}"), attribute)
+    add_examples(command, name)
+    return command
+
+
+class LazyRoot(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return load_command(name) if name in COMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_line) for name, (_, _, help_line) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # click would print a blank line and "Aborted!", and exit 1
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # Kept so the root can tell `ledger members list --help` (always answered) from a run.
         ctx.meta["ledger.argv"] = list(args)
         return super().parse_args(ctx, args)
 
 
-@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES_HELP)
+@click.group(
+    cls=LazyRoot, context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=epilog(EXAMPLES[""], EXIT_CODES_HELP),
+)  # fmt: skip
 @click.version_option(__version__, prog_name="ledger")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """ledger: your Popbill members' point ledger, in your own PostgreSQL."""
+    if {"--help", "-h"} & set(ctx.meta.get("ledger.argv", ())):
+        return  # help is answered before any setting is read or any log configured
+    # lazy: structlog and the settings are not needed to show help
     from ledger import logs
+    from ledger.cli.runtime import load_settings
+    from ledger.settings import Settings, SettingsError
 
-    asking_for_help = bool({"--help", "-h"} & set(ctx.meta.get("ledger.argv", ())))
-    if ctx.invoked_subcommand not in _SETTINGS_CHECKED_BY_COMMAND and not asking_for_help:
+    if ctx.invoked_subcommand not in _SETTINGS_CHECKED_BY_COMMAND:
         logs.configure(load_settings())  # a bad variable stops every command here, with one line naming it
         return
     try:
         logs.configure(Settings.from_env())
     except SettingsError:
         logs.configure(Settings())  # the command itself reports the bad variable
-
-
-def open_engine(settings: Settings | None = None):
-    from ledger.db.engine import make_engine
-
-    try:
-        return make_engine(settings or load_settings())
-    except SettingsError as exc:
-        raise InputError(str(exc)) from None
-
-
-def _register() -> None:
-    from ledger.alerts import cli as alerts_cli
-    from ledger.cli import db_commands, demo_command, popbill_commands, simulator_commands, worker_commands
-    from ledger.cli.examples import add_examples
-    from ledger.closing import cli as closing_cli
-    from ledger.doctor import cli as doctor_cli
-    from ledger.health import cli as health_cli
-    from ledger.members import cli as members_cli
-    from ledger.metrics import cli as metrics_cli
-    from ledger.pending import cli as pending_cli
-    from ledger.reconcile import cli as reconcile_cli
-    from ledger.reports import cli as reports_cli
-    from ledger.sandbox import cli as sandbox_cli
-    from ledger.sync import cli as sync_cli
-
-    cli.add_command(db_commands.db)
-    cli.add_command(members_cli.members)
-    cli.add_command(sync_cli.sync)
-    cli.add_command(sync_cli.status)
-    cli.add_command(pending_cli.payment)
-    cli.add_command(pending_cli.refund)
-    cli.add_command(pending_cli.track)
-    cli.add_command(pending_cli.pending)
-    cli.add_command(alerts_cli.balances)
-    cli.add_command(alerts_cli.alerts)
-    cli.add_command(reconcile_cli.reconcile)
-    cli.add_command(reports_cli.report)
-    cli.add_command(reports_cli.export)
-    cli.add_command(closing_cli.close)
-    cli.add_command(closing_cli.reopen)
-    cli.add_command(closing_cli.closes)
-    cli.add_command(worker_commands.worker)
-    cli.add_command(worker_commands.beat)
-    cli.add_command(demo_command.demo)
-    cli.add_command(popbill_commands.popbill)
-    cli.add_command(simulator_commands.simulator)
-    cli.add_command(sandbox_cli.sandbox)
-    cli.add_command(doctor_cli.doctor)
-    cli.add_command(metrics_cli.metrics)
-    cli.add_command(health_cli.healthcheck)
-    add_examples(cli)
-
-
-_register()
-
-
-def main() -> None:  # pragma: no cover - console script entry
-    # SIGTERM is an interrupt like Ctrl-C: commands stop the same way and exit 130.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    sys.exit(cli())

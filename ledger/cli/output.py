@@ -36,6 +36,11 @@ def echo_json(rows: list[dict]) -> None:
     click.echo(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], ensure_ascii=False, indent=2))
 
 
+def echo_document(document: dict) -> None:
+    """One JSON object (exact decimals as strings, ISO times)."""
+    click.echo(json.dumps(document, ensure_ascii=False, indent=2, default=_plain))
+
+
 def kst_time(value: dt.datetime) -> str:
     """A moment as Korean time to the second: 2026-11-26 09:30:12."""
     if value.tzinfo is not None:

@@ -6,6 +6,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func, t
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp
+from ledger.members.models import Member
 
 
 class MonthClose(Base):
@@ -27,7 +28,7 @@ class MonthClose(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"))
     month: Mapped[dt.date]
     figures: Mapped[dict]  # the statement as closed: {"lines": [...]}; amounts as exact decimal strings
     closed_by: Mapped[str] = mapped_column(String(100))
@@ -35,3 +36,4 @@ class MonthClose(Base):
     reopened_by: Mapped[str | None] = mapped_column(String(100))
     reopened_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     reopen_reason: Mapped[str | None] = mapped_column(Text)
+    forced_reason: Mapped[str | None] = mapped_column(Text)  # why it was closed over failed preconditions

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+import re
 from decimal import Decimal
 
-from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy import Connection, Engine, Row, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ledger.alerts.outbox import enqueue
@@ -17,12 +19,14 @@ from ledger.closing.models import MonthClose
 from ledger.db.among import among
 from ledger.errors import UserInputError
 from ledger.history.codes import load_service_names
-from ledger.kst import now_kst, today_kst
+from ledger.kst import KST, now_kst, today_kst
 from ledger.reconcile.models import Discrepancy
-from ledger.reports.statement import Line, live_statement, next_month
+from ledger.reports.statement import Line, Statement, live_statement, live_statements, next_month
+from ledger.reports.statement import Member as StatementMember
 from ledger.settings import Settings
 
 CHECK = "closed_period_changed"
+BATCH = 500  # members whose statements are read at once
 
 
 class CloseError(UserInputError):
@@ -44,39 +48,174 @@ class Change:
 
 def _members(conn: Connection, corp_nums: list[str] | None):
     if corp_nums:
-        rows = conn.execute(text("SELECT id, corp_num FROM members WHERE corp_num = ANY(:c) ORDER BY corp_num"),
+        rows = conn.execute(text("SELECT id, corp_num, name FROM members WHERE corp_num = ANY(:c) ORDER BY corp_num"),
                             {"c": list(corp_nums)}).all()  # fmt: skip
         missing = sorted(set(corp_nums) - {r.corp_num for r in rows})
         if missing:
             raise CloseError(f"--member: {', '.join(missing)} is not a member")
         return rows
-    return conn.execute(text("SELECT id, corp_num FROM members WHERE active ORDER BY corp_num")).all()
+    return conn.execute(text("SELECT id, corp_num, name FROM members WHERE active ORDER BY corp_num")).all()
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """A member whose month cannot be closed as it stands, and why."""
+
+    corp_num: str
+    name: str | None
+    reasons: tuple[str, ...]
+    never_synced: bool = False  # --force closes the others, never these: there is nothing to freeze
+
+
+class CloseRefused(CloseError):
+    def __init__(self, month: dt.date, refusals: list[Refusal], forced: bool) -> None:
+        self.month, self.refusals = month, refusals
+        named = "; ".join(f"{r.corp_num}: {', '.join(r.reasons)}" for r in refusals[:5])
+        more = f"; and {len(refusals) - 5} more (--json lists every one)" if len(refusals) > 5 else ""
+        hint = ("sync them first (--force never closes a member that was never synced)" if forced else
+                'fix them first (`ledger reconcile --month`, `ledger sync`), or close anyway with --force --reason "…"')  # fmt: skip
+        super().__init__(f"--month: {month:%Y-%m} cannot be closed for {len(refusals)} member(s): {named}{more}; {hint}")
+
+
+@dataclasses.dataclass
+class CloseResult:
+    month: dt.date
+    closed: list[str] = dataclasses.field(default_factory=list)
+    forced: list[Refusal] = dataclasses.field(default_factory=list)  # closed over these failures, with the reason
+    left_out: list[Refusal] = dataclasses.field(default_factory=list)  # never synced: not closed under --force
+
+
+# Sync coverage of a month: usage and payments synced through its last day (the high-water
+# mark is a day all of which has been read, so the day after the month), and a refunds
+# sync that succeeded after the month ended.
+_SYNC_STATES = text(
+    "SELECT member_id, kind, high_water, last_success_at FROM sync_states WHERE member_id = ANY(:ids)"
+)
+_OPEN_DISCREPANCIES = text(
+    "SELECT member_id, check_name, period, evidence FROM discrepancies "
+    "WHERE member_id = ANY(:ids) AND status = 'open' AND check_name <> 'sync_stale' ORDER BY member_id, id"
+)
+_DATE = re.compile(r"\b(\d{4})-(\d{2})-\d{2}")
+
+
+def _months_named(evidence) -> set[str]:
+    """The 'YYYY-MM' of every date the evidence names (its rows' times)."""
+    return {f"{y}-{m}" for y, m in _DATE.findall(json.dumps(evidence))}
+
+
+def touches(check_name: str, period: str, evidence, month: dt.date) -> bool:
+    """Whether an open discrepancy concerns the month: its period is the month (or a day of
+    it), or a date in its evidence lies in it; one that names no date may concern any month."""
+    label = f"{month:%Y-%m}"
+    if period != "all":
+        return period[:7] == label
+    named = _months_named(evidence)
+    return label in named or not named
+
+
+def _coverage(states: dict[str, Row], month: dt.date) -> tuple[bool, list[str]]:
+    """(never synced, what is missing for the month)."""
+    ends = next_month(month)
+    if not any(s.last_success_at for s in states.values()):
+        return True, ["never synced"]
+    missing = []
+    for kind in ("usage", "payments"):
+        state = states.get(kind)
+        if state is None or state.high_water is None:
+            missing.append(f"{kind} never synced")
+        elif state.high_water < ends:
+            missing.append(f"{kind} not synced past {state.high_water} (the month ends {ends - dt.timedelta(days=1)}; "
+                           f"sync on or after {ends})")  # fmt: skip
+    refunds = states.get("refunds")
+    end_instant = dt.datetime.combine(ends, dt.time(), tzinfo=KST)
+    if refunds is None or refunds.last_success_at is None:
+        missing.append("refunds never synced")
+    elif refunds.last_success_at < end_instant:
+        missing.append(f"refunds last synced {refunds.last_success_at.astimezone(KST):%Y-%m-%d %H:%M}, "
+                       f"before {month:%Y-%m} ended")  # fmt: skip
+    return False, missing
+
+
+def _refusals(conn: Connection, members, month: dt.date, statements: dict[str, Statement]) -> list[Refusal]:
+    ids = [m.id for m in members]
+    states: dict[int, dict[str, Row]] = {}
+    for row in conn.execute(_SYNC_STATES, {"ids": ids}):
+        states.setdefault(row.member_id, {})[row.kind] = row
+    touching: dict[int, list[str]] = {}
+    for row in conn.execute(_OPEN_DISCREPANCIES, {"ids": ids}):
+        if touches(row.check_name, row.period, row.evidence, month):
+            touching.setdefault(row.member_id, []).append(row.check_name)
+    refusals = []
+    for member in members:
+        never, reasons = _coverage(states.get(member.id, {}), month)
+        found = touching.get(member.id)
+        if found and not never:
+            counts = ", ".join(f"{name}" + (f" x{found.count(name)}" if found.count(name) > 1 else "")
+                               for name in dict.fromkeys(found))  # fmt: skip
+            reasons.append(f"{len(found)} open discrepanc{'y' if len(found) == 1 else 'ies'} touching "
+                           f"{month:%Y-%m} ({counts})")  # fmt: skip
+        statement = statements[member.corp_num]
+        if not never and not statement.balanced:
+            reasons.append(f"its statement does not add up (closing - opening - movements = {statement.difference:+})")
+        if reasons:
+            refusals.append(Refusal(member.corp_num, member.name, tuple(reasons), never))
+    return refusals
 
 
 def close_month(
-    engine: Engine, month: dt.date, by: str, *, corp_nums: list[str] | None = None, today: dt.date | None = None
-) -> list[str]:
-    """Freeze the month's statement for each member (all active ones by default); all or nothing."""
+    engine: Engine, month: dt.date, by: str, *, corp_nums: list[str] | None = None, today: dt.date | None = None,
+    force_reason: str | None = None,
+) -> CloseResult:  # fmt: skip
+    """Freeze the month's statement for each member (all active ones by default), all or
+    nothing: refused, naming each member and why, when a member has open discrepancies
+    touching the month, never completed a sync covering the whole month, or its statement
+    does not add up. With `force_reason` those members are closed anyway and the reason, with
+    what was overridden, is kept on their close; a member never synced is never closed."""
     month = month.replace(day=1)
     if next_month(month) > (today or today_kst()):
         raise CloseError(f"--month: {month:%Y-%m} has not ended yet in Korea; close it from {next_month(month)}")
     if not by.strip():
         raise CloseError("--by: who closes the month must be named")
+    if force_reason is not None and not force_reason.strip():
+        raise CloseError("--reason: say why the month is closed over its checks (it is kept in the audit record)")
+    result = CloseResult(month)
     with engine.begin() as conn:
-        members = _members(conn, corp_nums)
+        members = [StatementMember(m.id, m.corp_num, m.name) for m in _members(conn, corp_nums)]
         closed = {r.member_id for r in conn.execute(
             text("SELECT member_id FROM month_closes WHERE month = :m AND reopened_at IS NULL"), {"m": month})}  # fmt: skip
         already = [m.corp_num for m in members if m.id in closed]
         if already:
-            raise CloseError(f"--month: {month:%Y-%m} is already closed for {', '.join(already)} (reopen it first)")
+            named = ", ".join(already[:5]) + (f" and {len(already) - 5} more" if len(already) > 5 else "")
+            raise CloseError(f"--month: {month:%Y-%m} is already closed for {named} (reopen it first)")
         names = load_service_names(conn)
-        for member in members:
-            statement = live_statement(conn, member.corp_num, month, names)
-            conn.execute(insert(MonthClose).values(
-                member_id=member.id, month=month, closed_by=by.strip(),
-                figures={"member_name": statement.member_name, "lines": [line.frozen() for line in statement.lines]},
-            ))  # fmt: skip
-    return [m.corp_num for m in members]
+        refused = []
+        for first in range(0, len(members), BATCH):
+            # Written batch by batch, so memory holds one batch's figures; a refusal found in a
+            # later batch rolls the whole transaction back: all or nothing still.
+            rows = []
+            batch = members[first : first + BATCH]
+            statements = live_statements(conn, batch, month, names)
+            refusals = {r.corp_num: r for r in _refusals(conn, batch, month, statements)}
+            for member in batch:
+                refusal = refusals.get(member.corp_num)
+                if refusal is not None:
+                    if force_reason is None or refusal.never_synced:
+                        refused.append(refusal)
+                        continue
+                    result.forced.append(refusal)
+                statement = statements[member.corp_num]
+                rows.append({
+                    "member_id": member.id, "month": month, "closed_by": by.strip(),
+                    "figures": {"member_name": statement.member_name, "lines": [line.frozen() for line in statement.lines]},
+                    "forced_reason": None if refusal is None else f"{force_reason.strip()} (over: {'; '.join(refusal.reasons)})",
+                })  # fmt: skip
+                result.closed.append(member.corp_num)
+            if rows and not (refused and force_reason is None):
+                conn.execute(insert(MonthClose), rows)
+        if refused and (force_reason is None or not result.closed):
+            raise CloseRefused(month, refused, forced=force_reason is not None)
+        result.left_out = refused  # never synced: --force closed the others
+    return result
 
 
 def reopen_month(
@@ -113,7 +252,8 @@ def reopen_month(
 def list_closes(engine: Engine, month: dt.date | None = None) -> list[dict]:
     """Every close and reopen, newest first: the audit trail."""
     query = text(
-        "SELECT m.corp_num, c.month, c.closed_by, c.closed_at, c.reopened_by, c.reopened_at, c.reopen_reason "
+        "SELECT m.corp_num, c.month, c.closed_by, c.closed_at, c.forced_reason, c.reopened_by, c.reopened_at, "
+        "c.reopen_reason "
         "FROM month_closes c JOIN members m ON m.id = c.member_id "
         + ("WHERE c.month = :month " if month else "")
         + "ORDER BY c.month DESC, m.corp_num, c.closed_at DESC"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import MetaData, Numeric, func
+from sqlalchemy import CheckConstraint, MetaData, Numeric, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime
@@ -26,6 +26,12 @@ Timestamp = DateTime(timezone=True)
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {Decimal: Points, dt.datetime: Timestamp, dict: JSONB}
+
+
+def one_of(column: str, values: tuple, name: str) -> CheckConstraint:
+    """A CHECK that `column` holds one of `values`: the same tuple the code and the metrics import."""
+    listed = ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=name)
 
 
 def created_at_column() -> Mapped[dt.datetime]:

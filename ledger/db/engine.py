@@ -10,12 +10,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
 from ledger import jsonutil
+from ledger.db.embedded import embedded_url
 from ledger.settings import Settings, SettingsError
 
 
 def database_url(settings: Settings) -> str:
     if settings.database_url is None:
-        from ledger.db.embedded import embedded_url
 
         return embedded_url(settings.ledger_home)
     url = settings.database_url.reveal()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,8 +33,6 @@ def downgrade(engine: Engine, revision: str) -> None:
 
 def revisions(engine: Engine) -> tuple[set[str], set[str]]:
     """(the revisions the database is at, the newest revisions the code has)."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
     heads = set(ScriptDirectory.from_config(alembic_config()).get_heads())
     with engine.connect() as connection:

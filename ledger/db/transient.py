@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import psycopg
 from sqlalchemy.exc import DBAPIError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -29,17 +29,22 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.Error) and getattr(exc, "sqlstate", None) in _RETRY_SQLSTATES
 
 
-def retry_transient(fn: Callable[[], T], *, attempts: int, max_seconds: float, first_wait: float = 0.2) -> T:
-    """fn(), again after transient database errors, with jittered exponential backoff, at
-    most `attempts` times and about `max_seconds` in all; the last error is raised."""
-    retrying = Retrying(
-        retry=retry_if_exception(is_transient),
+def retrying(*, max_seconds: float, first_wait: float = 0.2, retry=is_transient, before_sleep=None) -> Retrying:
+    """Jittered exponential backoff, tried again for as long as `max_seconds` allows (from the
+    first attempt): bounded by time, never by a count of attempts, so the bound a setting
+    names (LEDGER_DB_RETRY_SECONDS) is the bound that holds however the jitter falls."""
+    return Retrying(
+        retry=retry_if_exception(retry),
         wait=wait_random_exponential(multiplier=first_wait, max=max(first_wait, max_seconds / 4)),
-        stop=stop_after_attempt(attempts) | stop_after_delay(max_seconds),
+        stop=stop_after_delay(max_seconds),
         reraise=True,
-        before_sleep=_say_retrying,
+        before_sleep=before_sleep or _say_retrying,
     )
-    return retrying(fn)
+
+
+def retry_transient(fn: Callable[[], T], *, max_seconds: float, first_wait: float = 0.2) -> T:
+    """fn(), again after transient database errors, for about `max_seconds`; the last error is raised."""
+    return retrying(max_seconds=max_seconds, first_wait=first_wait)(fn)
 
 
 def _say_retrying(state) -> None:

@@ -20,3 +20,21 @@ def each_due(engine: Engine, claim: TextClause, params: dict, *, limit: int) -> 
                 return
             yield conn, row
             conn.commit()
+
+
+def due_batches(
+    engine: Engine, claim: TextClause, params: dict, *, limit: int
+) -> Iterator[tuple[Connection, list[Row]]]:
+    """As each_due, a batch at a time: `claim` ends in LIMIT :batch FOR UPDATE SKIP LOCKED, and
+    the caller may work on the batch's rows at once (say, their Popbill calls in parallel)
+    before the next claim commits its writes. At most `limit` rows in all."""
+    taken = 0
+    with engine.connect() as conn:
+        while taken < limit:
+            rows = conn.execute(claim, {**params, "batch": min(params["batch"], limit - taken)}).all()
+            if not rows:
+                conn.rollback()
+                return
+            taken += len(rows)
+            yield conn, rows
+            conn.commit()

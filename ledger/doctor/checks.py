@@ -12,6 +12,14 @@ import socket
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+import requests
+from kombu import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.alerts.outbox import mail_security_problem
+from ledger.db import migrate
+from ledger.db.engine import make_engine
+from ledger.popbill.errors import PopbillError
 from ledger.settings import SANDBOX_LINK_ID, Settings, SettingsError
 
 CLOCK_TOLERANCE = dt.timedelta(minutes=1)
@@ -77,7 +85,6 @@ def sandbox_key_stays_home(settings: Settings) -> Finding:
 
 
 def host_answers(name: str, base_url: str, path: str, timeout: float) -> Finding:
-    import requests
 
     parts = urlsplit(base_url)
     try:
@@ -92,7 +99,6 @@ def host_answers(name: str, base_url: str, path: str, timeout: float) -> Finding
 
 
 def token_and_partner_balance(client, corp_num: str | None) -> Finding:
-    from ledger.popbill.errors import PopbillError
 
     if corp_num is None:
         return skip("token", "no CorpNum to ask for (set LEDGER_PARTNER_CORP_NUM or add a member)")
@@ -104,7 +110,6 @@ def token_and_partner_balance(client, corp_num: str | None) -> Finding:
 
 
 def clock(client, settings: Settings) -> Finding:
-    from ledger.popbill.errors import PopbillError
 
     try:
         server = client.get_server_time()
@@ -121,10 +126,7 @@ def clock(client, settings: Settings) -> Finding:
 
 
 def database(settings: Settings) -> tuple[Finding, object | None]:
-    from sqlalchemy.exc import SQLAlchemyError
 
-    from ledger.db import migrate
-    from ledger.db.engine import make_engine
 
     try:
         engine = make_engine(settings, connect_args={"connect_timeout": 5})
@@ -140,7 +142,6 @@ def database(settings: Settings) -> tuple[Finding, object | None]:
 
 
 def broker(settings: Settings, timeout: float) -> Finding:
-    from kombu import Connection
 
     shown = urlsplit(settings.broker_url)
     where = f"{shown.scheme}://{shown.hostname}:{shown.port or ''}".rstrip(":")
@@ -153,6 +154,7 @@ def broker(settings: Settings, timeout: float) -> Finding:
 
 
 def alert_channels(settings: Settings) -> list[Finding]:
+
     found = []
     if settings.alert_webhook_url:
         parts = urlsplit(settings.alert_webhook_url.reveal())
@@ -167,8 +169,14 @@ def alert_channels(settings: Settings) -> list[Finding]:
             found.append(fail("mail", "LEDGER_SMTP_HOST is set but LEDGER_MAIL_TO is empty"))
         elif bad := [a for a in (settings.mail_from, *settings.mail_to) if "@" not in a]:
             found.append(fail("mail", f"not a mail address: {bad[0]!r} (LEDGER_MAIL_FROM / LEDGER_MAIL_TO)"))
+        elif problem := mail_security_problem(settings):
+            found.append(fail("mail", problem))
         else:
-            found.append(ok("mail", f"{settings.smtp_host}:{settings.smtp_port} to {len(settings.mail_to)} recipients"))
+            security = ("SMTPS" if settings.smtp_ssl else "STARTTLS" if settings.smtp_starttls
+                        else "no TLS, plain-text login (LEDGER_SMTP_INSECURE_PLAINTEXT_LOGIN)" if settings.smtp_user
+                        else "no TLS, no login")  # fmt: skip
+            found.append(ok("mail", f"{settings.smtp_host}:{settings.smtp_port} ({security}) to "
+                                    f"{len(settings.mail_to)} recipients"))  # fmt: skip
     if not found:
         found.append(ok("alerts", "log only (no webhook or mail configured)"))
     return found

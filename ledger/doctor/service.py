@@ -5,23 +5,24 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator, Mapping
 
+from sqlalchemy import select
+
 from ledger.doctor import checks
 from ledger.doctor.checks import Finding
+from ledger.members.models import Member
+from ledger.popbill import PopbillClient
 
 TIMEOUT = 5.0  # seconds for any one network check: a doctor must not hang
 
 
 def _first_member(engine) -> str | None:
-    from sqlalchemy import select
 
-    from ledger.members.models import Member
 
     with engine.connect() as conn:
         return conn.scalar(select(Member.corp_num).where(Member.active).order_by(Member.corp_num).limit(1))
 
 
 def diagnose(env: Mapping[str, str] | None = None) -> Iterator[Finding]:
-    from ledger.popbill import PopbillClient
 
     settings, loaded = checks.load(env)
     yield loaded

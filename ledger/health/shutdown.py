@@ -14,12 +14,13 @@ import os
 import threading
 import time
 
+from celery.worker import state
+
 log = logging.getLogger(__name__)
 EXIT_HANDED_BACK = 1
 
 
 def active_requests() -> list:
-    from celery.worker import state
 
     return list(state.active_requests)
 

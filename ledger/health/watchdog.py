@@ -1,12 +1,16 @@
 """The dead man's switch, run on the worker side (not by beat, which may be what stopped):
 'beat_down' fires when beat's heartbeat is too old, 'nightly_sync_late' when the nightly sync
-has not finished by its hour; both through the same alert rules, grouping and channels."""
+has not finished by its hour; both through the same alert rules, grouping and channels (with
+Alertmanager configured, Prometheus's rules of the same names page instead: the ledger's own
+channels then carry no alerts). The same thread re-posts the open alerts to Alertmanager every
+LEDGER_ALERTMANAGER_REPOST seconds, so they stay active while any worker runs, beat or not."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import threading
+import time
 
 from sqlalchemy import Engine
 
@@ -25,8 +29,9 @@ log = logging.getLogger(__name__)
 def review(engine: Engine, settings: Settings, *, now: dt.datetime | None = None) -> list[str]:
     """Move the two watchdog alerts; returns the rules that are firing now."""
     now = now or dt.datetime.now(dt.UTC)
-    beat_problem = checks.beat(engine, settings, now)
-    sync_problem = checks.nightly_sync(engine, settings, now)
+    fetch = checks.engine_fetch(engine)
+    beat_problem = checks.beat(fetch, settings, now)
+    sync_problem = checks.nightly_sync(fetch, settings, now)
     found = [
         Check("beat", BEAT_DOWN, None, beat_problem is not None, cleared=True,
               summary=beat_problem or "beat's heartbeat is fresh again"),
@@ -49,15 +54,30 @@ def review_once(engine: Engine, settings: Settings) -> None:
 
 
 def start(engine_factory, settings: Settings) -> threading.Event:
-    """Run review_once every watchdog interval in a daemon thread; set the event to stop it."""
+    """Run review_once every watchdog interval, and re-post to Alertmanager every repost interval
+    (at once first: a worker starting after an outage renews the leases that lapsed), in a daemon
+    thread; set the event to stop it."""
     stop = threading.Event()
+    repost = settings.alertmanager_repost if settings.alertmanager_url else None
 
     def loop() -> None:
-        while not stop.wait(settings.watchdog_interval):
-            try:
-                review_once(engine_factory(), settings)
-            except Exception:  # noqa: BLE001 - a database outage must not kill the watchdog
-                log.exception("watchdog round failed")
+        clock = time.monotonic
+        next_review, next_post = clock() + settings.watchdog_interval, clock()
+        while True:
+            if repost and clock() >= next_post:
+                next_post = clock() + repost
+                try:
+                    push_quietly(engine_factory(), settings)
+                except Exception:  # noqa: BLE001 - a database outage must not kill the watchdog
+                    log.exception("re-posting alerts to Alertmanager failed")
+            if clock() >= next_review:
+                next_review = clock() + settings.watchdog_interval
+                try:
+                    review_once(engine_factory(), settings)
+                except Exception:  # noqa: BLE001
+                    log.exception("watchdog round failed")
+            if stop.wait(max(0.05, min(next_review, next_post if repost else next_review) - clock())):
+                return
 
     threading.Thread(target=loop, name="ledger-watchdog", daemon=True).start()
     return stop

@@ -4,15 +4,19 @@ the log context of a task, the worker's metrics port and the watchdog thread."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from celery import signals
+from celery.worker.control import control_command
+from prometheus_client import start_http_server
 
 from ledger import context, logs
-from ledger.health import heartbeat, shutdown, watchdog
+from ledger.health import checks, heartbeat, shutdown, watchdog
 from ledger.metrics import process as process_metrics
 
 log = logging.getLogger(__name__)
+DATABASE_PROBE_SECONDS = 1.5  # within the health check's own wait for the answer (2 s)
 _started: dict[str, float] = {}
 
 
@@ -58,11 +62,26 @@ def _bounded_shutdown(how=None, **_) -> None:
         shutdown.start(context.settings().worker_soft_shutdown_timeout)
 
 
+@control_command(name=checks.HEALTH_COMMAND)
+def _ledger_health(state, **_) -> dict:
+    """Answers `ledger healthcheck worker`: this node is alive, and what it finds of the
+    database (checked in a thread, so a database that hangs cannot stall the worker's loop)."""
+    found: dict = {}
+
+    def probe() -> None:
+        found["database"] = checks.database(checks.engine_fetch(context.engine()))
+
+    thread = threading.Thread(target=probe, name="ledger-health", daemon=True)
+    thread.start()
+    thread.join(DATABASE_PROBE_SECONDS)
+    problem = found.get("database", f"database did not answer within {DATABASE_PROBE_SECONDS} s")
+    return {"ok": "pong", "database": problem}
+
+
 @signals.worker_ready.connect
 def _worker_ready(**_) -> None:
     settings = context.settings()
     if settings.worker_metrics_port:
-        from prometheus_client import start_http_server
 
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
         log.info("worker metrics on port %s", settings.worker_metrics_port)

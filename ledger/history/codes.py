@@ -21,8 +21,10 @@ def load_codes(bind: Engine | Connection) -> Codes:
         return Codes(
             settle_pending=codes("settle", "pending"),
             settle_done=codes("settle", "done"),
+            settle_cancelled=codes("settle", "cancelled"),
             refund_pending=codes("refund", "pending"),
             refund_done=codes("refund", "done"),
+            refund_cancelled=codes("refund", "cancelled"),
             credit_tx_types=frozenset(t.code for t in types if t.direction > 0),
         )
 

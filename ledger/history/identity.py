@@ -89,12 +89,26 @@ def usage_key(raw: dict) -> str:
 
 
 class OccurrenceCounter:
-    """Numbers exact repeats across all pages of one fetch (repeats may straddle a page)."""
+    """Numbers exact repeats across all pages of one fetch (repeats may straddle a page).
+
+    Usage rows number theirs in the order they come (`next`): their key is the whole row, so
+    repeats are identical and the order cannot matter. Payments and refunds with one key may
+    differ in their mutable fields, so the writer chooses which occurrence each takes
+    (`claim`), from the rows' content, not their order (ledger.history.writer)."""
 
     def __init__(self) -> None:
         self._seen: Counter[str] = Counter()
+        self._claimed: dict[str, set[int]] = {}
 
     def next(self, key: str) -> int:
         occurrence = self._seen[key]
         self._seen[key] = occurrence + 1
+        return occurrence
+
+    def claimed(self, key: str) -> set[int]:
+        """Occurrences of `key` already given out in this fetch."""
+        return self._claimed.get(key, set())
+
+    def claim(self, key: str, occurrence: int) -> int:
+        self._claimed.setdefault(key, set()).add(occurrence)
         return occurrence

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from ledger.db.base import Base, Timestamp
+from ledger.members.models import Member
 
 
 class _HistoryRow:
@@ -37,7 +38,7 @@ class _HistoryRow:
 
     @declared_attr
     def member_id(cls) -> Mapped[int]:
-        return mapped_column(ForeignKey("members.id", ondelete="CASCADE"), sort_order=-3)
+        return mapped_column(ForeignKey(Member.id, ondelete="CASCADE"), sort_order=-3)
 
     @declared_attr.directive
     def __table_args__(cls):
@@ -187,7 +188,7 @@ class QuarantinedRow(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(10))
     fingerprint: Mapped[str] = mapped_column(Uuid(as_uuid=False))  # hash of the whole payload
     reason: Mapped[str] = mapped_column(Text)

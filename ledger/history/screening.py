@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -55,13 +56,17 @@ class RowLimits:
 
     @classmethod
     def for_sync(cls, settings, today: dt.date) -> RowLimits:
-        latest = today + dt.timedelta(days=settings.row_max_future_days)
-        return cls(
-            settings.row_earliest_date.strftime("%Y%m%d") + "000000",
-            latest.strftime("%Y%m%d") + "235959",
-            settings.row_max_points,
-            len(str(int(settings.row_max_points))),
-        )
+        """The limits for a sync on `today` (worked out once a day, not once per member)."""
+        return _limits(settings.row_earliest_date, settings.row_max_future_days, settings.row_max_points, today)
+
+
+@functools.lru_cache(maxsize=8)
+def _limits(earliest: dt.date, max_future_days: int, max_points: Decimal, today: dt.date) -> RowLimits:
+    latest = today + dt.timedelta(days=max_future_days)
+    return RowLimits(
+        earliest.strftime("%Y%m%d") + "000000", latest.strftime("%Y%m%d") + "235959", max_points,
+        len(str(int(max_points))),
+    )  # fmt: skip
 
 
 def screen_row(kind: str, row: object, limits: RowLimits) -> str | None:
@@ -204,3 +209,9 @@ def _code(value, largest: int) -> str | None:
     if number > largest or number < 0:
         return f"{_show(value)} is not a code (a whole number from 0 to {largest})"
     return None
+
+
+# The same checks for one value, for the answers that are not history pages (balances, a
+# single deposit or refund): ledger.popbill.models applies them, so a number or a date is
+# judged the same way wherever it comes from.
+amount_problem, date_problem, code_problem = _amount, _date, _code

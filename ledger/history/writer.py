@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
+import itertools
 
 import psycopg
 from sqlalchemy import Connection, bindparam, select, text
@@ -224,10 +225,7 @@ def _mutable_statements(spec: _MutableSpec) -> tuple:
     model = spec.model
     find = (
         select(model.id, model.row_key, model.occurrence, *[getattr(model, f) for f in spec.mutable])
-        .where(
-            model.member_id == bindparam("m"),
-            text("(row_key, occurrence) IN (SELECT * FROM unnest(CAST(:keys AS uuid[]), CAST(:occs AS smallint[])))"),
-        )
+        .where(model.member_id == bindparam("m"), text("row_key = ANY(CAST(:keys AS uuid[]))"))
         .with_for_update()
     )
     upsert = insert(model)
@@ -247,6 +245,34 @@ def _as_text(value) -> str | None:
     return str(value)
 
 
+def _assign_occurrences(spec: _MutableSpec, incoming: list[dict], stored_rows, counter) -> None:
+    """Set each incoming row's occurrence (see write_mutable_page), claiming it in `counter`."""
+    by_key: dict[str, list[dict]] = {}
+    for values in incoming:
+        by_key.setdefault(values["row_key"], []).append(values)
+    stored_by_key: dict[str, dict[int, tuple]] = {}
+    for s in stored_rows:
+        stored_by_key.setdefault(s.row_key, {})[s.occurrence] = tuple(getattr(s, f) for f in spec.mutable)
+    for key, group in by_key.items():
+        taken = counter.claimed(key)
+        known = stored_by_key.get(key, {})
+        free = {occ: state for occ, state in known.items() if occ not in taken}
+        group.sort(key=lambda v: tuple(_as_text(v[f]) or "" for f in spec.mutable))
+        waiting = []
+        for values in group:
+            state = tuple(values[f] for f in spec.mutable)
+            match = min((occ for occ, held in free.items() if held == state), default=None)
+            if match is None:
+                waiting.append(values)
+            else:
+                values["occurrence"] = counter.claim(key, match)
+                del free[match]
+        spare = sorted(free)
+        fresh = (n for n in itertools.count() if n not in known and n not in taken)
+        for values in waiting:
+            values["occurrence"] = counter.claim(key, spare.pop(0) if spare else next(fresh))
+
+
 def write_mutable_page(
     conn: Connection,
     spec: _MutableSpec,
@@ -255,19 +281,26 @@ def write_mutable_page(
     counter: identity.OccurrenceCounter,
     seen_at: dt.datetime,
 ) -> WriteCounts:
-    """Upsert payments or refunds; record a state change for every mutable field that moved."""
+    """Upsert payments or refunds; record a state change for every mutable field that moved.
+
+    Rows with one key (the same payment or refund as far as its immutable fields go) take
+    their occurrences by content, not by the order upstream lists them: first each takes a
+    stored occurrence whose mutable fields it matches exactly, then the rest, in the order
+    of their content, take the stored ones left, then new ones. Two tied payments listed in
+    another order the next time change nothing."""
     if not rows:
         return WriteCounts()
     incoming = []
     for row in rows:
-        key = identity.row_key(row.raw, spec.key_fields)
         incoming.append(
-            {"member_id": member_id, "row_key": key, "occurrence": counter.next(key), "raw": row.raw,
+            {"member_id": member_id, "row_key": identity.row_key(row.raw, spec.key_fields), "raw": row.raw,
              "first_seen_at": seen_at, "last_seen_at": seen_at, **spec.values(row)}
         )  # fmt: skip
     find, upsert = _mutable_statements(spec)
-    params = {"m": member_id, "keys": [r["row_key"] for r in incoming], "occs": [r["occurrence"] for r in incoming]}
-    stored = {(s.row_key, s.occurrence): s for s in conn.execute(find, params)}
+    keys = sorted({r["row_key"] for r in incoming})
+    stored_rows = conn.execute(find, {"m": member_id, "keys": keys}).all()
+    stored = {(s.row_key, s.occurrence): s for s in stored_rows}
+    _assign_occurrences(spec, incoming, stored_rows, counter)
     ids = {(r.row_key, r.occurrence): r.id for r in conn.execute(upsert, incoming)}
     counts, changes = WriteCounts(), []
     for values in incoming:

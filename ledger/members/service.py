@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from charset_normalizer import from_bytes
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -154,7 +155,6 @@ def decode_members_file(data: bytes, encoding: str | None = None) -> tuple[str, 
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
-            from charset_normalizer import from_bytes
 
             best = from_bytes(data).best()
             guess = best.encoding if best else None

@@ -1,17 +1,29 @@
-"""Gauges read from PostgreSQL at scrape time, so every process, and a restarted one, gives the
-same answer. Each query reads an index or a small table; bench/metrics_bench.py times a scrape
-at 10,000 members and prints the plans."""
+"""Gauges read from PostgreSQL, so every process, and a restarted one, gives the same answer.
+The partner-wide figures are read at every scrape (each query reads an index or a small table);
+the per-member series and the sync figures over every member come from ledger.metrics.member_series,
+read in one statement and renewed in the background. bench/metrics_bench.py scrapes it with a
+real Prometheus at 100,000 members and prints the plans."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, text
 
+from ledger.alerts.models import ALERT_STATES, CHANNELS, NOTIFICATION_STATUSES
+from ledger.alerts.service import RULES
 from ledger.db.registry import metadata
+from ledger.metrics.member_series import MemberSeries
+from ledger.pending.models import KINDS as TRACKED_KINDS
+from ledger.pending.models import STATES as TRACKED_STATES
+from ledger.reconcile.models import CHECKS
+from ledger.settings import Settings
 
 # Below this many rows (by the planner's estimate) a table's rows are counted exactly; above it
 # the estimate (pg_class.reltuples, kept by autovacuum) stands, as counting would be slow.
@@ -22,15 +34,6 @@ QUERIES = {
         SELECT balance FROM balance_snapshots WHERE member_id IS NULL ORDER BY member_id, taken_at DESC LIMIT 1
     """,
     "members": "SELECT active, count(*) FROM members GROUP BY active",
-    "sync_summary": """
-        SELECT k.kind, max(extract(epoch FROM now() - s.last_success_at)) AS oldest,
-               count(*) FILTER (WHERE s.last_success_at IS NULL) AS never
-        FROM members m
-        CROSS JOIN (VALUES ('payments'), ('usage'), ('refunds')) AS k(kind)
-        LEFT JOIN sync_states s ON s.member_id = m.id AND s.kind = k.kind
-        WHERE m.active
-        GROUP BY k.kind
-    """,
     "table_estimates": """
         SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname = ANY(:tables)
@@ -55,9 +58,6 @@ QUERIES = {
     """,
 }
 
-PENDING_KINDS, PENDING_STATES = ("settle", "refund"), ("pending", "done", "cancelled", "invalid")
-CHANNELS, NOTIFICATION_STATES = ("log", "webhook", "email"), ("pending", "sent", "failed")
-ALERT_STATES = ("ok", "pending", "firing", "unknown")
 
 
 def ledger_tables() -> list[str]:
@@ -65,13 +65,18 @@ def ledger_tables() -> list[str]:
 
 
 class LedgerCollector(Collector):
-    """The partner-wide gauges, read at every scrape. A database that cannot be read gives
-    ledger_database_up 0 and nothing else, never stale numbers. The per-member series are
-    rendered by PostgreSQL itself (per_member_exposition): tens of thousands of samples through
-    prometheus-client's exposition cost far more than the queries."""
+    """The families of /metrics: small tables read at every scrape, and what grows with the
+    members (sync figures, counts over large tables) from the last per-member reading. A
+    database that cannot be read gives ledger_database_up 0 and nothing else, never stale
+    numbers (/metrics/members keeps its last reading until the next one fails, at most
+    LEDGER_METRICS_REFRESH seconds)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, members: MemberSeries | None = None, config: dict[str, float] | None = None,
+                 wait: bool = False) -> None:  # fmt: skip
         self.engine = engine
+        self.members = members
+        self.config = config or {}
+        self.wait = wait  # read the per-member series now when there is no reading yet
 
     def describe(self) -> Iterator:
         return iter(())  # collected fresh each time; no fixed description to register
@@ -90,8 +95,10 @@ class LedgerCollector(Collector):
 
     def _read(self) -> list[GaugeMetricFamily]:
         out: list[GaugeMetricFamily] = []
+        if self.members is not None:
+            self.members.get(wait=self.wait)  # the reading the families below come from (asked for if old)
         with self.engine.connect() as conn:
-            conn.execute(text("SET LOCAL statement_timeout = '10s'"))
+            conn.execute(text("SET LOCAL statement_timeout = '10s'; SET LOCAL jit = off"))
 
             def rows(name: str, **params):
                 return conn.execute(text(QUERIES[name]), params).all()
@@ -101,43 +108,13 @@ class LedgerCollector(Collector):
                 partner.add_metric([], float(value))
             out.append(partner)
 
-            members = GaugeMetricFamily("ledger_members", "Members by whether they are active.", labels=["active"])
-            counts = {bool(a): n for a, n in rows("members")}
-            for active in (True, False):
-                members.add_metric([str(active).lower()], counts.get(active, 0))
-            out.append(members)
-
-            oldest = GaugeMetricFamily("ledger_sync_oldest_age_seconds",
-                                       "Seconds since the last successful sync of the stalest active member, per kind.",
-                                       labels=["kind"])  # fmt: skip
-            never = GaugeMetricFamily("ledger_sync_never_succeeded_members",
-                                      "Active members whose history of this kind has never synced successfully.",
-                                      labels=["kind"])  # fmt: skip
-            for kind, seconds, missing in rows("sync_summary"):
-                if seconds is not None:
-                    oldest.add_metric([kind], float(seconds))
-                never.add_metric([kind], missing)
-            out += [oldest, never]
-
-            held = GaugeMetricFamily("ledger_table_rows",
-                                     f"Rows held per table (exact below {EXACT_COUNT_BELOW:,} rows, else the planner's estimate).",
-                                     labels=["table"])  # fmt: skip
-            tables = ledger_tables()
-            estimates = dict(rows("table_estimates", tables=tables))
-            for table in tables:
-                estimate = estimates.get(table, -1)
-                if estimate < EXACT_COUNT_BELOW:
-                    estimate = conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar()  # noqa: S608 - our own names
-                held.add_metric([table], float(estimate))
-            out.append(held)
-
             pending = GaugeMetricFamily("ledger_pending_items", "Tracked settle and refund codes by state.",
                                         labels=["kind", "state"])  # fmt: skip
             pending_age = GaugeMetricFamily("ledger_pending_oldest_age_seconds",
                                             "Age of the oldest item still pending, per kind.", labels=["kind"])  # fmt: skip
             found = {(k, s): (n, o) for k, s, n, o in rows("pending")}
-            for kind in PENDING_KINDS:
-                for state in PENDING_STATES:
+            for kind in TRACKED_KINDS:
+                for state in TRACKED_STATES:
                     pending.add_metric([kind, state], found.get((kind, state), (0, None))[0])
                 if (kind, "pending") in found:
                     pending_age.add_metric([kind], float(found[(kind, "pending")][1]))
@@ -145,7 +122,6 @@ class LedgerCollector(Collector):
 
             open_ = GaugeMetricFamily("ledger_discrepancies_open", "Open reconciliation discrepancies by check.",
                                       labels=["check"])  # fmt: skip
-            from ledger.reconcile.models import CHECKS
 
             found = dict(rows("discrepancies"))
             for check in sorted(set(CHECKS) | set(found)):
@@ -157,24 +133,15 @@ class LedgerCollector(Collector):
             unsent_age = GaugeMetricFamily("ledger_notifications_oldest_unsent_age_seconds",
                                            "Age of the oldest notification not yet sent, per channel.", labels=["channel"])  # fmt: skip
             found = {(c, s): (n, o) for c, s, n, o in rows("notifications")}
-            sent = dict(rows("notifications_sent"))
+            sent = dict(self._slow("notifications_sent"))
             for channel in CHANNELS:
-                for state in NOTIFICATION_STATES:
+                for state in NOTIFICATION_STATUSES:
                     value = sent.get(channel, 0) if state == "sent" else found.get((channel, state), (0, None))[0]
                     outbox.add_metric([channel, state], value)
                 ages = [o for (c, _), (_, o) in found.items() if c == channel]
                 if ages:
                     unsent_age.add_metric([channel], float(max(ages)))
             out += [outbox, unsent_age]
-
-            alerts = GaugeMetricFamily("ledger_alerts", "Alerts by rule and state.", labels=["rule", "state"])
-            from ledger.alerts.service import RULES
-
-            found = {(r, s): n for r, s, n in rows("alerts")}
-            for rule in sorted(set(RULES) | {r for r, _ in found}):
-                for state in ALERT_STATES:
-                    alerts.add_metric([rule, state], found.get((rule, state), 0))
-            out.append(alerts)
 
             beat_age = GaugeMetricFamily("ledger_heartbeat_age_seconds",
                                          "Seconds since a heartbeat: 'beat' (every tick) or 'task:<name>' (a scheduled task's last start).",
@@ -186,60 +153,155 @@ class LedgerCollector(Collector):
                 if succeeded_seconds is not None:
                     finished.add_metric([name], float(succeeded_seconds))
             out += [beat_age, finished]
+        out += self._configured()
+        out += self._counted()
+        out += self._sync_figures()
         return out
 
+    def _slow(self, name: str) -> list:
+        reading = self.members.current if self.members else None
+        return (reading.extra if reading else {}).get(name, [])
 
-# Per-member families, each as (name, HELP, the SQL column that renders its lines). Every line
-# is `name{labels} value`; CorpNums are ten digits and kinds a fixed set, so nothing needs escaping.
-PER_MEMBER_SQL = """
-    SELECT
-        string_agg(format('ledger_member_balance_points{corp_num="%s"} %s', m.corp_num, b.balance), E'\\n') AS balances,
-        string_agg(format('ledger_member_low_balance_threshold_points{corp_num="%s"} %s', m.corp_num,
-                          coalesce(m.low_balance_threshold, :default_threshold)), E'\\n') AS thresholds
-    FROM members m
-    CROSS JOIN LATERAL (
-        SELECT balance FROM balance_snapshots s WHERE s.member_id = m.id ORDER BY s.taken_at DESC LIMIT 1
-    ) b
-    WHERE m.active
-"""
-SYNC_AGES_SQL = """
-    SELECT string_agg(format('ledger_sync_age_seconds{corp_num="%s",kind="%s"} %s', m.corp_num, s.kind,
-                             round(extract(epoch FROM now() - s.last_success_at), 3)), E'\\n')
-    FROM sync_states s JOIN members m ON m.id = s.member_id
-    WHERE m.active AND s.last_success_at IS NOT NULL
-"""
-PER_MEMBER_HELP = {
-    "ledger_member_balance_points": "Latest balance reading of each active member, in points.",
-    "ledger_member_low_balance_threshold_points": "The balance below which a member's low-balance alert fires, in points.",
-    "ledger_sync_age_seconds": "Seconds since the last successful sync of a member's history of one kind.",
-}
+    def _counted(self) -> list[GaugeMetricFamily]:
+        """Counts over tables that grow with the members (read with the per-member series)."""
+        reading = self.members.current if self.members else None
+        if reading is None or not reading.extra:
+            return []
+        members = GaugeMetricFamily("ledger_members", "Members by whether they are active.", labels=["active"])
+        counts = {bool(a): n for a, n in reading.extra["members"]}
+        for active in (True, False):
+            members.add_metric([str(active).lower()], counts.get(active, 0))
+        held = GaugeMetricFamily("ledger_table_rows",
+                                 f"Rows held per table (exact below {EXACT_COUNT_BELOW:,} rows, else the planner's estimate).",
+                                 labels=["table"])  # fmt: skip
+        for table, count in reading.extra["table_rows"]:
+            held.add_metric([table], float(count))
+        alerts = GaugeMetricFamily("ledger_alerts", "Alerts by rule and state.", labels=["rule", "state"])
+
+        found = {(r, s): n for r, s, n in reading.extra["alerts"]}
+        for rule in sorted(set(RULES) | {r for r, _ in found}):
+            for state in ALERT_STATES:
+                alerts.add_metric([rule, state], found.get((rule, state), 0))
+        return [members, held, alerts]
+
+    def _configured(self) -> list[GaugeMetricFamily]:
+        """The thresholds the rules compare with, from the ledger's own settings (no literals in the rules)."""
+        out = []
+        for name, (help_text, value) in sorted(self.config.items()):
+            family = GaugeMetricFamily(name, help_text)
+            family.add_metric([], float(value))
+            out.append(family)
+        return out
+
+    def _sync_figures(self) -> list[GaugeMetricFamily]:
+        if self.members is None:
+            return []
+        reading = self.members.get(wait=self.wait)
+        if reading is None:
+            return []
+        now = time.time()
+        age = GaugeMetricFamily("ledger_metrics_member_reading_age_seconds",
+                                "Seconds since the per-member series and sync figures were read (LEDGER_METRICS_REFRESH).")  # fmt: skip
+        age.add_metric([], now - reading.taken_at)
+        took = GaugeMetricFamily("ledger_metrics_member_reading_duration_seconds",
+                                 "Seconds the last reading of the per-member series took.")  # fmt: skip
+        took.add_metric([], reading.took)
+        oldest = GaugeMetricFamily("ledger_sync_oldest_age_seconds",
+                                   "Seconds since the last successful sync of the stalest active member, per kind.",
+                                   labels=["kind"])  # fmt: skip
+        never = GaugeMetricFamily("ledger_sync_never_succeeded_members",
+                                  "Active members whose history of this kind has never synced successfully.",
+                                  labels=["kind"])  # fmt: skip
+        waiting = GaugeMetricFamily("ledger_sync_never_succeeded_oldest_age_seconds",
+                                    "Seconds since the longest-waiting active member that never synced this kind was added.",
+                                    labels=["kind"])  # fmt: skip
+        late = GaugeMetricFamily("ledger_nightly_sync_late_histories",
+                                 "Past LEDGER_HEALTH_SYNC_DEADLINE (KST): active members' histories not synced since that "
+                                 "Korean day began (0 before the deadline or with no deadline).", labels=["kind"])  # fmt: skip
+        for kind, figures in reading.kinds.items():
+            if figures.oldest_success is not None:
+                oldest.add_metric([kind], max(0.0, now - figures.oldest_success))
+            never.add_metric([kind], figures.never)
+            if figures.never_oldest_created is not None:
+                waiting.add_metric([kind], max(0.0, now - figures.never_oldest_created))
+            late.add_metric([kind], figures.late)
+        return [age, took, oldest, never, waiting, late]
 
 
-def per_member_exposition(engine: Engine, default_threshold: Decimal) -> str:
-    with engine.connect() as conn:
-        conn.execute(text("SET LOCAL statement_timeout = '10s'"))
-        balances, thresholds = conn.execute(text(PER_MEMBER_SQL), {"default_threshold": default_threshold}).one()
-        ages = conn.execute(text(SYNC_AGES_SQL)).scalar()
-    parts = []
-    for name, block in (("ledger_member_balance_points", balances),
-                        ("ledger_member_low_balance_threshold_points", thresholds),
-                        ("ledger_sync_age_seconds", ages)):  # fmt: skip
-        parts.append(f"# HELP {name} {PER_MEMBER_HELP[name]}\n# TYPE {name} gauge\n")
-        if block:
-            parts.append(block + "\n")
-    return "".join(parts)
+def slow_figures(conn) -> dict[str, list]:
+    """The counts over large tables, read with the per-member series rather than at every scrape."""
+
+    def rows(name: str, **params):
+        return [tuple(r) for r in conn.execute(text(QUERIES[name]), params).all()]
+
+    tables = ledger_tables()
+    estimates = dict(rows("table_estimates", tables=tables))
+    table_rows = []
+    for table in tables:
+        estimate = estimates.get(table, -1)
+        if estimate < EXACT_COUNT_BELOW:
+            estimate = conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar()  # noqa: S608 - our own names
+        table_rows.append((table, estimate))
+    return {"members": rows("members"), "table_rows": table_rows, "notifications_sent": rows("notifications_sent"),
+            "alerts": rows("alerts")}  # fmt: skip
 
 
-def render(engine: Engine, *, per_member: bool = True, default_threshold: Decimal = Decimal("10000")) -> bytes:
-    """The whole exposition (Prometheus text format 0.0.4) of one scrape."""
-    from prometheus_client import CollectorRegistry, generate_latest
+def config_gauges(settings: Settings) -> dict[str, tuple[str, float]]:
+    return {
+        "ledger_partner_threshold_points": ("The partner's balance threshold (LEDGER_PARTNER_THRESHOLD), in points.",
+                                            float(settings.partner_threshold)),
+        "ledger_default_low_balance_threshold_points": (
+            "The low-balance threshold of members without their own (LEDGER_ALERT_THRESHOLD), in points.",
+            float(settings.alert_threshold)),
+        "ledger_sync_max_age_seconds": ("How old a history's last sync may be (LEDGER_RECONCILE_MAX_SYNC_AGE).",
+                                        float(settings.reconcile_max_sync_age)),
+        "ledger_health_beat_max_age_seconds": ("Seconds without a beat heartbeat before beat counts as down "
+                                               "(LEDGER_HEALTH_BEAT_MAX_AGE).", float(settings.health_beat_max_age)),
+    }  # fmt: skip
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(engine))
-    head = generate_latest(registry)
-    if not per_member or b"ledger_database_up 1.0" not in head:
+
+class LedgerMetrics:
+    """What one `ledger metrics serve` process answers: the collector for the partner-wide
+    figures, and the per-member reading kept between scrapes."""
+
+    def __init__(self, engine: Engine, settings: Settings, *, wait: bool = False) -> None:
+
+        self.wait = wait
+        self.members = MemberSeries(
+            engine, refresh=settings.metrics_refresh, per_member=settings.metrics_per_member,
+            per_kind=settings.metrics_sync_per_kind, sync_deadline=settings.health_sync_deadline,
+            nightly_on=settings.schedule_sync.strip().lower() != "off", extra=slow_figures,
+        )  # fmt: skip
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(LedgerCollector(engine, members=self.members, config=config_gauges(settings), wait=wait))
+
+    def start(self) -> None:
+        """Ask for the first per-member reading now, so the first scrapes find it."""
+        self.members.get()
+
+    def partner_wide(self, encoder) -> bytes:
+        """/metrics: the partner-wide families and the sync figures, in the encoder's format."""
+        return encoder(self.registry)
+
+    def per_member(self, openmetrics: bool) -> tuple[bytes, bytes, bytes]:
+        """/metrics/members: (the lines, the lines gzipped, the tail: OpenMetrics' `# EOF`). The
+        lines are the same in both formats; empty when there is no reading (yet, or the
+        database cannot be read)."""
+        reading = self.members.get(wait=self.wait)
+        tail = b"# EOF\n" if openmetrics else b""
+        if reading is None:
+            return b"", b"", tail
+        return reading.block, reading.block_gzip, tail
+
+
+def render(engine: Engine, *, per_member: bool = True, default_threshold: Decimal = Decimal("10000"),
+           settings: Settings | None = None) -> bytes:  # fmt: skip
+    """/metrics and /metrics/members together (Prometheus text format 0.0.4), read afresh."""
+
+    settings = dataclasses.replace(settings or Settings(), metrics_per_member=per_member,
+                                   alert_threshold=default_threshold)  # fmt: skip
+    metrics = LedgerMetrics(engine, settings, wait=True)
+    head = metrics.partner_wide(generate_latest)
+    if b"ledger_database_up 1" not in head:
         return head
-    try:
-        return head + per_member_exposition(engine, default_threshold).encode()
-    except Exception:  # noqa: BLE001 - the partner-wide figures still answer
-        return head.replace(b"ledger_database_up 1.0", b"ledger_database_up 0.0")
+    return head + metrics.per_member(openmetrics=False)[0]

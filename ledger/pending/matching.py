@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import logging
 
 from sqlalchemy import Engine, select, text, update
 
 from ledger.db.work_queue import each_due
 from ledger.history.codes import load_codes
 from ledger.kst import KST
+from ledger.metrics import process as process_metrics
 from ledger.pending.models import NOT_FOUND, PENDING, TrackedItem
-from ledger.pending.service import PollOutcome, classify, next_interval
-from ledger.popbill import PopbillClient
+from ledger.pending.polling import PollOutcome, classify, next_interval
+from ledger.popbill import PopbillClient, PopbillError
+from ledger.popbill.errors import describe
 from ledger.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Our clock and Popbill's never agree to the second, and a request's registration time falls
 # somewhere between our sending it and its answer (or its timeout).
@@ -29,7 +34,7 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 _TAKE_DUE = text(
     """
     SELECT t.id, t.kind, t.state, t.amount, t.counterparty, t.requested_at, t.answered_at, t.poll_count,
-           t.member_id, m.corp_num, m.user_id
+           t.doubtful_polls, t.member_id, m.corp_num, m.user_id
     FROM tracked_items t JOIN members m ON m.id = t.member_id
     WHERE t.code IS NULL AND t.next_poll_at <= :now AND NOT (t.id = ANY(:seen))
       AND (t.state IN ('unknown', 'pending')
@@ -59,22 +64,40 @@ def resolve_uncoded(engine: Engine, client: PopbillClient, settings: Settings, *
                 )
             )
         )  # fmt: skip
-        entry = _find(client, item, taken, now)
         polls = item.poll_count + 1
         values = {"last_polled_at": now, "poll_count": polls, "next_poll_at": now + next_interval(polls, settings)}
-        if entry is not None:
+        doubt = None
+        try:
+            entry = _find(client, item, taken, now)
+        except Exception as exc:  # this item's doubt; never the other items' wait
+            if not isinstance(exc, PopbillError):
+                log.exception("looking up request %s of %s failed", item.id, item.corp_num)
+            entry, doubt = None, describe(exc)
+        state, raw_state = item.state, None
+        if doubt is None and entry is not None:
             registered_at, raw_state, raw = entry
             state = classify(item.kind, raw_state, codes)
-            values |= {"state": state, "raw_state": raw_state, "registered_at": registered_at, "last_answer": raw,
-                       "resolved_at": None if state == PENDING else now}  # fmt: skip
-        elif now - (item.answered_at or item.requested_at) > dt.timedelta(seconds=settings.pending_unknown_grace):
-            state, raw_state = NOT_FOUND, None
+            if state is None:
+                doubt = f"the history lists this request with state {raw_state}, which state_codes does not define"
+                state = item.state
+            else:
+                values |= {"state": state, "raw_state": raw_state, "registered_at": registered_at, "last_answer": raw,
+                           "resolved_at": None if state == PENDING else now}  # fmt: skip
+        elif doubt is None and now - (item.answered_at or item.requested_at) > dt.timedelta(
+            seconds=settings.pending_unknown_grace
+        ):
+            state = NOT_FOUND  # the whole history was read, clearly, and it is not there
             values |= {"state": state, "resolved_at": now}
-        else:
-            state, raw_state = item.state, None
+        elif doubt is None:
             values["next_poll_at"] = now + dt.timedelta(seconds=min(60, settings.pending_unknown_grace / 4))
+        if doubt is not None:
+            process_metrics.DOUBTFUL_ANSWERS.labels("GetPaymentHistory" if item.kind == "settle" else "GetRefundHistory").inc()
+            log.warning("request %s of %s stays %s: %s", item.id, item.corp_num, item.state, doubt)
+            values |= {"doubtful_polls": item.doubtful_polls + 1, "last_doubt": doubt}
+        else:
+            values |= {"doubtful_polls": 0, "last_doubt": None}
         conn.execute(update(TrackedItem).where(TrackedItem.id == item.id).values(**values))
-        outcomes.append(PollOutcome(item.corp_num, item.kind, f"item {item.id}", state, raw_state))
+        outcomes.append(PollOutcome(item.corp_num, item.kind, f"item {item.id}", state, raw_state, doubt))
     return outcomes
 
 

@@ -3,16 +3,19 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, func
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ledger.db.base import Base, Timestamp
+from ledger.db.base import Base, Timestamp, one_of
+from ledger.members.models import Member
 
 PENDING, DONE, CANCELLED, INVALID = "pending", "done", "cancelled", "invalid"
 # A request of ours whose answer we have not seen yet (the intent, committed before the POST),
 # one whose outcome is unknown (timeout, dropped connection, database error after sending),
 # one the member's history proved never registered, and one Popbill answered with a refusal.
 SENDING, UNKNOWN, NOT_FOUND, REFUSED = "sending", "unknown", "not_found", "refused"
+STATES = (PENDING, DONE, CANCELLED, INVALID, SENDING, UNKNOWN, NOT_FOUND, REFUSED)
+KINDS = ("settle", "refund")
 
 
 class TrackedItem(Base):
@@ -22,16 +25,15 @@ class TrackedItem(Base):
     __tablename__ = "tracked_items"
     __table_args__ = (
         UniqueConstraint("member_id", "kind", "code"),
-        CheckConstraint("kind IN ('settle', 'refund')", name="kind_known"),
-        CheckConstraint(
-            "state IN ('pending', 'done', 'cancelled', 'invalid', 'sending', 'unknown', 'not_found', 'refused')",
-            name="state_known",
-        ),
+        one_of("kind", KINDS, "kind_known"),
+        one_of("state", STATES, "state_known"),
         Index("ix_tracked_items_state_next_poll_at", "state", "next_poll_at"),
+        Index("ix_tracked_items_member_id_kind_form_digest_requested_at", "member_id", "kind", "form_digest",
+              "requested_at"),  # fmt: skip
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(10))
     code: Mapped[str | None] = mapped_column(String(40))  # None until (unless) Popbill's answer is seen
     state: Mapped[str] = mapped_column(String(10), server_default=PENDING)
@@ -45,7 +47,12 @@ class TrackedItem(Base):
     # Our own requests: what identifies the history entry when no code came back.
     amount: Mapped[Decimal | None]
     counterparty: Mapped[str | None] = mapped_column(String(100))  # settlerName / accountName
-    form_digest: Mapped[str | None] = mapped_column(String(64))  # BLAKE2b of the whole form
+    form_digest: Mapped[str | None] = mapped_column(String(64))  # BLAKE2b of what makes a twin (sending.form_digest)
     answered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)  # the POST came back (or failed)
     registered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)  # regDT/reqDT of the matched entry
     error: Mapped[str | None] = mapped_column(Text)
+    # Answers that were not clearly a state (an error body, {}, a state code nobody defined, no
+    # answer at all) since the last clear one: the item stays as it was, and past
+    # LEDGER_PENDING_DOUBT_LIMIT of them a stuck_pending alert says what Popbill answered.
+    doubtful_polls: Mapped[int] = mapped_column(server_default="0")
+    last_doubt: Mapped[str | None] = mapped_column(Text)

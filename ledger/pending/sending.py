@@ -17,13 +17,25 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ledger.db.transient import is_transient, retry_transient
+from ledger.errors import OutcomeUnknownError
+from ledger.kst import KST
 from ledger.members.models import Member
-from ledger.pending.models import PENDING, REFUSED, SENDING, UNKNOWN, TrackedItem
+from ledger.pending.models import (
+    CANCELLED,
+    DONE,
+    INVALID,
+    NOT_FOUND,
+    PENDING,
+    REFUSED,
+    SENDING,
+    UNKNOWN,
+    TrackedItem,
+)
 from ledger.pending.service import PendingError
 from ledger.popbill import PaymentForm, PopbillClient, RefundForm
 from ledger.popbill import validation as check
@@ -43,14 +55,22 @@ class RequestRefused(PendingError):
     """Not sent: bad input, or an identical request's outcome is still unknown."""
 
 
-class OutcomeUnknown(PendingError):
+class OutcomeUnknown(OutcomeUnknownError):
     """The request may have been registered; the message says so and what not to do."""
 
 
+def depositor(form: PaymentForm | RefundForm) -> str:
+    """Whose name the money moves under: the deposit's payer (paymentName), the refund's
+    account holder (accountName)."""
+    return form.payment_name if isinstance(form, PaymentForm) else form.account_name
+
+
 def form_digest(kind: str, form: PaymentForm | RefundForm) -> str:
-    """What makes two requests identical: every field of the form, and its kind."""
+    """What makes two requests identical (twins): the kind, the amount and the depositor. The
+    rest of the form (who asks, where to notify) does not make it another deposit."""
+    amount = form.settle_cost if isinstance(form, PaymentForm) else form.request_point
     return hashlib.blake2b(
-        orjson.dumps([kind, form.to_wire()], option=orjson.OPT_SORT_KEYS), digest_size=32
+        orjson.dumps([kind, format(Decimal(amount).normalize(), "f"), depositor(form).strip()]), digest_size=32
     ).hexdigest()
 
 
@@ -64,7 +84,7 @@ def _never_registered(exc: BaseException) -> bool:
 
 
 def _money(amount: Decimal) -> str:
-    return f"{amount:,}"
+    return f"{amount:,} won"
 
 
 def send_request(
@@ -77,30 +97,33 @@ def send_request(
     amount: Decimal,
     counterparty: str,
     force: bool = False,
-) -> TrackedItem:
+    twin_window: int = 600,
+    dry_run: bool = False,
+) -> TrackedItem | None:
     """Commit the intent, POST (post(corp_num, user_id) -> code), record the code.
 
     kind is 'settle' or 'refund'. Raises RequestRefused before sending, OutcomeUnknown when
-    the request may have been registered without our knowing its code."""
+    the request may have been registered without our knowing its code. dry_run: every check,
+    the twin check included, and nothing written or sent (None)."""
     digest = form_digest(kind, form)
     with Session(engine, expire_on_commit=False) as session:
         member = session.scalars(select(Member).where(Member.corp_num == corp_num).with_for_update()).one_or_none()
         if member is None:
             raise RequestRefused(f"CorpNum: {corp_num} is not a member")
-        # Checked and written under the member row's lock: two identical requests at once
-        # cannot both pass.
-        open_twin = session.scalars(
+        # Checked and written under the member row's lock, in the database: two identical
+        # requests at once (two shells, two machines) cannot both pass; the second waits for
+        # the first's intent and sees it.
+        twin = session.scalars(
             select(TrackedItem).where(
                 TrackedItem.member_id == member.id, TrackedItem.kind == kind, TrackedItem.form_digest == digest,
-                TrackedItem.state.in_([SENDING, UNKNOWN]),
-            )
+                TrackedItem.requested_at > func.now() - dt.timedelta(seconds=twin_window),
+            ).order_by(TrackedItem.requested_at.desc())
         ).first()  # fmt: skip
-        if open_twin is not None and not force:
-            raise RequestRefused(
-                f"an identical {_call(kind)} for {corp_num} (item {open_twin.id}, {_money(amount)}) sent at "
-                f"{open_twin.requested_at:%Y-%m-%d %H:%M:%S %Z} has an unknown outcome and may have been "
-                "registered; wait until `ledger pending poll` resolves it, or pass --force to send another"
-            )
+        if twin is not None and not force:
+            raise RequestRefused(_twin_refusal(kind, corp_num, form, twin, twin_window))
+        if dry_run:
+            session.rollback()
+            return None
         item = TrackedItem(
             member_id=member.id, kind=kind, state=SENDING, amount=amount, counterparty=counterparty[:100],
             form_digest=digest,
@@ -135,6 +158,29 @@ def send_request(
     return item
 
 
+_TWIN_STATES = {
+    SENDING: "is being sent (no answer yet)",
+    UNKNOWN: "has an unknown outcome: it may have been registered",
+    PENDING: "was {registered} and is pending",
+    DONE: "was {registered} and is done",
+    CANCELLED: "was {registered} and was cancelled",
+    INVALID: "was {registered}, a code Popbill no longer knows",
+    REFUSED: "was refused by Popbill ({error})",
+    NOT_FOUND: "never registered (it is not in the member's history)",
+}
+
+
+def _twin_refusal(kind: str, corp_num: str, form, twin: TrackedItem, window: int) -> str:
+    registered = f"registered as {twin.code}" if twin.code else "registered (found in the member's history)"
+    state = _TWIN_STATES.get(twin.state, "is {state}").format(registered=registered, error=twin.error, state=twin.state)
+    sent = twin.requested_at.astimezone(KST)
+    return (
+        f"not sent: an identical {_call(kind)} for {corp_num} ({_money(twin.amount or 0)}, {depositor(form)!r}), "
+        f"item {twin.id}, sent at {sent:%Y-%m-%d %H:%M:%S} KST, {state}. The same request within "
+        f"{window // 60} minutes (LEDGER_MONEY_TWIN_WINDOW) is refused: pass --force to send another anyway"
+    )
+
+
 def _finish(engine: Engine, item_id: int, *, state: str, code: str | None = None, error: str | None = None,
             final: bool = False) -> None:  # fmt: skip
     """Record the outcome, on a fresh connection, retrying while the database is away: the
@@ -148,7 +194,7 @@ def _finish(engine: Engine, item_id: int, *, state: str, code: str | None = None
             conn.execute(update(TrackedItem).where(TrackedItem.id == item_id).values(**values))
 
     try:
-        retry_transient(write, attempts=6, max_seconds=20)
+        retry_transient(write, max_seconds=20)
     except DBAPIError as exc:
         if not is_transient(exc) or state != PENDING:
             log.error("could not record the outcome of request %s: %s", item_id, _describe(exc))
@@ -168,43 +214,50 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _checked(validate_form, form, corp_num: str, call: str):
+def _checked(validate_form, form, corp_num: str, call: str, settings):
     """The form and CorpNum, validated before anything is recorded or sent."""
     try:
-        return validate_form(form, call), check.corp_num(corp_num, call)
+        return validate_form(form, call, maximum=settings.money_max_won), check.corp_num(corp_num, call)
     except InvalidRequestError as exc:
         raise RequestRefused(str(exc)) from None
 
 
 def request_payment(engine: Engine, client: PopbillClient, corp_num: str, form: PaymentForm, *,
-                    force: bool = False) -> TrackedItem:  # fmt: skip
-    """PaymentRequest, tracked from before it is sent. Validation happens first."""
-    form, corp_num = _checked(check.payment_form, form, corp_num, "PaymentRequest")
+                    force: bool = False, dry_run: bool = False) -> TrackedItem | None:  # fmt: skip
+    """PaymentRequest, tracked from before it is sent. Every check comes first, the same with
+    dry_run (which then sends nothing and returns None)."""
+    settings = client.settings
+    form, corp_num = _checked(check.payment_form, form, corp_num, "PaymentRequest", settings)
 
     def post(corp: str, user_id: str | None) -> str:
         return client.payment_request(corp, form, user_id).settle_code
 
     return send_request(
-        engine, corp_num, "settle", form, post, amount=form.settle_cost, counterparty=form.settler_name, force=force
-    )
+        engine, corp_num, "settle", form, post, amount=form.settle_cost, counterparty=form.settler_name, force=force,
+        twin_window=settings.money_twin_window, dry_run=dry_run,
+    )  # fmt: skip
 
 
 def request_refund(engine: Engine, client: PopbillClient, corp_num: str, form: RefundForm, *,
-                   force: bool = False, refundable: Decimal | None = None) -> TrackedItem:  # fmt: skip
+                   force: bool = False, refundable: Decimal | None = None,
+                   dry_run: bool = False) -> TrackedItem | None:  # fmt: skip
     """Refund, never more than GetRefundableBalance (read here unless the caller has just read
-    it, as the CLI does to show it), tracked from before it is sent."""
-    form, corp_num = _checked(check.refund_form, form, corp_num, "Refund")
+    it, as the CLI does to show it; an answer outside the documented shape raises, and nothing
+    is sent), tracked from before it is sent."""
+    settings = client.settings
+    form, corp_num = _checked(check.refund_form, form, corp_num, "Refund", settings)
 
     if refundable is None:
         with Session(engine) as session:
             user_id = session.scalar(select(Member.user_id).where(Member.corp_num == corp_num))
         refundable = client.get_refundable_balance(corp_num, user_id)
-    if form.request_point > refundable:
+    if not refundable.is_finite() or form.request_point > refundable:
         raise RequestRefused(f"points: {form.request_point} is more than the refundable balance {refundable}")
 
     def post(corp: str, user_id: str | None) -> str:
         return client.refund(corp, form, user_id).refund_code
 
     return send_request(
-        engine, corp_num, "refund", form, post, amount=form.request_point, counterparty=form.account_name, force=force
-    )
+        engine, corp_num, "refund", form, post, amount=form.request_point, counterparty=form.account_name, force=force,
+        twin_window=settings.money_twin_window, dry_run=dry_run,
+    )  # fmt: skip

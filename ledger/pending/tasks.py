@@ -9,12 +9,12 @@ from ledger.alerts.outbox import deliver
 from ledger.alerts.service import review_stuck
 from ledger.pending.service import poll_due
 from ledger.scheduling.service import claim
+from ledger.sync.tasks import sync_member_task
 
 
 @shared_task(name="ledger.pending.poll")
 def poll_pending(from_beat: bool = True) -> int:
     """Poll due codes; when one settles, sync that member's payment or refund history."""
-    from ledger.sync.tasks import sync_member_task
 
     settings, engine = context.settings(), context.engine()
     if from_beat and not claim(engine, "pending", settings.schedule_pending):

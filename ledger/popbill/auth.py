@@ -11,11 +11,13 @@ import json
 import threading
 from collections.abc import Callable
 
+from ledger.popbill.models import ShapeError
 from ledger.secret import Secret
 
 API_VERSION = "2.0"
 # x-lh-date as Linkhub writes it: UTC, second precision, literal Z.
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+MAX_TOKEN_CHARS = 4096
 
 
 def utc_stamp(moment: dt.datetime | None = None) -> str:
@@ -45,9 +47,13 @@ def token_request_body(corp_num: str, scopes: list[str]) -> bytes:
 
 
 def parse_expiration(value: str) -> dt.datetime:
-    """'2026-11-25T20:51:30.000Z' (Linkhub) to an aware UTC datetime."""
+    """'2026-11-25T20:51:30.000Z' (Linkhub) to an aware UTC datetime; a time without a zone
+    is not one (whose clock would it be?)."""
     text = value.strip().replace("Z", "+00:00")
-    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"no zone in {value!r}")
+    return moment.astimezone(dt.UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +64,29 @@ class Token:
     expires_at: dt.datetime
     issued_at: dt.datetime
     scope: tuple[str, ...] = ()
+
+    @classmethod
+    def from_answer(cls, answer: dict, corp_num: str, *, issued_at: dt.datetime, default_service: str) -> Token:
+        """The token answer, checked: a non-empty session_token and an expiration with its zone."""
+        session_token = answer.get("session_token")
+        if type(session_token) is not str or not session_token.strip() or len(session_token) > MAX_TOKEN_CHARS:
+            raise ShapeError("session_token", "missing" if session_token is None else "not a non-empty token text")
+        expiration = answer.get("expiration")
+        try:
+            expires_at = parse_expiration(expiration) if type(expiration) is str else None
+        except ValueError:
+            expires_at = None
+        if expires_at is None:
+            shown = repr(expiration)[:60]
+            raise ShapeError("expiration", "missing" if expiration is None else f"{shown} is not a UTC date-time")
+        service_id = answer.get("serviceID")
+        if service_id is not None and type(service_id) is not str:
+            raise ShapeError("serviceID", f"not text but {type(service_id).__name__}")
+        scope = answer.get("scope")
+        if scope is not None and (type(scope) is not list or not all(type(s) is str for s in scope)):
+            raise ShapeError("scope", "not a list of texts")
+        return cls(Secret(session_token), service_id or default_service, corp_num, expires_at, issued_at,
+                   tuple(scope or ()))  # fmt: skip
 
     def needs_renewal(self, now: dt.datetime) -> bool:
         # Renew a little before expiry: a minute, or a tenth of a short test lifetime.

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from urllib.parse import quote, urlencode
 
+from ledger.history.screening import RowLimits
 from ledger.popbill import validation as check
-from ledger.popbill.errors import TransportError
 from ledger.popbill.models import (
     ChargeInfo,
     Page,
@@ -22,10 +22,11 @@ from ledger.popbill.models import (
     RefundHistory,
     RefundResponse,
     UseHistory,
-    to_decimal,
+    balance_from_answer,
+    url_from_answer,
 )
 from ledger.popbill.paging import iter_pages
-from ledger.popbill.requestor import Requestor
+from ledger.popbill.requestor import CallObserver, Requestor
 from ledger.settings import Settings
 
 DateLike = str | dt.date
@@ -36,23 +37,23 @@ def _query(path: str, params: dict[str, object]) -> str:
     return f"{path}?{urlencode(present)}" if present else path
 
 
-def _page(answer: dict, item_type, call: str) -> Page:
-    """A page whose own fields (total, perPage, pageCount, list) are garbage is a malformed
-    answer, like broken JSON; a bad row inside a good page is the caller's to judge."""
-    if not isinstance(answer.get("list") or [], list):
-        raise TransportError(f"malformed page: list is {type(answer['list']).__name__}", sent=True, call=call)
-    try:
-        return Page.from_wire(answer, item_type)
-    except (TypeError, ValueError) as exc:
-        raise TransportError(f"malformed page: {exc}"[:300], sent=True, call=call) from None
-
-
 class PopbillClient:
     """Thread-safe: one instance may serve every Celery thread."""
 
-    def __init__(self, settings: Settings | None = None, *, requestor: Requestor | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        requestor: Requestor | None = None,
+        observer: CallObserver | None = None,
+    ) -> None:
         self.settings = settings or Settings.from_env()
-        self.requestor = requestor or Requestor(self.settings)
+        self.requestor = requestor or Requestor(self.settings, observer=observer)
+
+    def limits(self) -> RowLimits:
+        """What an answer's numbers and dates may be (LEDGER_ROW_*), as for history rows; the
+        latest plausible date moves with today, by the clock this client signs with."""
+        return RowLimits.for_sync(self.settings, self.requestor.clock.now().date() + dt.timedelta(days=1))
 
     @property
     def stats(self):
@@ -83,20 +84,22 @@ class PopbillClient:
     def get_balance(self, corp_num: str) -> Decimal:
         """GetBalance: the member's remaining points."""
         corp = check.corp_num(corp_num, "GetBalance")
-        answer = self.requestor.call("GetBalance", "GET", "/Point", corp, host="auth")
-        return to_decimal(answer["remainPoint"])
+        limits = self.limits()
+        return self.requestor.call("GetBalance", "GET", "/Point", corp, host="auth",
+                                   parse=lambda a: balance_from_answer(a, "remainPoint", limits))  # fmt: skip
 
     def get_partner_balance(self, corp_num: str) -> Decimal:
         """GetPartnerBalance: the partner's remaining points."""
         corp = check.corp_num(corp_num, "GetPartnerBalance")
-        answer = self.requestor.call("GetPartnerBalance", "GET", "/PartnerPoint", corp, host="auth")
-        return to_decimal(answer["remainPoint"])
+        limits = self.limits()
+        return self.requestor.call("GetPartnerBalance", "GET", "/PartnerPoint", corp, host="auth",
+                                   parse=lambda a: balance_from_answer(a, "remainPoint", limits))  # fmt: skip
 
     def get_partner_url(self, corp_num: str, togo: str = "CHRG") -> str:
         """GetPartnerURL: the partner's point-charge popup (valid 30 s)."""
         corp = check.corp_num(corp_num, "GetPartnerURL")
         check.togo(togo, "GetPartnerURL")
-        return str(self.requestor.call("GetPartnerURL", "GET", f"/URL?TG={togo}", corp, host="auth")["url"])
+        return self.requestor.call("GetPartnerURL", "GET", f"/URL?TG={togo}", corp, host="auth", parse=url_from_answer)
 
     # -- Popbill API host --------------------------------------------------------------
 
@@ -106,10 +109,11 @@ class PopbillClient:
         corp = check.corp_num(corp_num, call)
         st = check.service_type(service_type, required=True, call=call)
         uid = check.user_id(user_id, call)
-        answer = self.requestor.call(
-            call, "GET", f"/EasyFin/AccountCheck/UnitCost?serviceType={quote(st)}", corp, user_id=uid
-        )
-        return to_decimal(answer["unitCost"])
+        limits = self.limits()
+        return self.requestor.call(
+            call, "GET", f"/EasyFin/AccountCheck/UnitCost?serviceType={quote(st)}", corp, user_id=uid,
+            parse=lambda a: balance_from_answer(a, "unitCost", limits),
+        )  # fmt: skip
 
     def get_charge_info(self, corp_num: str, user_id: str | None = None, service_type: str | None = None) -> ChargeInfo:
         """GetChargeInfo: unit cost, charge method and rate system of the account-check service."""
@@ -118,12 +122,14 @@ class PopbillClient:
         st = check.service_type(service_type, required=False, call=call)
         uid = check.user_id(user_id, call)
         path = "/EasyFin/AccountCheck/ChargeInfo" + (f"?serviceType={quote(st)}" if st else "")
-        return ChargeInfo.from_wire(self.requestor.call(call, "GET", path, corp, user_id=uid))
+        limits = self.limits()
+        return self.requestor.call(call, "GET", path, corp, user_id=uid,
+                                   parse=lambda a: ChargeInfo.from_answer(a, limits))  # fmt: skip
 
     def _member_url(self, call: str, corp_num: str, user_id: str | None, target: str) -> str:
         corp = check.corp_num(corp_num, call)
         uid = check.user_id(user_id, call)
-        return str(self.requestor.call(call, "GET", f"/Member?TG={target}", corp, user_id=uid)["url"])
+        return self.requestor.call(call, "GET", f"/Member?TG={target}", corp, user_id=uid, parse=url_from_answer)
 
     def get_charge_url(self, corp_num: str, user_id: str | None = None) -> str:
         """GetChargeURL: the member's point-charge popup (valid 30 s)."""
@@ -141,12 +147,12 @@ class PopbillClient:
         """PaymentRequest: ask for a bank-transfer deposit. Not idempotent: never retried once sent."""
         call = "PaymentRequest"
         corp = check.corp_num(corp_num, call)
-        form = check.payment_form(payment_form, call)
+        form = check.payment_form(payment_form, call, maximum=self.settings.money_max_won)
         uid = check.user_id(user_id, call)
-        answer = self.requestor.call(
-            call, "POST", "/Payment", corp, user_id=uid, payload=form.to_wire(), idempotent=False
-        )
-        return PaymentResponse.from_wire(answer)
+        return self.requestor.call(
+            call, "POST", "/Payment", corp, user_id=uid, payload=form.to_wire(), idempotent=False,
+            parse=PaymentResponse.from_answer,
+        )  # fmt: skip
 
     def get_settle_result(self, corp_num: str, settle_code: str, user_id: str | None = None) -> PaymentHistory:
         """GetSettleResult: one deposit request by its settle code."""
@@ -154,7 +160,9 @@ class PopbillClient:
         corp = check.corp_num(corp_num, call)
         code = check.code("SettleCode", settle_code, call)
         uid = check.user_id(user_id, call)
-        return PaymentHistory.from_wire(self.requestor.call(call, "GET", f"/Payment/{quote(code)}", corp, user_id=uid))
+        limits = self.limits()
+        return self.requestor.call(call, "GET", f"/Payment/{quote(code)}", corp, user_id=uid,
+                                   parse=lambda a: PaymentHistory.from_answer(a, limits, with_state=True))  # fmt: skip
 
     def get_payment_history(
         self,
@@ -173,8 +181,7 @@ class PopbillClient:
         sd, ed = check.date_range(s_date, e_date, call)
         params = {"SDate": sd, "EDate": ed, "Page": check.page(page, call), "PerPage": check.per_page(per_page, call)}
         uid = check.user_id(user_id, call)
-        answer = self.requestor.call(call, "GET", _query("/PaymentHistory", params), corp, user_id=uid)
-        return _page(answer, PaymentHistory if typed else None, call)
+        return self._page(call, _query("/PaymentHistory", params), corp, uid, PaymentHistory if typed else None)
 
     def get_use_history(
         self,
@@ -200,19 +207,18 @@ class PopbillClient:
             "Order": check.order(order, call),
         }
         uid = check.user_id(user_id, call)
-        answer = self.requestor.call(call, "GET", _query("/UseHistory", params), corp, user_id=uid)
-        return _page(answer, UseHistory if typed else None, call)
+        return self._page(call, _query("/UseHistory", params), corp, uid, UseHistory if typed else None)
 
     def refund(self, corp_num: str, refund_form: RefundForm, user_id: str | None = None) -> RefundResponse:
         """Refund: ask for points back. Not idempotent: never retried once sent."""
         call = "Refund"
         corp = check.corp_num(corp_num, call)
-        form = check.refund_form(refund_form, call)
+        form = check.refund_form(refund_form, call, maximum=self.settings.money_max_won)
         uid = check.user_id(user_id, call)
-        answer = self.requestor.call(
-            call, "POST", "/Refund", corp, user_id=uid, payload=form.to_wire(), idempotent=False
-        )
-        return RefundResponse.from_wire(answer)
+        return self.requestor.call(
+            call, "POST", "/Refund", corp, user_id=uid, payload=form.to_wire(), idempotent=False,
+            parse=RefundResponse.from_answer,
+        )  # fmt: skip
 
     def get_refund_history(
         self,
@@ -228,8 +234,7 @@ class PopbillClient:
         corp = check.corp_num(corp_num, call)
         params = {"Page": check.page(page, call), "PerPage": check.per_page(per_page, call)}
         uid = check.user_id(user_id, call)
-        answer = self.requestor.call(call, "GET", _query("/RefundHistory", params), corp, user_id=uid)
-        return _page(answer, RefundHistory if typed else None, call)
+        return self._page(call, _query("/RefundHistory", params), corp, uid, RefundHistory if typed else None)
 
     def get_refund_info(self, corp_num: str, refund_code: str, user_id: str | None = None) -> RefundHistory:
         """GetRefundInfo: one refund request by its refund code."""
@@ -237,14 +242,24 @@ class PopbillClient:
         corp = check.corp_num(corp_num, call)
         code = check.code("RefundCode", refund_code, call)
         uid = check.user_id(user_id, call)
-        return RefundHistory.from_wire(self.requestor.call(call, "GET", f"/Refund/{quote(code)}", corp, user_id=uid))
+        limits = self.limits()
+        return self.requestor.call(call, "GET", f"/Refund/{quote(code)}", corp, user_id=uid,
+                                   parse=lambda a: RefundHistory.from_answer(a, limits, with_state=True))  # fmt: skip
 
     def get_refundable_balance(self, corp_num: str, user_id: str | None = None) -> Decimal:
         """GetRefundableBalance: points that can be refunded (bonus points excluded)."""
         call = "GetRefundableBalance"
         corp = check.corp_num(corp_num, call)
         uid = check.user_id(user_id, call)
-        return to_decimal(self.requestor.call(call, "GET", "/RefundPoint", corp, user_id=uid)["refundableBalance"])
+        limits = self.limits()
+        return self.requestor.call(call, "GET", "/RefundPoint", corp, user_id=uid,
+                                   parse=lambda a: balance_from_answer(a, "refundableBalance", limits))  # fmt: skip
+
+    def _page(self, call: str, path: str, corp: str, uid: str | None, item_type) -> Page:
+        """One page, its envelope checked (and each row too when typed: see Page.from_answer)."""
+        limits = self.limits()
+        return self.requestor.call(call, "GET", path, corp, user_id=uid,
+                                   parse=lambda a: Page.from_answer(a, item_type, limits))  # fmt: skip
 
     # -- Paging ------------------------------------------------------------------------
     # typed=False yields the rows as decoded from the wire (dicts), for a caller that checks

@@ -17,6 +17,8 @@ TX_CHARGE, TX_USE, TX_BONUS, TX_REFUND, TX_ADJUST_UP, TX_ADJUST_DOWN = 1, 2, 3, 
 class Codes:
     settle_pending: frozenset[int] = frozenset({SETTLE_PENDING})
     settle_done: frozenset[int] = frozenset({SETTLE_DONE})
+    settle_cancelled: frozenset[int] = frozenset({SETTLE_CANCELLED})
     refund_pending: frozenset[int] = frozenset({REFUND_PENDING})
     refund_done: frozenset[int] = frozenset({REFUND_DONE})
+    refund_cancelled: frozenset[int] = frozenset({REFUND_REJECTED})
     credit_tx_types: frozenset[int] = frozenset({TX_CHARGE, TX_BONUS, TX_ADJUST_UP})

@@ -62,6 +62,17 @@ class TransportError(PopbillError):
         self.sent = sent
 
 
+class MalformedAnswerError(TransportError):
+    """An answer that is not clearly one of the documented shapes: broken JSON, `{}`, a field
+    missing or of the wrong type, NaN or Infinity, a number beyond the limits. Doubt, never a
+    fact: nothing is concluded from it. `field` names what was wrong, when one thing was."""
+
+    def __init__(self, message: str, *, field: str | None = None, **kwargs) -> None:
+        kwargs.setdefault("sent", True)
+        super().__init__(message, **kwargs)
+        self.field = field
+
+
 class ReadTimeoutError(TransportError):
     pass
 
@@ -104,3 +115,30 @@ class BusinessError(PopbillError):
 
 class PagingError(PopbillError):
     """Pages disagreed with each other (total or pageCount changed, rows missing)."""
+
+
+class ClockError(PopbillError):
+    """The clock this client judges token expiry by disagrees with Linkhub's: a token arrived
+    already expired (or about to). Not retried: the same clock gives the same answer."""
+
+
+def describe(exc: BaseException, *, answer_chars: int = 160) -> str:
+    """One line for an operator: which call, and what was wrong with what came back (with the
+    start of the answer itself where one came: never a token's, whose body is not kept)."""
+    if not isinstance(exc, PopbillError):
+        return f"{type(exc).__name__}: {exc}"
+    call = exc.call or "the call"
+    if isinstance(exc, BusinessError) and exc.status == 200:
+        text = f"{call} answered HTTP 200 with Popbill's error form: code {exc.code}, {exc.message!r}"
+    elif isinstance(exc, BusinessError):
+        text = f"{call} refused (HTTP {exc.status}): code {exc.code}, {exc.message!r}"
+    elif isinstance(exc, MalformedAnswerError):
+        text = exc.message if exc.message.startswith(call) else f"{call}: {exc.message}"
+    elif isinstance(exc, TransportError):
+        text = f"{call} got no usable answer: {exc.message}"
+    else:
+        text = f"{call} failed: {exc}"
+    if isinstance(exc, MalformedAnswerError) and exc.body:
+        shown = exc.body if len(exc.body) <= answer_chars else exc.body[: answer_chars - 3] + "..."
+        text += f"; the answer was {shown}"
+    return text

@@ -1,8 +1,16 @@
-"""Typed results of the point-management calls.
+"""Typed results of the point-management calls, and the one check of each answer's shape.
 
 Every point, cost and balance is a Decimal; every yyyyMMdd[HHmmss] field an aware datetime
 in Asia/Seoul; state and type codes stay raw ints (their meaning lives in ledger.popbill.codes);
 `raw` keeps the dict as it came, for audit.
+
+`from_answer` is where each call's answer is judged, once: an answer that is not clearly one
+of the documented shapes (a missing or mistyped field, `{}`, NaN, Infinity, 1e400, a negative
+balance, a code that is not a small whole number, a date that is not yyyyMMdd[HHmmss]) raises
+ShapeError naming the field, and the requestor turns it into a MalformedAnswerError: doubt,
+never a fact. Numbers, dates and codes are judged by the same functions that screen history
+rows (ledger.history.screening), so a value means the same wherever it arrives.
+`from_wire` only converts, for rows that screening has already passed.
 """
 
 from __future__ import annotations
@@ -12,9 +20,27 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any, Generic, TypeVar
 
+from ledger.history import screening
+from ledger.history.screening import RowLimits
 from ledger.kst import parse_popbill_datetime
 
 T = TypeVar("T")
+
+MAX_CODE_CHARS = 40  # settle and refund codes: Popbill documents 18; tracked_items.code holds 40
+MAX_URL_CHARS = 2000
+MAX_TEXT_CHARS = 500
+PAGE_NUMBERS = ("total", "perPage", "pageNum", "pageCount")
+MAX_PAGE_NUMBER = 10**9
+
+
+class ShapeError(ValueError):
+    """An answer outside the documented shape; `field` names where (e.g. 'remainPoint',
+    'list[3].txDT')."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
 
 
 def to_decimal(value: Any) -> Decimal | None:
@@ -41,6 +67,112 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+# -- the checks, one per kind of value -----------------------------------------------------
+
+
+def _object(answer: object) -> dict:
+    if type(answer) is not dict:
+        raise ShapeError("answer", f"not a JSON object but {type(answer).__name__}")
+    if not answer:
+        raise ShapeError("answer", "an empty object {}")
+    return answer
+
+
+def _points(d: dict, name: str, limits: RowLimits, *, signed: bool = False) -> Decimal:
+    """A required amount: finite, at most four decimal places, within LEDGER_ROW_MAX_POINTS,
+    and not negative unless `signed`."""
+    value = d.get(name)
+    if value is None or value == "":
+        raise ShapeError(name, "missing" if name not in d else f"{value!r} instead of a number")
+    if problem := screening.amount_problem(value, limits, signed):
+        raise ShapeError(name, problem)
+    return to_decimal(value)
+
+
+def _state(d: dict, name: str, largest: int = 99) -> int:
+    """A required state code: a whole number from 0 to `largest` (what it means is for
+    ledger.popbill.codes; a number outside the documented ones is 'unknown' there)."""
+    value = d.get(name)
+    if value is None or value == "":
+        raise ShapeError(name, "missing" if name not in d else f"{value!r} instead of a state code")
+    if type(value) is not int and (problem := screening.code_problem(value, largest)):
+        raise ShapeError(name, problem)
+    if type(value) is int and not 0 <= value <= largest:
+        raise ShapeError(name, f"{value!r} is not a code (a whole number from 0 to {largest})")
+    return int(value)
+
+
+def _optional_text(d: dict, name: str) -> str | None:
+    value = d.get(name)
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise ShapeError(name, f"not text but {type(value).__name__}")
+    if len(value) > MAX_TEXT_CHARS:
+        raise ShapeError(name, f"{len(value)} characters, more than {MAX_TEXT_CHARS}")
+    return value
+
+
+def _code(d: dict, name: str) -> str:
+    """A settle or refund code: non-empty text (or a whole number) that can travel in a path."""
+    value = d.get(name)
+    if type(value) is int and value >= 0:
+        value = str(value)
+    if type(value) is not str or not value.strip():
+        raise ShapeError(name, "missing" if name not in d else f"{value!r} is not a code")
+    value = value.strip()
+    if len(value) > MAX_CODE_CHARS or not value.isascii() or not value.isprintable() or any(c in value for c in "/?# "):
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        raise ShapeError(name, f"{shown!r} is not a code (at most {MAX_CODE_CHARS} printable ASCII characters)")
+    return value
+
+
+def _count(d: dict, name: str) -> int:
+    value = d.get(name)
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) <= 10:
+        value = int(value)
+    if type(value) is not int or not 0 <= value <= MAX_PAGE_NUMBER:
+        raise ShapeError(name, "missing" if name not in d else f"{_show(value)} is not a whole number of at least 0")
+    return value
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _row(kind: str, d: object, limits: RowLimits, state: str | None = None) -> dict:
+    """A history-shaped answer (one deposit, one refund, a page's row): the row screening of
+    the sync, plus its state when the call is asked for exactly that."""
+    if type(d) is dict and not d:
+        raise ShapeError("answer", "an empty object {}")
+    if problem := screening.screen_row(kind, d, limits):
+        field, _, reason = problem.partition(": ")
+        raise ShapeError(field if reason else "answer", reason or problem)
+    if state is not None:
+        _state(d, state)
+    return d
+
+
+# -- single values -------------------------------------------------------------------------
+
+
+def balance_from_answer(answer: object, name: str, limits: RowLimits) -> Decimal:
+    """GetBalance and GetPartnerBalance (`remainPoint`), GetRefundableBalance
+    (`refundableBalance`), GetUnitCost (`unitCost`): one amount, zero or more."""
+    return _points(_object(answer), name, limits)
+
+
+def url_from_answer(answer: object) -> str:
+    """The popup URL calls: {"url": "https://..."}."""
+    value = _object(answer).get("url")
+    if type(value) is not str or not value.startswith(("https://", "http://")) or len(value) > MAX_URL_CHARS:
+        raise ShapeError("url", "missing" if value is None else f"{_show(value)} is not an http(s) URL")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ShapeError("url", f"{_show(value)} holds spaces or control characters")
+    return value
+
+
 _frozen = dataclasses.dataclass(frozen=True, slots=True)
 _raw = dataclasses.field(repr=False, compare=False)
 
@@ -56,6 +188,12 @@ class ChargeInfo:
     def from_wire(cls, d: dict) -> ChargeInfo:
         return cls(to_decimal(d.get("unitCost")), _text(d.get("chargeMethod")), _text(d.get("rateSystem")), d)
 
+    @classmethod
+    def from_answer(cls, answer: object, limits: RowLimits) -> ChargeInfo:
+        d = _object(answer)
+        unit_cost = _points(d, "unitCost", limits)
+        return cls(unit_cost, _optional_text(d, "chargeMethod"), _optional_text(d, "rateSystem"), d)
+
 
 @_frozen
 class PaymentResponse:
@@ -65,8 +203,10 @@ class PaymentResponse:
     raw: dict = _raw
 
     @classmethod
-    def from_wire(cls, d: dict) -> PaymentResponse:
-        return cls(to_int(d.get("code")), _text(d.get("message")), str(d["settleCode"]), d)
+    def from_answer(cls, answer: object) -> PaymentResponse:
+        # A refusal ({code: negative, message}) never gets here: the requestor raises it.
+        d = _object(answer)
+        return cls(_positive_code(d), _optional_text(d, "message"), _code(d, "settleCode"), d)
 
 
 @_frozen
@@ -77,8 +217,20 @@ class RefundResponse:
     raw: dict = _raw
 
     @classmethod
-    def from_wire(cls, d: dict) -> RefundResponse:
-        return cls(to_int(d.get("code")), _text(d.get("message")), str(d["refundCode"]), d)
+    def from_answer(cls, answer: object) -> RefundResponse:
+        d = _object(answer)
+        return cls(_positive_code(d), _optional_text(d, "message"), _code(d, "refundCode"), d)
+
+
+def _positive_code(d: dict) -> int | None:
+    value = d.get("code")
+    if value is None:
+        return None
+    if type(value) is str and value.lstrip("-").isdigit() and len(value) <= 12:
+        value = int(value)
+    if type(value) is not int:
+        raise ShapeError("code", f"{_show(value)} is not a whole number")
+    return value
 
 
 @_frozen
@@ -111,6 +263,11 @@ class PaymentHistory:
             d,
         )
 
+    @classmethod
+    def from_answer(cls, answer: object, limits: RowLimits, *, with_state: bool = False) -> PaymentHistory:
+        """with_state: GetSettleResult, asked for exactly the deposit's state."""
+        return cls.from_wire(_row("payments", answer, limits, "settleState" if with_state else None))
+
 
 @_frozen
 class UseHistory:
@@ -138,6 +295,10 @@ class UseHistory:
             d,
         )
 
+    @classmethod
+    def from_answer(cls, answer: object, limits: RowLimits) -> UseHistory:
+        return cls.from_wire(_row("usage", answer, limits))
+
 
 @_frozen
 class RefundHistory:
@@ -163,6 +324,11 @@ class RefundHistory:
             d,
         )
 
+    @classmethod
+    def from_answer(cls, answer: object, limits: RowLimits, *, with_state: bool = False) -> RefundHistory:
+        """with_state: GetRefundInfo, asked for exactly the refund's state."""
+        return cls.from_wire(_row("refunds", answer, limits, "state" if with_state else None))
+
 
 @_frozen
 class Page(Generic[T]):
@@ -182,18 +348,29 @@ class Page(Generic[T]):
         return self.page_num >= max(self.page_count, 1)
 
     @classmethod
-    def from_wire(cls, d: dict, item_type) -> Page:
-        """item_type None keeps the rows as the wire dicts they came as."""
-        rows = d.get("list") or []
-        return cls(
-            to_int(d.get("code")),
-            to_int(d.get("total")) or 0,
-            to_int(d.get("perPage")) or 0,
-            to_int(d.get("pageNum")) or 0,
-            to_int(d.get("pageCount")) or 0,
-            tuple(rows) if item_type is None else tuple(item_type.from_wire(r) for r in rows),
-            {k: v for k, v in d.items() if k != "list"},
-        )
+    def from_answer(cls, answer: object, item_type, limits: RowLimits) -> Page:
+        """The envelope must be whole: `list` a list and total, perPage, pageNum and pageCount
+        whole numbers, every one present (a page without them is no evidence that a window
+        is empty). item_type None keeps the rows as the wire dicts they came as, for a caller
+        that screens each row itself (the sync, which quarantines a bad row and keeps the
+        others); otherwise each row must pass, or the page is malformed."""
+        d = _object(answer)
+        rows = d.get("list")
+        if type(rows) is not list:
+            raise ShapeError("list", "missing" if "list" not in d else f"{_show(rows)} instead of a list of rows")
+        total, per_page, page_num, page_count = (_count(d, name) for name in PAGE_NUMBERS)
+        if item_type is None:
+            items = tuple(rows)
+        else:
+            typed = []
+            for n, row in enumerate(rows):
+                try:
+                    typed.append(item_type.from_answer(row, limits))
+                except ShapeError as exc:
+                    raise ShapeError(f"list[{n}].{exc.field}", exc.reason) from None
+            items = tuple(typed)
+        return cls(_positive_code(d), total, per_page, page_num, page_count, items,
+                   {k: v for k, v in d.items() if k != "list"})  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,34 +7,40 @@ import datetime as dt
 import json
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
-from ledger.metrics import process as process_metrics
 from ledger.popbill import auth
 from ledger.popbill.clock import LocalClock, ServerClock, parse_server_time
 from ledger.popbill.errors import (
     AuthError,
     BusinessError,
+    ClockError,
     InvalidRequestError,
+    MalformedAnswerError,
     PopbillError,
     RateLimitError,
     ServerError,
-    TransportError,
 )
 from ledger.popbill.gate import Gate
+from ledger.popbill.models import ShapeError
 from ledger.popbill.retry import call_with_retries
 from ledger.popbill.transport import RawResponse, Transport
-from ledger.secret import Secret
 from ledger.settings import Settings
 
 POPBILL_API_VERSION = "1.0"
 # Scopes of one token: member services plus the account-check (예금주조회) services 182/183,
 # so a single token per member serves all sixteen calls.
 SCOPES = ["member", "182", "183"]
+# A token that expires sooner than this after it was issued (by our clock) is doubt: either
+# Linkhub's clock or ours is wrong, and using it would mean a new token for every call.
+MIN_TOKEN_SECONDS = 30
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -75,7 +81,15 @@ def decode_answer(raw: RawResponse, call: str) -> dict[str, Any]:
         data = None
     if raw.status == 200:
         if not isinstance(data, dict):
-            raise TransportError("malformed JSON answer", sent=True, status=200, call=call, body=text_preview)
+            raise MalformedAnswerError("malformed JSON answer", status=200, call=call, body=text_preview)
+        refused = _error_code(data)
+        if refused is not None:
+            # Popbill's error form is an error whatever the status it came with.
+            message = data.get("message")
+            raise BusinessError(
+                str(message) if message else f"error code {refused} with no message",
+                code=refused, status=200, call=call, body=text_preview,
+            )  # fmt: skip
         return data
     code = message = None
     if isinstance(data, dict) and "code" in data:
@@ -108,6 +122,18 @@ def decode_answer(raw: RawResponse, call: str) -> dict[str, Any]:
     raise PopbillError(f"unexpected HTTP {raw.status}", status=raw.status, call=call, body=text_preview)
 
 
+def _error_code(data: dict) -> int | None:
+    """The negative code of Popbill's error form ({"code": -11000010, "message": ...}), or None."""
+    value = data.get("code")
+    if type(value) is str and value.startswith("-") and value[1:].isascii() and value[1:].isdigit():
+        value = int(value)
+    return value if type(value) is int and value < 0 else None
+
+
+def _preview(answer: dict) -> str:
+    return json.dumps(answer, ensure_ascii=False, default=str)[:500]
+
+
 def environment_proxies(*urls: str) -> dict[str, str]:
     """HTTP(S)_PROXY / NO_PROXY as they apply to our two hosts, read once."""
     proxies: dict[str, str] = {}
@@ -119,9 +145,17 @@ def environment_proxies(*urls: str) -> dict[str, str]:
     return proxies
 
 
+# Told of every call once it is over: (call name, seconds, the error or None, attempts made).
+# The application passes one that counts calls in its metrics; the client itself keeps none.
+CallObserver = Callable[[str, float, BaseException | None, int], None]
+
+
 class Requestor:
-    def __init__(self, settings: Settings, transport: Transport | None = None) -> None:
+    def __init__(
+        self, settings: Settings, transport: Transport | None = None, *, observer: CallObserver | None = None
+    ) -> None:
         self.settings = settings
+        self.observer = observer
         self.transport = transport or Transport(
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
@@ -178,7 +212,7 @@ class Requestor:
             try:
                 return parse_server_time(raw.body.decode("utf-8", "replace"))
             except ValueError as exc:
-                raise TransportError(f"malformed time answer: {exc}", sent=True, status=200, call="Time") from None
+                raise MalformedAnswerError(f"malformed time answer: {exc}", status=200, call="Time") from None
 
         settings = self.settings
         return call_with_retries(
@@ -190,6 +224,31 @@ class Requestor:
         )
 
     def _issue_token(self, corp_num: str) -> auth.Token:
+        """A token, checked: one whose expiry is already past (or about to be) by our clock is
+        asked for once more, then refused with the clock named."""
+        token = self._request_token(corp_num)
+        if self._lives(token):
+            return token
+        token = self._request_token(corp_num)
+        if self._lives(token):
+            return token
+        which = (
+            "this machine's clock (POPBILL_USE_LOCAL_TIME=true)" if self.settings.use_local_time
+            else "Popbill's clock as GET /Time gave it (POPBILL_USE_LOCAL_TIME=false)"
+        )  # fmt: skip
+        raise ClockError(
+            f"Linkhub issued a token for {corp_num} that expires at {token.expires_at:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{'already past' if token.expires_at <= token.issued_at else 'within seconds'} by {which}, "
+            f"which reads {token.issued_at:%Y-%m-%d %H:%M:%S} UTC: fix this machine's clock (NTP)"
+            + (", or set POPBILL_USE_LOCAL_TIME=false to go by Popbill's" if self.settings.use_local_time else ""),
+            call="Token",
+        )
+
+    @staticmethod
+    def _lives(token: auth.Token) -> bool:
+        return token.expires_at - token.issued_at >= dt.timedelta(seconds=MIN_TOKEN_SECONDS)
+
+    def _request_token(self, corp_num: str) -> auth.Token:
         settings = self.settings
         if settings.uses_sandbox_credentials and settings.real_hosts:
             # They open nothing there, but a real host should never see them (nor the partner's
@@ -218,16 +277,12 @@ class Requestor:
         deadline = time.monotonic() + settings.call_deadline
         answer = self._send("POST", self.auth_url + path, headers, body, "Token", deadline)
         try:
-            return auth.Token(
-                session_token=Secret(str(answer["session_token"])),
-                service_id=str(answer.get("serviceID") or settings.service_id),
-                corp_num=corp_num,
-                expires_at=auth.parse_expiration(str(answer["expiration"])),
-                issued_at=now,
-                scope=tuple(answer.get("scope") or ()),
-            )
-        except (KeyError, ValueError) as exc:
-            raise TransportError(f"malformed token answer: {exc}", sent=True, call="Token") from None
+            return auth.Token.from_answer(answer, corp_num, issued_at=now, default_service=settings.service_id)
+        except ShapeError as exc:
+            # Never the body: it may hold a session token.
+            raise MalformedAnswerError(
+                f"Token answered outside the documented shape: {exc}", field=exc.field, status=200, call="Token"
+            ) from None
 
     def _authorised(
         self, call: str, method: str, url_for, corp_num: str, headers: dict, body: bytes | None, deadline: float
@@ -256,8 +311,12 @@ class Requestor:
         payload: dict | None = None,
         idempotent: bool = True,
         host: str = "api",
-    ) -> dict:
-        """`host` 'api' sends to the Popbill API; 'auth' to Linkhub under /{ServiceID}{path}."""
+        parse: Callable[[dict], T] | None = None,
+    ) -> T:
+        """`host` 'api' sends to the Popbill API; 'auth' to Linkhub under /{ServiceID}{path}.
+        `parse` turns the answer into its typed result (ledger.popbill.models): inside the
+        retries, so an answer outside the documented shape is tried again like a garbled one
+        (never for a call that is not idempotent: its outcome is then unknown)."""
         headers: dict[str, str] = {}
         if host == "api":
             headers["x-pb-version"] = POPBILL_API_VERSION
@@ -282,10 +341,19 @@ class Requestor:
         deadline = time.monotonic() + settings.call_deadline
         tries = 0
 
-        def attempt() -> dict:
+        def attempt() -> T:
             nonlocal tries
             tries += 1
-            return self._authorised(call, method, url_for, corp_num, headers, body, deadline)
+            answer = self._authorised(call, method, url_for, corp_num, headers, body, deadline)
+            if parse is None:
+                return answer
+            try:
+                return parse(answer)
+            except ShapeError as exc:
+                raise MalformedAnswerError(
+                    f"{call} answered outside the documented shape: {exc}", field=exc.field, status=200, call=call,
+                    body=_preview(answer),
+                ) from None
 
         started, failure = time.perf_counter(), None
         try:
@@ -300,7 +368,5 @@ class Requestor:
             failure = exc
             raise
         finally:
-            process_metrics.POPBILL_CALL_SECONDS.labels(call).observe(time.perf_counter() - started)
-            process_metrics.POPBILL_CALLS.labels(call, process_metrics.outcome_of(failure)).inc()
-            if tries > 1:
-                process_metrics.POPBILL_RETRIES.labels(call).inc(tries - 1)
+            if self.observer is not None:
+                self.observer(call, time.perf_counter() - started, failure, tries)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal, InvalidOperation
 
 from ledger.popbill.errors import InvalidRequestError
@@ -92,6 +93,7 @@ def code(name: str, value: object, call: str | None = None) -> str:
 
 
 USER_ID_MAX = 50
+MAX_TEXT = 500  # account numbers, reasons
 
 
 def user_id(value: object, call: str | None = None) -> str | None:
@@ -120,42 +122,111 @@ def positive_amount(name: str, value: object, call: str | None = None) -> Decima
     return amount
 
 
-def _required_text(name: str, value: object, call: str | None) -> None:
+# The most a request may ask for unless told otherwise (LEDGER_MONEY_MAX_WON).
+DEFAULT_MAX_WON = Decimal("10000000")
+_WON_TEXT = re.compile(r"\d{1,3}(,\d{3})+|\d+")
+
+
+def won(name: str, value: object, maximum: Decimal = DEFAULT_MAX_WON, call: str | None = None) -> Decimal:
+    """Money (or points, one to a won) one request asks for: a whole number of won from 1 to
+    `maximum`, written as digits (1e3, 10.5, -1, NaN are refused, not read generously)."""
+    bounds = f"a whole number of won from 1 to {maximum:,} (LEDGER_MONEY_MAX_WON)"
+    if isinstance(value, bool) or isinstance(value, float):
+        raise InvalidRequestError(name, f"must be {bounds}, got {value!r}", call=call)
+    if isinstance(value, int | Decimal):
+        amount = Decimal(value)
+        if not amount.is_finite() or amount != amount.to_integral_value():
+            raise InvalidRequestError(name, f"must be {bounds}, got {value!r}", call=call)
+    elif isinstance(value, str) and _WON_TEXT.fullmatch(value.strip()):
+        amount = Decimal(value.strip().replace(",", ""))
+    else:
+        raise InvalidRequestError(name, f"must be {bounds}, got {value!r}", call=call)
+    if not 1 <= amount <= maximum:
+        raise InvalidRequestError(name, f"must be {bounds}, got {value!r}", call=call)
+    return amount.quantize(Decimal(1))
+
+
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_EMAIL = re.compile(rf"[A-Za-z0-9._%+'-]+@{_LABEL}(?:\.{_LABEL})*\.[A-Za-z]{{2,}}")
+MAX_EMAIL = 100
+MAX_NAME = 100
+
+
+def email(name: str, value: object, call: str | None = None) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequestError(name, "is required (an email address)", call=call)
+    text = value.strip()
+    if len(text) > MAX_EMAIL or not _EMAIL.fullmatch(text) or ".." in text:
+        raise InvalidRequestError(name, f"is not an email address such as name@example.co.kr: {value!r}", call=call)
+    return text
+
+
+def _digits(value: str) -> str | None:
+    """The digits of a telephone number written with optional hyphens or spaces, else None."""
+    text = value.strip()
+    if not text or not all(c.isascii() and (c.isdigit() or c in "- ") for c in text) or "--" in text:
+        return None
+    return "".join(c for c in text if c.isdigit())
+
+
+def mobile(name: str, value: object, call: str | None = None) -> str:
+    """A Korean mobile number, as Popbill sends its notices to: 010-1234-5678 or 01012345678."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequestError(name, "is required (a mobile number such as 010-1234-5678)", call=call)
+    digits = _digits(value)
+    if digits is None or not re.fullmatch(r"01[016789]\d{7,8}", digits):
+        raise InvalidRequestError(name, f"is not a mobile number such as 010-1234-5678: {value!r}", call=call)
+    return value.strip()
+
+
+def telephone(name: str, value: object, call: str | None = None) -> str:
+    """A Korean telephone number: an area or mobile prefix, 9 to 11 digits (02-123-4567, 031-123-4567,
+    010-1234-5678), hyphens optional."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequestError(name, "is required (a telephone number such as 02-123-4567)", call=call)
+    digits = _digits(value)
+    if digits is None or not re.fullmatch(r"0\d{8,10}", digits):
+        raise InvalidRequestError(name, f"is not a telephone number such as 02-123-4567: {value!r}", call=call)
+    return value.strip()
+
+
+def _required_text(name: str, value: object, call: str | None, limit: int = MAX_NAME) -> None:
     if not isinstance(value, str) or value.strip() == "":
         raise InvalidRequestError(name, "is required", call=call)
+    if len(value) > limit:
+        raise InvalidRequestError(name, f"at most {limit} characters, got {len(value)}", call=call)
+    if any(not c.isprintable() for c in value):
+        raise InvalidRequestError(name, f"holds a control character: {value!r}", call=call)
 
 
-def payment_form(form: object, call: str | None = None) -> PaymentForm:
+def payment_form(form: object, call: str | None = None, *, maximum: Decimal = DEFAULT_MAX_WON) -> PaymentForm:
     if not isinstance(form, PaymentForm):
         raise InvalidRequestError("PaymentForm", "must be a PaymentForm", call=call)
-    for name, value in (
-        ("PaymentForm.settlerName", form.settler_name),
-        ("PaymentForm.settlerEmail", form.settler_email),
-        ("PaymentForm.notifyHP", form.notify_hp),
-        ("PaymentForm.paymentName", form.payment_name),
-    ):
-        _required_text(name, value, call)
-    positive_amount("PaymentForm.settleCost", form.settle_cost, call)
+    _required_text("PaymentForm.settlerName", form.settler_name, call)
+    email("PaymentForm.settlerEmail", form.settler_email, call)
+    mobile("PaymentForm.notifyHP", form.notify_hp, call)
+    _required_text("PaymentForm.paymentName", form.payment_name, call)
+    won("PaymentForm.settleCost", form.settle_cost, maximum, call)
     return form
 
 
-def refund_form(form: object, call: str | None = None) -> RefundForm:
+def refund_form(form: object, call: str | None = None, *, maximum: Decimal = DEFAULT_MAX_WON) -> RefundForm:
     if not isinstance(form, RefundForm):
         raise InvalidRequestError("RefundForm", "must be a RefundForm", call=call)
+    _required_text("RefundForm.contactName", form.contact_name, call)
+    telephone("RefundForm.tel", form.tel, call)
     for name, value in (
-        ("RefundForm.contactName", form.contact_name),
-        ("RefundForm.tel", form.tel),
         ("RefundForm.accountBank", form.account_bank),
         ("RefundForm.accountNum", form.account_num),
         ("RefundForm.accountName", form.account_name),
         ("RefundForm.reason", form.reason),
     ):
-        _required_text(name, value, call)
+        _required_text(name, value, call, limit=MAX_TEXT)
     if form.account_bank.strip().isdigit():
         raise InvalidRequestError(
             "RefundForm.accountBank",
             f"the bank's name as Popbill's examples send it (for example 국민, 신한), not a code: {form.account_bank!r}",
             call=call,
         )
-    positive_amount("RefundForm.requestPoint", form.request_point, call)
+    won("RefundForm.requestPoint", form.request_point, maximum, call)
     return form

@@ -7,6 +7,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp
+from ledger.members.models import Member
 
 CHECKS = (
     "balance_chain", "closing_balance", "deposit_without_credit", "credit_without_deposit",
@@ -28,7 +29,7 @@ class Discrepancy(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"))
     check_name: Mapped[str] = mapped_column(String(30))
     period: Mapped[str] = mapped_column(String(10))  # 'all', 'YYYY-MM' or 'YYYY-MM-DD'
     fingerprint: Mapped[str] = mapped_column(String(200))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from itertools import groupby
@@ -14,15 +15,18 @@ from sqlalchemy import Connection, Engine, Row, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from ledger.alerts.outbox import enqueue
+from ledger.closing.service import check_closed_months
 from ledger.db.among import among
 from ledger.errors import UserInputError
 from ledger.history.codes import load_codes
 from ledger.kst import KST, now_kst
 from ledger.members.models import Member
 from ledger.popbill.codes import Codes
-from ledger.reconcile import checks
+from ledger.reconcile import checks, repair
 from ledger.reconcile.models import Discrepancy
 from ledger.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,11 +63,14 @@ class MemberReport:
     new: int = 0
     resolved: int = 0
     closing_checked: bool = False  # the ledger's closing balance was compared with a balance reading
+    repairs: list[str] = dataclasses.field(default_factory=list)  # what came of windows fetched again
+    refetching: list[str] = dataclasses.field(default_factory=list)  # windows the next sync fetches again
+    error: str | None = None  # the checks of this member failed (the others went on)
 
     @property
     def reconciled(self) -> bool:
         """Nothing open, sync health included: a stale ledger is never reconciled."""
-        return not self.open_by_check
+        return not self.open_by_check and self.error is None
 
 
 # Members are reconciled in batches: each of the statements below reads a whole batch's rows
@@ -320,10 +327,17 @@ def _reconcile_batch(
         known.setdefault(r.member_id, {})[(r.check_name, r.fingerprint)] = r
     reports = {m.id: MemberReport(m.corp_num) for m in members}
     writes = _Writes()
+    findings: dict[int, list[checks.Finding]] = {}
 
     def check(member_id: int, rows: list[checks.UsageRow]) -> None:
         report = reports[member_id]
-        found = _findings(rows, data, member_id, settings, codes, period, now, report)
+        try:
+            found = _findings(rows, data, member_id, settings, codes, period, now, report)
+        except Exception as exc:  # this member's problem: its discrepancies stay as they were, the others go on
+            log.exception("reconciling %s failed", report.corp_num)
+            report.error = f"{type(exc).__name__}: {exc}"[:500]
+            return
+        findings[member_id] = found
         _store(member_id, period, found, now, known.get(member_id, {}), report, writes)
 
     without_rows = iter(ids)
@@ -336,6 +350,8 @@ def _reconcile_batch(
     for other in without_rows:
         check(other, [])
     _write(conn, writes, now)
+    if period.label == "all":  # a --date or --month run does not see every finding: it judges none
+        repair.review(conn, findings, reports, settings, now)
     return [reports[m.id] for m in members]
 
 
@@ -354,12 +370,17 @@ def reconcile(
     for first in range(0, len(members), BATCH_MEMBERS):
         with engine.begin() as conn:
             reports += _reconcile_batch(conn, members[first : first + BATCH_MEMBERS], settings, codes, period, now)
-    from ledger.closing.service import check_closed_months
 
     by_corp = {r.corp_num: r for r in reports}
     for change in check_closed_months(engine, settings, now=now):  # alerts on its own, once per new change
         if change.corp_num in by_corp:
             by_corp[change.corp_num].open_by_check["closed_period_changed"] += 1
+    healed = [r for r in reports if r.repairs]
+    if healed:
+        text_ = "[REPAIR] " + "; ".join(f"{r.corp_num}: {line}" for r in healed for line in r.repairs)
+        with engine.begin() as conn:
+            enqueue(conn, settings, alert_id=None, kind="repair", text=text_, now=now,
+                    payload={"members": {r.corp_num: r.repairs for r in healed}})  # fmt: skip
     fresh = [r for r in reports if r.new]
     if fresh:
         text_ = "[DISCREPANCY] " + "; ".join(f"{r.corp_num}: {r.new} new" for r in fresh) + f" ({period.label})"

@@ -24,6 +24,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Font
 from sqlalchemy import Engine, text
 
 from ledger.errors import UserInputError
@@ -219,7 +222,6 @@ class Cells:
     whole), Korean-time dates, text that is never a formula or an error value."""
 
     def __init__(self) -> None:
-        from openpyxl.cell import WriteOnlyCell
 
         self._new = WriteOnlyCell  # a plain Cell bound to its sheet; works in both workbook modes
         self._styles: dict[str, object] = {}
@@ -263,7 +265,6 @@ class SheetWriter:
     """Appends typed rows to write-only sheets, starting a new sheet when one is full."""
 
     def __init__(self, book, title: str, headers: list[str], *, rows_per_sheet: int = EXCEL_MAX_ROWS) -> None:
-        from openpyxl.styles import Font
 
         self.book, self.title, self.headers = book, title, headers
         self.rows_per_sheet = rows_per_sheet
@@ -299,7 +300,6 @@ class SheetWriter:
 
 def write_xlsx(columns: list[str], rows: Iterable[tuple], lang: str, path: Path, title: str, *,
                rows_per_sheet: int = EXCEL_MAX_ROWS) -> int:  # fmt: skip
-    from openpyxl import Workbook
 
     book = Workbook(write_only=True)
     writer = SheetWriter(book, title, [header(c, lang) for c in columns], rows_per_sheet=rows_per_sheet)
@@ -318,16 +318,33 @@ def to_xlsx(columns: list[str], rows: Iterable[tuple], lang: str, path: Path, ti
 # -- files -----------------------------------------------------------------------------------
 
 
+def current_umask() -> int:
+    """The process's umask (Linux reports it in /proc without changing it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside `path`, renamed over it only when the block succeeds: a failed
-    export leaves no half-written file."""
+    export leaves no half-written file. The file gets the permissions any new file gets (the
+    umask decides: 0644 by default), not mkstemp's private 0600, so colleagues on a shared
+    drive can open it."""
     path = Path(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
     os.close(fd)
     temporary = Path(name)
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

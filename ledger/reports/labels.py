@@ -25,8 +25,93 @@ KOREAN = {
     "sign_disagreements": "부호 불일치 건수", "closed": "마감", "signed_points": "부호포함 포인트", "month_status": "마감여부",
     "closed_by": "마감자", "closed_at": "마감일시", "reopened_by": "재개자", "reopened_at": "재개일시",
     "reopen_reason": "재개 사유", "points_credited": "충전포인트", "daily_balance": "일별 잔액",
+    "prior_period_adjustment": "전기 수정", "check": "검증(차이)", "pending_deposits_points": "입금대기 포인트",
+    "forced_reason": "강제 마감 사유",
 }  # fmt: skip
 
 
 def header(column: str, lang: str) -> str:
     return KOREAN.get(column, column) if lang == "ko" else column
+
+
+# Deposit statuses and a month's state, as the files show them.
+STATUSES = {
+    "settled": ("settled", "입금완료"), "pending": ("pending", "입금대기"), "cancelled": ("cancelled", "취소"),
+    "unknown": ("unknown", "알 수 없음"), "closed": ("closed", "마감"), "open": ("open", "미마감"),
+}  # fmt: skip
+
+
+def status(value: str | None, lang: str) -> str | None:
+    """A status word in the file's language (an unknown one stays as it is)."""
+    if value is None:
+        return None
+    pair = STATUSES.get(value)
+    return value if pair is None else pair[1 if lang == "ko" else 0]
+
+
+# A statement figure by its key, in Korean (prior-period lines name the figure that changed).
+FIGURES_KO = {
+    "opening_balance": "기초잔액", "prior_period_adjustment": "전기 수정", "deposits": "충전",
+    "bonus_credits": "보너스", "usage_points": "사용 합계", "refunds": "환불", "adjustments": "조정",
+    "unclassified_points": "미분류", "closing_balance": "기말잔액", "pending_deposits": "입금대기 충전",
+    "cancelled_deposits": "취소된 충전", "transactions": "거래 건수",
+}  # fmt: skip
+
+
+def figure_ko(key: str) -> str:
+    """'usage_points' -> '사용 합계'; 'deposits:won' -> '충전 (원)'; 'usage:150' -> '사용 [150]'."""
+    won = key.endswith(":won")
+    base = key[: -len(":won")] if won else key
+    name = f"사용 [{base.split(':', 1)[1]}]" if base.startswith("usage:") else FIGURES_KO.get(base, base)
+    return f"{name} (원)" if won else name
+
+
+def words(lang: str) -> dict[str, str]:
+    """The fixed words of the report files (titles, title-block labels, sheet names)."""
+    return WORDS_KO if lang == "ko" else WORDS_EN
+
+
+WORDS_EN = {
+    "statement": "Statement of points", "summary": "Month summary", "summary_sheet": "Summary",
+    "flagged_sheet": "Flagged", "member": "Member", "corp_num": "Business number", "month": "Month",
+    "status": "Status", "produced": "Produced at", "closed_by": "closed by {by}, {at}",
+    "open_note": "not closed: figures may still change", "daily": "Daily balance", "usage": "Usage by service",
+    "day": "Day", "balance": "Balance (points)", "points": "Points", "service": "Service",
+    "members": "Members", "flagged": "Flagged", "why": "Why", "sheet": "Sheet", "yes": "yes", "no": "no",
+    "total": "Total", "page": "Page", "reasons": "Flagged because", "line": "Line", "amount": "Points",
+    "won": "Won paid", "state": "Status", "pdf_title": "Statement of points (거래명세서)",
+    "discrepancies": "{n} open discrepancies", "below": "closing {closing} is below the threshold {threshold}",
+    "largest": "largest user #{rank} ({points} points used)", "asked": "asked for (--member)",
+    "adds_up": "Check: closing − (opening + movements) = 0 on every row.",
+}  # fmt: skip
+WORDS_KO = {
+    "statement": "거래명세서 (포인트)", "summary": "월 마감 요약", "summary_sheet": "요약", "flagged_sheet": "검토 대상",
+    "member": "상호", "corp_num": "사업자번호", "month": "기간", "status": "상태", "produced": "작성일시",
+    "closed_by": "마감: {by}, {at}", "open_note": "미마감: 금액이 바뀔 수 있음", "daily": "일별 잔액",
+    "usage": "서비스별 사용", "day": "일자", "balance": "잔액 (포인트)", "points": "포인트", "service": "서비스",
+    "members": "회원 수", "flagged": "검토 대상", "why": "사유", "sheet": "시트", "yes": "있음", "no": "없음",
+    "total": "합계", "page": "쪽", "reasons": "검토 사유", "line": "항목", "amount": "포인트", "won": "결제금액(원)",
+    "state": "상태", "pdf_title": "거래명세서 (포인트)", "discrepancies": "미해결 불일치 {n}건",
+    "below": "기말잔액 {closing} (임계값 {threshold} 미만)", "largest": "사용량 상위 {rank}위 ({points} 포인트 사용)",
+    "asked": "요청한 회원 (--member)", "adds_up": "검증: 모든 행에서 기말잔액 − (기초잔액 + 증감) = 0",
+}  # fmt: skip
+
+
+# The month summary's columns, for people (the Korean ones are the exports' headers).
+SUMMARY_EN = {
+    "corp_num": "Business number", "member_name": "Member", "month_status": "Month", "opening_balance": "Opening balance",
+    "prior_period_adjustment": "Prior-period adjustment", "deposits_won": "Deposits (won paid)",
+    "deposits": "Deposits (points)", "bonus_credits": "Bonus points", "usage_points": "Usage", "refunds": "Refunds",
+    "adjustments": "Adjustments", "unclassified_points": "Unclassified", "closing_balance": "Closing balance",
+    "check": "Check (must be 0)", "pending_deposits_won": "Pending deposits (won)",
+    "cancelled_deposits_won": "Cancelled deposits (won)", "transactions": "Transactions",
+    "open_discrepancies": "Open discrepancies",
+}  # fmt: skip
+SUMMARY_KO = {"deposits": "충전 포인트", "month_status": "마감여부", "check": "검증 (0이어야 함)",
+              "pending_deposits_won": "입금대기 금액(원)", "cancelled_deposits_won": "취소 금액(원)"}  # fmt: skip
+
+
+def summary_header(column: str, lang: str) -> str:
+    if lang == "ko":
+        return SUMMARY_KO.get(column) or KOREAN.get(column, column)
+    return SUMMARY_EN.get(column, column)

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from ledger.db.shell import public_url
 from ledger.settings import SANDBOX_LINK_ID, SANDBOX_SECRET_KEY
 
 
@@ -21,12 +22,18 @@ def state_path(ledger_home: Path) -> Path:
 @dataclasses.dataclass(frozen=True)
 class SandboxState:
     pid: int  # the supervising `ledger sandbox serve` process
-    database_url: str  # loopback TCP, trust auth: no password to hide
+    database_url: str  # loopback TCP, with the sandbox's password (the file is its owner's alone)
     simulator_url: str
     db_port: int
     sim_port: int
     pgdata: str
     started_at: str
+
+    @property
+    def shown_url(self) -> str:
+        """The database URL without its password, to print."""
+
+        return public_url(self.database_url) if self.database_url else ""
 
     def environment(self) -> dict[str, str]:
         """What a shell needs for every command to use the sandbox (`ledger sandbox env`)."""
@@ -46,7 +53,11 @@ def write_state(ledger_home: Path, state: SandboxState) -> None:
     path = state_path(ledger_home)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".tmp")
-    partial.write_text(json.dumps(dataclasses.asdict(state), indent=2))
+    partial.unlink(missing_ok=True)
+    # Its URL carries the database password: readable by the sandbox's owner alone.
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps(dataclasses.asdict(state), indent=2))
     partial.replace(path)  # atomic: a reader never sees half a file
 
 

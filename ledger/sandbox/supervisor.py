@@ -12,12 +12,12 @@ from pathlib import Path
 
 from ledger.sandbox import postgres
 from ledger.sandbox.state import SandboxState, clear_state, read_state, sandbox_home, write_state
+from ledger.simulator import SimConfig, Simulator
 
 log = logging.getLogger(__name__)
 
 
 def serve(ledger_home: Path, *, db_port: int, sim_port: int, seed: int, days: int, usage_per_day: float) -> None:
-    from ledger.simulator import SimConfig, Simulator
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -26,9 +26,10 @@ def serve(ledger_home: Path, *, db_port: int, sim_port: int, seed: int, days: in
     home = sandbox_home(ledger_home)
     pgdata = home / "pgdata"
     db_port = postgres.free_port(db_port)
-    postgres.start(pgdata, db_port)
+    secret = postgres.password(home)
+    postgres.start(pgdata, db_port, secret)
     try:
-        postgres.ensure_database(db_port)
+        postgres.ensure_database(db_port, secret)
         simulator = Simulator(SimConfig(seed=seed, history_days=days, usage_per_day=usage_per_day), port=sim_port)
         simulator.start()
         try:
@@ -36,7 +37,7 @@ def serve(ledger_home: Path, *, db_port: int, sim_port: int, seed: int, days: in
                 ledger_home,
                 SandboxState(
                     pid=os.getpid(),
-                    database_url=postgres.tcp_url(db_port),
+                    database_url=postgres.tcp_url(db_port, secret),
                     simulator_url=simulator.url,
                     db_port=db_port,
                     sim_port=simulator.port,

@@ -25,7 +25,7 @@ from ledger.popbill.auth import DATE_FORMAT, signing_message
 from ledger.secret import Secret
 from ledger.settings import SANDBOX_LINK_ID, SANDBOX_SECRET_KEY
 from ledger.simulator import errors as E
-from ledger.simulator.faults import Fault, FaultPlan
+from ledger.simulator.faults import Fault, FaultPlan, rewrite
 from ledger.simulator.world import SimConfig, World, fmt_points, to_tenths
 
 SERVICE_IDS = ("POPBILL", "POPBILL_TEST")
@@ -133,6 +133,7 @@ class Simulator:
         self.tokens: dict[str, IssuedToken] = {}
         self.popups: dict[str, float] = {}
         self.log: deque[LoggedRequest] = deque(maxlen=200_000)
+        self.in_flight = self.max_in_flight = 0  # calls being served now, and the most at once
         self.counts: Counter[str] = Counter()  # requests per path and status, unbounded by the log's cap
         self.gzip_cache = GzipCache()
         self._lock = threading.Lock()
@@ -187,6 +188,29 @@ class Simulator:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    def arrived(self) -> None:
+        """A call came in: counted while it is served (the most at once is kept)."""
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def left(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def caller(self, headers, body: bytes) -> str | None:
+        """The member a call is for, before it is checked: a token request's access_id, or the
+        holder of the session token it carries (faults aimed at one member need it)."""
+        authorization = headers.get("Authorization", "")
+        if authorization.startswith("Bearer "):
+            with self._lock:
+                token = self.tokens.get(authorization[len("Bearer ") :])
+            return token.corp_num if token else None
+        try:
+            return str(json.loads(body)["access_id"])
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def requests(self, path: str = "", method: str = "") -> list[LoggedRequest]:
         return [r for r in list(self.log) if r.path.startswith(path) and (not method or r.method == method)]
@@ -372,9 +396,21 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
         path, query = unquote(parts.path), parse_qs(parts.query, keep_blank_values=True)
-        fault = None if path.startswith("/_sim/") else self.sim.faults.draw(method, path, bearer=_carries_token(path))
+        control = path.startswith("/_sim/")
+        fault = None
+        if not control:
+            bearer = _carries_token(path)
+            caller = self.sim.caller(self.headers, body) if self.sim.faults.by_member else None
+            fault = self.sim.faults.draw(method, path, bearer=bearer, corp_num=caller)
+            self.sim.arrived()
         corp_num: list[str | None] = [None]
-        status = 200
+        try:
+            self._serve(method, path, query, body, parts, fault, corp_num, received_at)
+        finally:
+            if not control:
+                self.sim.left()
+
+    def _serve(self, method, path, query, body, parts, fault, corp_num, received_at) -> None:
         try:
             if fault and fault.phase == "before":
                 self._before_fault(fault)
@@ -401,11 +437,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.sim.stopping.wait(fault.seconds)
             return
         if fault.kind == "status":
-            raise Answer(fault.status, b"<html><body>Service Unavailable</body></html>", "text/html")
+            raise Answer(fault.http_status, b"<html><body>Service Unavailable</body></html>", "text/html")
         if fault.kind == "rate_limit":
             raise Answer(429, b"Too Many Requests", "text/plain", {"Retry-After": f"{fault.retry_after:g}"})
         if fault.kind == "expired_token":
             raise E.auth_error(E.EXPIRED_TOKEN, "토큰이 만료되었습니다.")
+        if fault.kind == "answer":
+            raise Answer(fault.http_status, fault.body.encode())
 
     def _after_fault(self, fault: Fault, answer: Answer) -> None:
         if fault.kind == "drop":
@@ -416,6 +454,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif fault.kind == "malformed_json":
             answer = Answer(200, answer.body[: max(1, len(answer.body) // 2)] + b"<<garbage")
+        elif fault.kind == "rewrite":
+            if fault.body is not None:
+                answer = Answer(fault.http_status, fault.body.encode())
+            else:
+                try:
+                    answer = Answer(answer.status, rewrite(answer.body, fault.edits or {}))
+                except ValueError:
+                    pass  # not a JSON object (GET /Time): sent as it was
         elif fault.kind == "truncated_gzip":
             packed = gzip.compress(answer.body, compresslevel=1)
             self._send_raw(

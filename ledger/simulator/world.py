@@ -173,6 +173,7 @@ class Member:
         self.closed = False
         self.held_back = 0  # the newest rows not served yet, as a lagging index would
         self.reported_offset = 0  # added to GetBalance only: a balance that disagrees with the chain
+        self.withheld: list[tuple] = []  # rows taken out of the served history, to come back late
 
     @property
     def last_tx_dt(self) -> str:
@@ -582,6 +583,31 @@ class World:
             member.usage_rows.pop(index)
             member.version += 1
             return json.loads(member.usage_json.pop(index))
+
+    def withhold_usage_row(self, corp_num: str, day: dt.date) -> dict:
+        """Stop serving the first usage row of `day` until release_withheld(): a row that arrives
+        late upstream (the rows after it already carry its effect on the balance)."""
+        with self.lock:
+            member = self.member(corp_num)
+            index = bisect.bisect_left(member.tx_dts, f"{day:%Y%m%d}")
+            if index >= len(member.tx_dts) or not member.tx_dts[index].startswith(f"{day:%Y%m%d}"):
+                raise KeyError(f"no usage row of {corp_num} on {day}")
+            taken = (member.tx_dts.pop(index), member.usage_rows.pop(index), member.usage_json.pop(index))
+            member.withheld.append(taken)
+            member.version += 1
+            return json.loads(taken[2])
+
+    def release_withheld(self, corp_num: str) -> None:
+        """Serve the withheld rows again, each in its place by time."""
+        with self.lock:
+            member = self.member(corp_num)
+            for tx_dt, row, wire in member.withheld:
+                index = bisect.bisect_right(member.tx_dts, tx_dt)
+                member.tx_dts.insert(index, tx_dt)
+                member.usage_rows.insert(index, row)
+                member.usage_json.insert(index, wire)
+            member.withheld.clear()
+            member.version += 1
 
     def double_usage_row(self, corp_num: str, index: int) -> dict:
         """Serve one usage row twice: a doubled row."""

@@ -7,6 +7,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from rich.progress import BarColumn, Progress, TextColumn
+
 if TYPE_CHECKING:
     from ledger.sync.service import SyncResult
 
@@ -58,7 +60,6 @@ class SyncProgress:
         self._progress = None
         self._finished, self._total = 0, total_syncs
         if show:
-            from rich.progress import BarColumn, Progress, TextColumn
 
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(bar_width=20), TextColumn("{task.fields[detail]}"),
@@ -109,3 +110,23 @@ class SyncProgress:
                 r for key, r in self.results.items()
                 if key not in self._closed and r.run_id is not None and r.status != "skipped"
             ]  # fmt: skip
+
+
+def stopped_summary(results: list[SyncResult]) -> str:
+    """One line: what an interrupted sync kept."""
+    kept = [r for r in results if r.pages]
+    counts = {s: sum(r.status == s for r in results) for s in ("succeeded", "interrupted", "not started")}
+    return (
+        f"interrupted: kept {sum(r.pages for r in kept):,} whole pages ({sum(r.rows for r in kept):,} rows) "
+        f"from {len(kept)} syncs; {counts['succeeded']} finished, {counts['interrupted']} interrupted, "
+        f"{counts['not started']} not started. Run `ledger sync` again to complete the ledger."
+    )
+
+
+def result_rows(results: list[SyncResult]) -> list[dict]:
+    """A row per (member, kind) for tables and JSON."""
+    return [
+        {"corp_num": r.corp_num, "kind": r.kind, "status": r.status, "pages": r.pages, "api_calls": r.api_calls,
+         "inserted": r.inserted, "updated": r.updated, "unchanged": r.unchanged, "error": r.error}
+        for r in results
+    ]  # fmt: skip

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy import func, update
+
+from ledger.sync.models import SyncRun
+
 
 class SyncInterrupted(Exception):
     """A stop was asked for; raised between pages, never inside one."""
@@ -22,9 +26,7 @@ def close_interrupted_runs(engine, results) -> int:
     """Mark runs still `running` as interrupted, with what they kept, when the process must
     exit before they reach a page boundary (a request hanging on a slow server). The page in
     hand is rolled back by PostgreSQL when the process's connections close."""
-    from sqlalchemy import func, update
 
-    from ledger.sync.models import SyncRun
 
     closed = 0
     with engine.begin() as conn:

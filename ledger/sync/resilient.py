@@ -14,7 +14,7 @@ import logging
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import DBAPIError
 
-from ledger.db.transient import is_transient, retry_transient
+from ledger.db.transient import is_transient, retry_transient, retrying
 from ledger.members.models import Member
 from ledger.popbill import PopbillClient
 from ledger.settings import Settings
@@ -63,20 +63,15 @@ def sync_member_kinds_resilient(
         if lost:
             raise _DatabaseLost(lost)
 
-    from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay, wait_random_exponential
-
-    retrying = Retrying(
-        retry=retry_if_exception(_transient),
-        wait=wait_random_exponential(multiplier=0.5, max=max(1.0, settings.db_retry_seconds / 4)),
-        stop=stop_after_attempt(settings.db_retry_attempts) | stop_after_delay(settings.db_retry_seconds),
-        reraise=True,
+    policy = retrying(
+        max_seconds=settings.db_retry_seconds, first_wait=0.5, retry=_transient,
         before_sleep=lambda state: log.warning(
             "sync of %s %s lost the database (%s); trying again in %.1f s",
             corp_num, ", ".join(to_do), state.outcome.exception(), state.next_action.sleep,
         ),
     )  # fmt: skip
     try:
-        retrying(attempt)
+        policy(attempt)
     except _DatabaseLost:
         pass  # their runs already say failed, and why
     except DBAPIError as exc:
@@ -114,6 +109,6 @@ def _record_cut_short(engine: Engine, corp_num: str, kind: str, error: str) -> N
                 )
 
     try:
-        retry_transient(record, attempts=3, max_seconds=5)
+        retry_transient(record, max_seconds=5)
     except DBAPIError:
         log.warning("could not record the failed sync of %s %s: the database is still away", corp_num, kind)

@@ -1,14 +1,14 @@
 """retention marks: where each resumable retention rule's last complete run stopped
 
 Revision ID: 0016
-Revises: 0011
+Revises: 0014
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0011"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

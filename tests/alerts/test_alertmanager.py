@@ -67,8 +67,9 @@ def test_firing_alerts_reach_alertmanager_with_labels_and_a_resolve_ends_them(en
     (alert,) = am_alerts(am)
     labels = alert["labels"]
     assert labels == {"alertname": "LedgerLowBalance", "rule": "low_balance", "subject": LOW, "corp_num": LOW,
-                      "member": "Low Co", "severity": "warning", "service": "ledger"}  # fmt: skip
+                      "severity": "warning", "source": "ledger", "deployment": "ledger"}  # fmt: skip
     assert alert["annotations"]["description"] == "balance 10 is below 1000"
+    assert alert["annotations"]["member"] == "Low Co"  # a name may change: an annotation, not a label
     assert alert["status"]["state"] == "active"
     wait_for(lambda: delivered(hook, "firing"), timeout=20, what="Alertmanager to notify the receiver")
     assert delivered(hook, "firing")[0]["labels"]["corp_num"] == LOW
@@ -81,7 +82,10 @@ def test_firing_alerts_reach_alertmanager_with_labels_and_a_resolve_ends_them(en
     assert alertmanager.push(engine, settings) == 1  # the resolve, with endsAt
     wait_for(lambda: am_alerts(am) == [], timeout=20, what="Alertmanager to end the alert")
     wait_for(lambda: delivered(hook, "resolved"), timeout=20, what="the resolved notification")
-    assert delivered(hook, "resolved")[0]["labels"]["corp_num"] == LOW
+    (resolved,) = delivered(hook, "resolved")
+    assert resolved["labels"]["corp_num"] == LOW
+    # A resolve a check saw, told apart from a lease that lapsed: it says so and when.
+    assert resolved["annotations"]["state"] == "resolved" and resolved["annotations"]["resolved_at"]
 
 
 def test_a_silence_made_in_alertmanager_keeps_the_receiver_from_getting_the_alert(env, sim, am, hook):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
@@ -123,3 +124,90 @@ def test_a_terminal_is_asked_and_no_sends_nothing(clean_engine, sim, hosts):
     code, text = on_a_terminal(REFUND, hosts, "y\n")
     assert code == 0 and "refund code" in text and "refundable balance now" in text
     assert sent(sim) == 1 and tracked(clean_engine) == 1
+
+
+BAD_INPUT = [
+    ("--amount", "0"), ("--amount", "-1"), ("--amount", "10.5"), ("--amount", "1e30"), ("--amount", "1000000000000"),
+    ("--amount", "NaN"), ("--email", "notanemail"), ("--email", "a@b"), ("--hp", "abc"), ("--hp", "010"),
+    ("--depositor", " "), ("--name", ""),
+]  # fmt: skip
+
+
+def _with(args: list[str], option: str, value: str) -> list[str]:
+    args = list(args)
+    args[args.index(option) + 1] = value
+    return args
+
+
+def test_money_like_money_one_line_dry_run_or_not(clean_engine, sim, hosts):
+    """Every bad value of the matrix, checked and sent alike: one line naming the field, exit 2,
+    nothing sent or recorded. (One test for the matrix: the fixtures are the cost.)"""
+    named = {"--amount": "--amount", "--email": "settlerEmail", "--hp": "notifyHP", "--depositor": "paymentName",
+             "--name": "settlerName"}  # fmt: skip
+    for option, value in BAD_INPUT:
+        for mode in ("--dry-run", "--yes"):
+            result = run(*_with(PAYMENT, option, value), mode, env=hosts)
+            assert result.exit_code == 2, (option, value, mode, result.output)
+            [line] = [t for t in result.stderr.splitlines() if t.startswith("Error:")]
+            assert named[option] in line and "Traceback" not in result.output, line
+            assert "dry run" not in result.stdout
+    assert sent(sim) == 0 and tracked(clean_engine) == 0
+
+
+def test_refund_points_like_money(clean_engine, sim, hosts):
+    for value in ("0", "10.5", "10000001"):
+        result = run(*_with(REFUND, "--points", value), "--dry-run", env=hosts)
+        assert result.exit_code == 2 and "--points: must be a whole number of won" in result.stderr, result.output
+    assert sent(sim) == 0 and tracked(clean_engine) == 0
+
+
+def test_the_same_request_again_is_refused_naming_the_first_and_sent_with_force(clean_engine, sim, hosts):
+    assert run(*PAYMENT, "--yes", env=hosts).exit_code == 0
+    again = run(*PAYMENT, "--yes", env=hosts)
+    assert again.exit_code == 2, again.output
+    assert re.search(r"an identical PaymentRequest for 1234567890 \(110,000 won, '\(주\)팝빌'\), item \d+, sent at "
+                     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d KST, was registered as \d{18} and is pending", again.stderr)  # fmt: skip
+    assert "--force" in again.stderr and "unknown" not in again.stderr
+    dry = run(*PAYMENT, "--dry-run", env=hosts)  # the dry run runs the same check
+    assert dry.exit_code == 2 and "an identical PaymentRequest" in dry.stderr
+    other_email = run(*_with(PAYMENT, "--email", "other@example.kr"), "--yes", env=hosts)
+    assert other_email.exit_code == 2  # the same member, amount and depositor: the same deposit
+    assert sent(sim) == 1 and tracked(clean_engine) == 1
+    forced = run(*PAYMENT, "--yes", "--force", env=hosts)
+    assert forced.exit_code == 0, forced.output
+    assert sent(sim) == 2 and tracked(clean_engine) == 2
+    other_amount = run(*_with(PAYMENT, "--amount", "110001"), "--yes", env=hosts)
+    assert other_amount.exit_code == 0 and sent(sim) == 3
+
+
+def test_two_shells_racing_send_one_request(clean_engine, sim, hosts):
+    env = subprocess_env(**hosts)
+    shells = [subprocess.Popen([sys.executable, "-m", "ledger", *PAYMENT, "--yes"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]  # fmt: skip
+    outputs = [shell.communicate(timeout=120) for shell in shells]
+    codes = sorted(shell.returncode for shell in shells)
+    assert codes == [0, 2], outputs
+    refused = next(err for (_, err), shell in zip(outputs, shells, strict=True) if shell.returncode == 2)
+    assert "an identical PaymentRequest" in refused
+    assert sent(sim) == 1 and tracked(clean_engine) == 1
+
+
+def test_a_refusal_answered_with_http_200_keeps_popbills_message(clean_engine, sim, hosts):
+    sim.inject("answer", path="/Payment", method="POST", count=1, status=200,
+               body='{"code":-14000004,"message":"입금자명이 올바르지 않습니다."}')  # fmt: skip
+    result = run(*PAYMENT, "--yes", env=hosts)
+    assert result.exit_code == 1, result.output
+    assert "입금자명이 올바르지 않습니다." in result.stderr and "KeyError" not in result.output
+    with clean_engine.connect() as conn:
+        assert conn.execute(sql_select(TrackedItem.state)).scalar() == "refused"
+
+
+def test_an_answer_outside_the_documented_shape_is_an_unknown_outcome_exit_4(clean_engine, sim, hosts):
+    """Processed, then answered with garbage: it may have been registered. Never exit 2."""
+    sim.inject("rewrite", path="/Payment", method="POST", count=1, edits={"settleCode": None})
+    result = run(*PAYMENT, "--yes", env=hosts)
+    assert result.exit_code == 4, result.output
+    assert "MAY HAVE BEEN REGISTERED" in result.stderr and "settleCode: missing" in result.stderr
+    with clean_engine.connect() as conn:
+        assert conn.execute(sql_select(TrackedItem.state)).scalar() == "unknown"
+    assert sent(sim) == 1

@@ -81,7 +81,9 @@ def test_status_narrow_wide_and_json(synced):
 
 
 def all_commands(group: click.Group, prefix: tuple = ()):
-    for name, command in group.commands.items():
+    context = click.Context(group)
+    for name in group.list_commands(context):  # the root loads its commands lazily
+        command = group.get_command(context, name)
         yield (*prefix, name), command
         if isinstance(command, click.Group):
             yield from all_commands(command, (*prefix, name))

@@ -82,7 +82,7 @@ def test_close_late_rows_adjustment_reopen_and_close_again(env, sim):
 
     with pytest.raises(CloseError, match="has not ended"):
         close_month(engine, NOVEMBER, "회계팀", today=sim.world.today())
-    assert close_month(engine, OCTOBER, "회계팀", today=sim.world.today()) == [CORP]
+    assert close_month(engine, OCTOBER, "회계팀", today=sim.world.today()).closed == [CORP]
     frozen = monthly_statement(engine, CORP, OCTOBER)
     assert frozen.closed and frozen.closed.by == "회계팀"
     assert frozen.won("pending_deposits") == Decimal(110000)

@@ -162,3 +162,39 @@ def test_a_reader_cannot_stop_the_syncs_and_a_foreign_lock_is_reported(server):
                                  capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
             assert run.returncode != 0 and "not by a sync" in run.stdout + run.stderr
             writer.rollback()
+
+
+def test_a_reader_at_its_connection_limit_cannot_stop_a_sync_of_a_plain_application_role(server):
+    """The server allows 60 connections; without a limit a reader could take all those left to
+    roles that are not superusers, and the sync, run as one, would be refused "remaining
+    connection slots are reserved". At its limit the reader is refused instead, and the sync runs."""
+    pg, engine, _ = server
+    reader, app = unique("reader"), unique("app")
+    create_reader(engine, reader, PASSWORD, connection_limit=3)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT rolconnlimit FROM pg_roles WHERE rolname = :r"), {"r": reader}).scalar() == 3
+        # The application's own role, with no superuser powers (nor their reserved slots).
+        conn.execute(text(f"CREATE ROLE {app} LOGIN PASSWORD '{PASSWORD}' NOSUPERUSER"))
+        conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {app}"))
+        conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {app}"))
+        conn.execute(text(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {app}"))
+        conn.execute(text(f"GRANT CONNECT, TEMPORARY ON DATABASE ledger TO {app}"))
+    held = []
+    try:
+        with pytest.raises(psycopg.OperationalError, match="too many connections for role"):
+            for _ in range(60):  # as many as the server has
+                held.append(connect(pg, reader))
+        assert len(held) == 3
+        app_settings = dataclasses.replace(
+            Settings(), database_url=Secret(f"postgresql+psycopg://{app}:{PASSWORD.replace(' ', '%20')}@127.0.0.1:{pg.port}/ledger")
+        )
+        app_engine = make_engine(app_settings)
+        try:
+            with Simulator(small_config(history_days=5)) as sim, PopbillClient(client_settings(sim)) as client:
+                result = sync_member(app_engine, client, CORP, "payments", today=sim.world.today())
+            assert result.status == "succeeded", result.error
+        finally:
+            app_engine.dispose()
+    finally:
+        for conn in held:
+            conn.close()

@@ -6,6 +6,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import signal
+import socket
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import select, text
@@ -22,7 +25,6 @@ from ledger.sync.service import sync_member
 from tests.conftest import client_settings, small_config
 from tests.scheduling.test_celery import process_env
 from tests.services import free_port
-from tests.test_cli_ledger import ledger
 from tests.waiting import wait_for
 
 MEMBERS = ["1234567890", "2208112345"]
@@ -35,22 +37,17 @@ def sim():
 
 
 def health(target: str, env: dict, **overrides):
-    """The command as docker-compose runs it: exit code and its last line."""
-    result = ledger("healthcheck", target, env_extra={**env, **overrides})
+    """The command as docker-compose runs it (`python -m ledger.health`): exit code and its last line."""
+    result = subprocess.run([sys.executable, "-m", "ledger.health", target], env={**env, **overrides},
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
     return result.returncode, (result.stderr.strip().splitlines() or [""])[-1]
 
 
 def problems(target: str, env: dict, **overrides) -> list[str]:
     """The same checks in this process (quicker to poll)."""
-    from ledger.db.engine import make_engine
     from ledger.settings import Settings
 
-    settings = Settings.from_env({**env, **overrides})
-    engine = make_engine(settings)
-    try:
-        return checks.run(target, engine, settings)
-    finally:
-        engine.dispose()
+    return checks.run(target, Settings.from_env({**env, **overrides}))
 
 
 def test_healthcheck_passes_when_all_run_and_names_what_stopped(clean_engine, sim, broker, processes, tmp_path):
@@ -66,6 +63,13 @@ def test_healthcheck_passes_when_all_run_and_names_what_stopped(clean_engine, si
     wait_for(beating, timeout=60, what="beat's first heartbeat")
     wait_for(lambda: problems("all", env) == [], timeout=60, what="the worker to answer pings")
     assert health("all", env) == (0, "")
+    # It asks this host's own node by name: another node's silence is not this one's health.
+    from ledger.settings import Settings
+
+    own = checks.node_name(Settings.from_env(env))
+    assert own == f"ledger@{socket.gethostname()}"
+    elsewhere = checks.worker(Settings.from_env(env), node="ledger@another-host")
+    assert elsewhere == "worker ledger@another-host did not answer within 2 s"
 
     assert problems("worker", env, LEDGER_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0") == [
         "broker unreachable: OperationalError"
@@ -92,7 +96,7 @@ def test_healthcheck_passes_when_all_run_and_names_what_stopped(clean_engine, si
 
     worker.send_signal(signal.SIGTERM)
     worker.wait(timeout=30)
-    assert problems("worker", env) == ["no worker answered a ping within 2 s"]
+    assert problems("worker", env) == [f"worker {own} did not answer within 2 s"]
 
 
 def test_nightly_sync_late_until_every_history_is_synced(clean_engine, sim):
@@ -107,7 +111,8 @@ def test_nightly_sync_late_until_every_history_is_synced(clean_engine, sim):
     settings = dataclasses.replace(client_settings(sim), health_sync_deadline=dt.time(0, 0),
                                    schedule_sync="0 2 * * *")  # fmt: skip
     day = now.astimezone(KST).date()
-    assert checks.nightly_sync(clean_engine, settings, now) == (
+    fetch = checks.engine_fetch(clean_engine)
+    assert checks.nightly_sync(fetch, settings, now) == (
         f"nightly sync not finished by 00:00 KST on {day}: 6 member histories not synced since"
     )
     assert "nightly_sync_late" in watchdog.review(clean_engine, settings, now=now)
@@ -116,10 +121,22 @@ def test_nightly_sync_late_until_every_history_is_synced(clean_engine, sim):
             for kind in ("payments", "usage", "refunds"):
                 sync_member(clean_engine, client, corp, kind, today=sim.world.today())
     later = dt.datetime.now(dt.UTC)
-    assert checks.nightly_sync(clean_engine, settings, later) is None
+    assert checks.nightly_sync(fetch, settings, later) is None
     assert "nightly_sync_late" not in watchdog.review(clean_engine, settings, now=later)
     with clean_engine.connect() as conn:
         texts = conn.execute(select(Notification.text).where(Notification.channel == "log", Notification.rule == "nightly_sync_late")
                              .order_by(Notification.id)).scalars().all()  # fmt: skip
     assert [t.split("]")[0] for t in texts] == ["[FIRING", "[RESOLVED"]
-    assert checks.nightly_sync(clean_engine, dataclasses.replace(settings, schedule_sync="off"), now) is None
+    assert checks.nightly_sync(fetch, dataclasses.replace(settings, schedule_sync="off"), now) is None
+
+
+def test_the_healthcheck_loads_no_sqlalchemy_celery_or_cli(engine):
+    """What docker-compose runs every minute stays light: a regression here costs every container."""
+    from tests.conftest import TEST_DATABASE_URL
+
+    script = ("import sys; from ledger.health.probe import check; code, line = check('beat'); "
+              "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'celery', 'click'}))")  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "LEDGER_DATABASE_URL": TEST_DATABASE_URL}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    code, loaded = result.stdout.split(maxsplit=1)
+    assert code in ("0", "1") and loaded == "[]\n", result.stdout + result.stderr  # the check ran, and loaded none

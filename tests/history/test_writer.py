@@ -53,3 +53,62 @@ def test_copy_round_trips_awkward_text(db):
     again = write_usage_copy(conn, prepare_usage_copy(member.id, rows, identity.OccurrenceCounter()),
                              dt.datetime.now(dt.UTC), likely_new=True)  # fmt: skip
     assert (again.inserted, again.unchanged) == (0, 3)  # the fast path fell back to the merge
+
+
+TIED = {"regDT": "20261120150000", "productType": "포인트 충전", "productName": "포인트", "settleType": "무통장",
+        "settlerName": "홍길동", "settlerEmail": "a@example.com", "settleCost": "11000", "settlePoint": "10000"}  # fmt: skip
+PENDING = {**TIED, "settleState": 1, "stateDT": "20261120150000"}
+CANCELLED = {**TIED, "settleState": 3, "stateDT": "20261121090000"}
+DONE = {**TIED, "settleState": 2, "stateDT": "20261121100000"}
+
+
+def _write_payments(conn, member_id, pages):
+    """One fetch of the payment history, page by page, as the sync writes it."""
+    from ledger.history.writer import PAYMENTS, WriteCounts, write_mutable_page
+    from ledger.popbill.models import PaymentHistory
+
+    counter, total = identity.OccurrenceCounter(), WriteCounts()
+    for rows in pages:
+        typed = tuple(PaymentHistory.from_wire(dict(r)) for r in rows)
+        total += write_mutable_page(conn, PAYMENTS, member_id, typed, counter, dt.datetime.now(dt.UTC))
+    return total
+
+
+def test_tied_payments_keep_their_states_whatever_order_upstream_lists_them(db):
+    """Two payments alike in every immutable field (one key) but for their state: however they
+    are listed (either order, on one page or straddling two), nothing changes and no state
+    change is recorded; a real change is recorded once, on the row that changed."""
+    from ledger.history.models import Payment, StateChange
+
+    member = add_member(db, MemberInput("1234567890"))
+    conn = db.connection()
+    first = _write_payments(conn, member.id, [[PENDING, CANCELLED]])
+    assert first.inserted == 2
+    for pages in ([[CANCELLED, PENDING]], [[PENDING], [CANCELLED]], [[CANCELLED], [PENDING]], [[PENDING, CANCELLED]]):
+        counts = _write_payments(conn, member.id, pages)
+        assert (counts.inserted, counts.updated, counts.unchanged) == (0, 0, 2), pages
+    assert db.execute(select(StateChange)).scalars().all() == []
+    moved = _write_payments(conn, member.id, [[CANCELLED], [DONE]])  # the pending one settled
+    assert (moved.updated, moved.unchanged) == (1, 1)
+    changes = db.execute(select(StateChange.field, StateChange.old_value, StateChange.new_value)).all()
+    assert [c.field for c in sorted(changes)] == ["settle_state", "state_dt"]
+    assert sorted(changes)[0] == ("settle_state", "1", "2")
+    assert dt.datetime.fromisoformat(sorted(changes)[1].new_value) == dt.datetime(2026, 11, 21, 1, 0, tzinfo=dt.UTC)
+    states = sorted(db.execute(select(Payment.settle_state).where(Payment.member_id == member.id)).scalars())
+    assert states == [2, 3]
+
+
+def test_tied_refunds_are_matched_by_content_too(db):
+    from ledger.history.models import StateChange
+    from ledger.history.writer import REFUNDS, write_mutable_page
+    from ledger.popbill.models import RefundHistory
+
+    member = add_member(db, MemberInput("1234567890"))
+    conn = db.connection()
+    base = {"reqDT": "20261120120000", "requestPoint": "5000", "accountBank": "국민", "accountNum": "1",
+            "accountName": "홍길동", "reason": "해지"}  # fmt: skip
+    rows = [{**base, "state": 1}, {**base, "state": 3}, {**base, "state": 1}]
+    for order in ([0, 1, 2], [1, 0, 2], [2, 1, 0], [1, 2, 0]):
+        typed = tuple(RefundHistory.from_wire(dict(rows[i])) for i in order)
+        write_mutable_page(conn, REFUNDS, member.id, typed, identity.OccurrenceCounter(), dt.datetime.now(dt.UTC))
+    assert db.execute(select(StateChange)).scalars().all() == []

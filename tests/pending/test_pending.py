@@ -15,7 +15,7 @@ from ledger.alerts.models import Alert
 from ledger.alerts.service import review_stuck
 from ledger.history.models import Payment, StateChange
 from ledger.members.service import MemberInput, add_member
-from ledger.pending import sending, service
+from ledger.pending import polling, sending, service
 from ledger.pending.models import TrackedItem
 from ledger.popbill import PaymentForm, PopbillClient, RefundForm, codes
 from ledger.simulator import Simulator
@@ -70,14 +70,14 @@ def test_deposit_settles_after_polls_and_the_history_follows(env, sim):
 def test_backoff_doubles_and_is_capped(env):
     _, _, settings = env
     settings = dataclasses.replace(settings, pending_first_poll=600, pending_max_interval=6 * 3600)
-    waits = [service.next_interval(n, settings).total_seconds() for n in range(1, 8)]
+    waits = [polling.next_interval(n, settings).total_seconds() for n in range(1, 8)]
     assert waits == [600, 1200, 2400, 4800, 9600, 19200, 21600]
 
 
 def test_refund_settles_and_over_refund_is_refused_before_sending(env, sim):
     engine, client, settings = env
-    too_much = sim.world.refundable_balance(CORP) + 1
-    form = RefundForm("담당", "02", too_much, "국민", "123", "홍길동", "해지")
+    too_much = sim.world.refundable_balance(CORP).to_integral_value() + 1
+    form = RefundForm("담당", "02-123-4567", too_much, "국민", "123", "홍길동", "해지")
     with pytest.raises(service.PendingError, match="refundable"):
         sending.request_refund(engine, client, CORP, form)
     assert sim.requests("/Refund", method="POST") == []
@@ -129,7 +129,7 @@ def test_old_pending_item_raises_the_stuck_alert_then_resolves(env, sim):
 def test_concurrent_pollers_never_poll_one_item_twice(env, sim):
     engine, client, settings = env
     settings = dataclasses.replace(settings, pending_first_poll=600)  # once polled, not due again
-    codes_ = [sending.request_payment(engine, client, CORP, FORM).code for _ in range(6)]
+    codes_ = [sending.request_payment(engine, client, CORP, FORM, force=True).code for _ in range(6)]
     results: list = []
     barrier = threading.Barrier(3)
 
@@ -162,3 +162,34 @@ def test_state_meanings_come_from_the_state_codes_table(env, sim):
     finally:
         with engine.begin() as conn:
             conn.execute(text("UPDATE state_codes SET meaning = 'pending' WHERE kind = 'settle' AND code = 1"))
+
+
+def test_doubtful_answers_keep_an_item_pending_and_past_the_limit_say_what_popbill_answered(env, sim):
+    """GetSettleResult answering HTTP 200 with an error body, {} or a state nobody defined: the
+    deposit stays pending (never `cancelled`), each poll counts, and at LEDGER_PENDING_DOUBT_LIMIT
+    a stuck_pending alert quotes the last answer; a clear answer clears both."""
+    engine, client, settings = env
+    code = sending.request_payment(engine, client, CORP, FORM).code
+    bodies = ['{"code":-99999999,"message":"잠시 후 다시 시도하세요."}', "{}", None]
+    for n, body in enumerate(bodies, start=1):
+        if body is None:
+            sim.inject("rewrite", path="/Payment/", method="GET", rate=1.0, edits={"settleState": "99"})
+        else:
+            sim.inject("answer", path="/Payment/", method="GET", rate=1.0, status=200, body=body)
+        [outcome] = [o for o in service.poll_due(engine, client, settings) if o.code == code]
+        sim.clear_faults()
+        assert outcome.state == "pending" and outcome.doubt, outcome
+        row = item_row(engine, code)
+        assert (row.state, row.doubtful_polls, row.resolved_at) == ("pending", n, None)
+        fired = review_stuck(engine, settings)
+        assert fired == ([f"settle:{code}"] if n == settings.pending_doubt_limit else [])
+    with engine.connect() as conn:
+        summary = conn.execute(select(Alert.summary).where(Alert.rule == "stuck_pending")).scalar()
+    assert "the last 3 answers about it were not clear" in summary
+    assert "settleState 99, which state_codes does not define" in summary
+    # A clear answer: still pending, but no longer in doubt; the alert resolves.
+    [outcome] = [o for o in service.poll_due(engine, client, settings) if o.code == code]
+    assert (outcome.state, outcome.doubt) == ("pending", None) and item_row(engine, code).doubtful_polls == 0
+    review_stuck(engine, settings)
+    with engine.connect() as conn:
+        assert conn.execute(select(Alert.state).where(Alert.rule == "stuck_pending")).scalar() == "ok"

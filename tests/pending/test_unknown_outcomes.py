@@ -74,7 +74,7 @@ def test_read_timeout_is_unknown_not_repeated_and_resolved_from_the_history(env,
     assert (item.state, item.code, item.amount, item.counterparty) == ("unknown", None, Decimal("110000"), "담당자")
 
     # The same request again is refused without reaching Popbill...
-    with pytest.raises(sending.RequestRefused, match="unknown outcome.*--force"):
+    with pytest.raises(sending.RequestRefused, match="has an unknown outcome: it may have been registered.*--force"):
         sending.request_payment(engine, client, CORP, FORM)
     assert posts(sim) == 1 and len(items(engine)) == 1
 
@@ -89,8 +89,10 @@ def test_read_timeout_is_unknown_not_repeated_and_resolved_from_the_history(env,
     sim.complete_payment(CORP, payment.settle_code)
     assert [o.state for o in service.poll_due(engine, client, settings)] == ["done"]
     assert posts(sim) == 1  # one deposit asked for, however many polls
-    # Resolved: an identical request is no longer refused.
-    assert sending.request_payment(engine, client, CORP, FORM).state == "pending"
+    # Resolved, and still an identical request within the window: refused unless forced.
+    with pytest.raises(sending.RequestRefused, match=r"item \d+, sent at .* KST, was registered \(found in the member's history\) and is done"):
+        sending.request_payment(engine, client, CORP, FORM)
+    assert sending.request_payment(engine, client, CORP, FORM, force=True).state == "pending"
     assert posts(sim) == 2
 
 
@@ -132,8 +134,10 @@ def test_a_request_popbill_never_processed_becomes_not_found_after_the_grace_per
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=settings.pending_unknown_grace + 1)
     assert [o.state for o in service.poll_due(engine, client, settings, now=later)] == ["not_found"]
     assert posts(sim) == 1
-    # Proven never registered: the same request may now be sent, without --force.
-    assert sending.request_payment(engine, client, CORP, FORM).code is not None
+    # Proven never registered; within the window the same request still needs --force.
+    with pytest.raises(sending.RequestRefused, match="never registered"):
+        sending.request_payment(engine, client, CORP, FORM)
+    assert sending.request_payment(engine, client, CORP, FORM, force=True).code is not None
     assert posts(sim) == 2
 
 
@@ -144,7 +148,9 @@ def test_a_refusal_from_popbill_is_final_and_never_unknown(env, sim):
         sending.request_payment(engine, client, CORP, FORM)
     assert not isinstance(caught.value, sending.OutcomeUnknown)
     assert [i.state for i in items(engine)] == ["refused"]
-    assert sending.request_payment(engine, client, CORP, FORM).state == "pending"  # not refused
+    with pytest.raises(sending.RequestRefused, match=r"was refused by Popbill \(.*429"):
+        sending.request_payment(engine, client, CORP, FORM)
+    assert sending.request_payment(engine, client, CORP, FORM, force=True).state == "pending"
 
 
 class _Seen(logging.Handler):

@@ -139,7 +139,7 @@ def test_refund_request_then_refund_info(client, simulator):
 
 
 def test_refund_above_refundable_balance_is_refused(client):
-    too_much = client.get_refundable_balance(MEMBER) + 1
+    too_much = client.get_refundable_balance(MEMBER).to_integral_value() + 1
     form = RefundForm("담당자", "02-000-0000", too_much, "국민", "123456789", "홍길동", "해지")
     with pytest.raises(BusinessError) as caught:
         client.refund(MEMBER, form)

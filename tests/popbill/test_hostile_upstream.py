@@ -150,7 +150,9 @@ def test_a_page_with_garbage_in_its_own_fields_is_a_clear_error(fields):
     with HostileServer(lambda path, page_no: garbage) as server, hostile_client(server) as client:
         with pytest.raises(PopbillError) as caught:
             use_history(client)
-    assert "malformed page" in str(caught.value) and caught.value.call == "GetUseHistory"
+    [field] = fields
+    assert "outside the documented shape" in str(caught.value) and caught.value.call == "GetUseHistory"
+    assert caught.value.field == field and f"{field}: " in str(caught.value)
 
 
 def test_the_deadline_holds_through_a_proxy_read_once_from_the_environment(monkeypatch):

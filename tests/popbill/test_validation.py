@@ -10,11 +10,11 @@ from ledger.popbill import InvalidRequestError, PaymentForm, RefundForm
 from tests.conftest import MEMBER
 
 PAY = dict(
-    settler_name="a", settler_email="a@example.com", notify_hp="010", payment_name="b", settle_cost=Decimal("1000")
+    settler_name="a", settler_email="a@example.com", notify_hp="010-1234-5678", payment_name="b", settle_cost=Decimal("1000")
 )
 REF = dict(
     contact_name="a",
-    tel="02",
+    tel="02-123-4567",
     request_point=Decimal("10"),
     account_bank="국민",
     account_num="1",
@@ -64,6 +64,18 @@ CASES = [
     ("PaymentForm.settleCost", lambda c: c.payment_request(MEMBER, pay(settle_cost=10.5))),
     ("PaymentForm.settleCost", lambda c: c.payment_request(MEMBER, pay(settle_cost="abc"))),
     ("PaymentForm", lambda c: c.payment_request(MEMBER, {"settleCost": 1})),
+    # Money like money: whole won, within LEDGER_MONEY_MAX_WON; addresses Popbill can use.
+    *[("PaymentForm.settleCost", lambda c, v=v: c.payment_request(MEMBER, pay(settle_cost=v)))
+      for v in ("10.5", Decimal("10.5"), "1e30", Decimal("1E+30"), 10**12, "10000001", "NaN", "Infinity", True)],
+    *[("PaymentForm.settlerEmail", lambda c, v=v: c.payment_request(MEMBER, pay(settler_email=v)))
+      for v in ("notanemail", "a@b", "a b@c.kr", "a@@b.kr", "a@b..kr")],
+    *[("PaymentForm.notifyHP", lambda c, v=v: c.payment_request(MEMBER, pay(notify_hp=v)))
+      for v in ("abc", "010", "02-123-4567", "010-1234-567a", "+82 10 1234 5678")],
+    ("PaymentForm.settlerName", lambda c: c.payment_request(MEMBER, pay(settler_name="x" * 101))),
+    ("PaymentForm.paymentName", lambda c: c.payment_request(MEMBER, pay(payment_name="a\nb"))),
+    *[("RefundForm.tel", lambda c, v=v: c.refund(MEMBER, ref(tel=v))) for v in ("02", "phone", "1234-5678")],
+    ("RefundForm.requestPoint", lambda c: c.refund(MEMBER, ref(request_point=Decimal("0.5")))),
+    ("RefundForm.requestPoint", lambda c: c.refund(MEMBER, ref(request_point=Decimal("10000001")))),
     ("RefundForm.contactName", lambda c: c.refund(MEMBER, ref(contact_name=""))),
     ("RefundForm.tel", lambda c: c.refund(MEMBER, ref(tel=""))),
     ("RefundForm.accountBank", lambda c: c.refund(MEMBER, ref(account_bank=""))),

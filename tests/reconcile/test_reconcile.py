@@ -165,7 +165,7 @@ def test_lost_refund_debit(env, sim):
 
 def test_old_pending_deposit_and_stale_syncs(env, sim):
     engine, client, settings = env
-    client.payment_request(CORP, PaymentForm("담당", "a@b.kr", "010", "입금", Decimal("5000")))
+    client.payment_request(CORP, PaymentForm("담당", "a@b.kr", "010-1234-5678", "입금", Decimal("5000")))
     sync_and_check(env, sim)
     assert "pending_aging" not in checks_of(engine, CORP)
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=5)

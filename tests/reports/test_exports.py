@@ -25,10 +25,22 @@ from ledger.pending.service import track_code
 from ledger.popbill import PopbillClient
 from ledger.reconcile.service import reconcile
 from ledger.reports import export as exporting
+from ledger.reports.files import statement_document_of
+from ledger.reports.layout import format_corp_num, format_points, format_whole
 from ledger.reports.statement import monthly_statement, previous_month
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
 from tests.conftest import client_settings, small_config
+from tests.reports.rendering import (
+    cells_that_do_not_fit,
+    chart_problems,
+    charts_outside_the_print_area,
+    pdf_text,
+    print_settings_problems,
+    print_to_pdf,
+    require_tools,
+    to_png,
+)
 from tests.reports.test_reports import ledger_cli
 
 INJECTED, SLASHED = "1234567890", "2208112345"
@@ -203,25 +215,76 @@ def test_whole_numbers_have_no_trailing_dot(ledger_with_everything, tmp_path):
     assert won and all(c.number_format == "#,##0" for c in won if c.value == int(c.value))
 
 
+def summary_rows(sheet) -> list[dict]:
+    """The summary sheet's member rows as {column: value} (the header is row 6; the total last)."""
+    from ledger.reports.workbook import SUMMARY_COLUMNS
+
+    rows = list(sheet.iter_rows(min_row=7, values_only=True))
+    return [dict(zip([key for key, _ in SUMMARY_COLUMNS], row, strict=False)) for row in rows[:-1]]
+
+
 def test_month_workbook_sheets_charts_and_numbers(ledger_with_everything, tmp_path):
     engine, month = ledger_with_everything
     out = tmp_path / "month.xlsx"
     result = ledger_cli("report", "month", "--month", f"{month:%Y-%m}", "--out", str(out), "--lang", "ko")
     assert result.returncode == 0, result.stderr
     book = load_workbook(out)
-    assert book.sheetnames[0] == "요약" and len(book.sheetnames) == 3
-    summary = list(book["요약"].iter_rows(min_row=2, values_only=True))
-    assert [r[0] for r in summary] == [INJECTED, SLASHED]
-    for row, sheet in zip(summary, book.worksheets[1:], strict=True):
-        statement = monthly_statement(engine, row[0], month)
-        assert Decimal(str(row[2])) == statement.amount("opening_balance")
-        assert Decimal(str(row[3])) == (statement.won("deposits") or 0)
-        assert Decimal(str(row[6])) == statement.amount("usage_points")
-        assert Decimal(str(row[8])) == statement.amount("closing_balance")
-        assert row[10] == "마감"  # the month was closed
-        charts = sheet._charts
-        assert len(charts) == 2 and {type(c).__name__ for c in charts} == {"LineChart", "BarChart"}
-        days = [r for r in sheet.iter_rows(min_row=3, min_col=7, max_col=8, values_only=True) if r[0] is not None]
+    assert book.sheetnames[:2] == ["요약", "검토 대상"]
+    summary = summary_rows(book["요약"])
+    assert [r["corp_num"] for r in summary] == [format_corp_num(INJECTED), format_corp_num(SLASHED)]
+    flagged = {row[0] for row in book["검토 대상"].iter_rows(min_row=4, values_only=True)}
+    assert format_corp_num(INJECTED) in flagged  # it has open discrepancies
+    for row in summary:
+        corp = row["corp_num"].replace("-", "")
+        statement = monthly_statement(engine, corp, month)
+        assert Decimal(str(row["opening_balance"])) == statement.amount("opening_balance")
+        assert Decimal(str(row["deposits_won"])) == (statement.won("deposits") or 0)
+        assert Decimal(str(row["usage_points"])) == statement.amount("usage_points")
+        assert Decimal(str(row["closing_balance"])) == statement.amount("closing_balance")
+        assert row["check"] == 0 and isinstance(row["transactions"], int)
+        assert row["month_status"] == "마감"  # the month was closed, in Korean
+    for sheet in book.worksheets[2:]:
+        corp = sheet.title.split()[0]
+        assert format_corp_num(corp) in flagged
+        assert {type(c).__name__ for c in sheet._charts} == {"LineChart", "BarChart"}
+        values = [c for row in sheet.iter_rows(values_only=True) for c in row if c is not None]
+        assert f"사업자번호: {format_corp_num(corp)}" in values and any(str(v).startswith("상태: 마감") for v in values)
+        days = [v for v in values if isinstance(v, dt.datetime)]
         assert len(days) == (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1).__sub__(month).days
-        assert Decimal(str(days[-1][1])) == statement.amount("closing_balance")
-    assert book["요약"].cell(row=2, column=2).data_type == "s"  # the injected name is text here too
+    assert book["요약"].cell(row=7, column=2).data_type == "s"  # the injected name is text here too
+
+
+def test_files_as_a_person_prints_them(ledger_with_everything, tmp_path):
+    """The month workbook (Korean), a statement XLSX (English) and the PDF statement, printed
+    as a person would: every cell fits, every sheet fits one page wide, the charts can be read,
+    and the PDF's text has the member's Korean name and every figure."""
+    require_tools()
+    engine, month = ledger_with_everything
+    workbook, statement, pdf = tmp_path / "month.xlsx", tmp_path / "statement.xlsx", tmp_path / "statement.pdf"
+    for args in (["report", "month", "--lang", "ko", "--out", str(workbook)],
+                 ["report", "statement", "--member", SLASHED, "--format", "xlsx", "--out", str(statement)],
+                 ["report", "statement", "--member", SLASHED, "--format", "pdf", "--lang", "ko", "--out", str(pdf)]):  # fmt: skip
+        result = ledger_cli(*args, "--month", f"{month:%Y-%m}")
+        assert result.returncode == 0, (args, result.stderr)
+    for path in (workbook, statement):
+        assert cells_that_do_not_fit(path) == []
+        assert print_settings_problems(path) == []
+        charts, problems = chart_problems(path)
+        assert charts >= 2 and problems == []
+        assert charts_outside_the_print_area(path) == []
+    printed = print_to_pdf([workbook, statement], tmp_path / "printed")
+    first_page = pdf_text(printed[0], 1)
+    # fit to one page wide: the summary's first and last columns, and its total, on its first page
+    assert "사업자번호" in first_page and "미해결" in first_page and "합계" in first_page
+    assert format_corp_num(SLASHED) in first_page
+    for document in (*printed, pdf):
+        assert to_png(document)  # pages a person can look at (tmp_path keeps them)
+    text = pdf_text(pdf)
+    _, doc = statement_document_of(engine, SLASHED, month, "ko")
+    assert "(주)A/S센터" in text and format_corp_num(SLASHED) in text and "거래명세서" in text
+    figures = [doc.points_text(r) for r in doc.rows if r.points is not None]
+    figures += [format_whole(r.won) for r in doc.rows if r.won is not None]
+    figures += [format_points(balance, doc.decimals) for _, balance in doc.daily]
+    missing = [figure for figure in figures if figure not in text]
+    assert figures and missing == []
+    assert all(label.strip() in text for label in ("기초잔액", "기말잔액", "입금대기", "마감"))

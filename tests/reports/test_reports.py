@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from ledger.db.roles import RoleError, create_reader
 from ledger.history.codes import load_service_names
+from ledger.kst import today_kst
 from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PopbillClient, codes
 from ledger.reports import export as exporting
-from ledger.reports.statement import StatementError, monthly_statement
+from ledger.reports.statement import StatementError, monthly_statement, previous_month
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
 from tests.conftest import TEST_DATABASE_URL, client_settings, small_config, unique_name
@@ -145,14 +146,20 @@ def test_service_names_come_from_the_item_codes_table(synced):
             conn.execute(text("UPDATE item_codes SET name_ko = :n WHERE code = :c"), {"n": old, "c": code})
 
 
-def test_month_without_transactions_carries_the_balance(synced):
+def test_months_outside_the_data_are_refused_and_the_current_month_carries_the_balance(synced):
     engine, truth, _ = synced
-    future = dt.date.today().replace(day=1) + dt.timedelta(days=400)
-    statement = monthly_statement(engine, MEMBERS[0], future)
-    last = Decimal(truth[MEMBERS[0]][-1]["balance"])
-    assert statement.amount("opening_balance") == statement.amount("closing_balance") == last
+    current = today_kst().replace(day=1)
+    statement = monthly_statement(engine, MEMBERS[0], current)
+    assert statement.amount("closing_balance") == Decimal(truth[MEMBERS[0]][-1]["balance"])
+    first = dt.date.fromisoformat(f"{_month(truth[MEMBERS[0]][0]['txDT'])}-01")
+    for month, needle in [(current + dt.timedelta(days=40), "after the current month"),
+                          (dt.date(2030, 1, 1), "after the current month"),
+                          (previous_month(first), "before 1234567890's first row"),
+                          (dt.date(1999, 1, 1), "before 1234567890's first row")]:  # fmt: skip
+        with pytest.raises(StatementError, match=needle):
+            monthly_statement(engine, MEMBERS[0], month)
     with pytest.raises(StatementError, match="not a member"):
-        monthly_statement(engine, "9999999999", future)
+        monthly_statement(engine, "9999999999", current)
 
 
 def test_csv_export_reads_back(synced):

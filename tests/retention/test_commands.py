@@ -97,7 +97,7 @@ def test_the_beat_task_prunes_once_per_slot(old_rows):
 
 
 def test_beat_schedules_the_prune_unless_it_is_off():
-    from workers import beat_schedule
+    from ledger.worker.app import beat_schedule
 
     entry = beat_schedule(Settings())["prune"]
     assert entry["task"] == "ledger.retention.prune"

@@ -14,8 +14,10 @@ from sqlalchemy.orm import Session
 
 from ledger.members.service import MemberInput, add_member
 from ledger.scheduling.service import claim, slot_for
+from ledger.settings import Settings
 from ledger.simulator import Simulator
 from ledger.sync.models import SyncRun
+from ledger.worker.app import make_app
 from tests.conftest import CLAIM_KEY, RUN_SUFFIX, TEST_BROKER_URL, TEST_DATABASE_URL, small_config
 from tests.sync.helpers import assert_ledger_equals_truth
 from tests.waiting import wait_for
@@ -70,6 +72,11 @@ class Processes:
 
     def start(self, args, env, tmp_path, name) -> subprocess.Popen:
         log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
+        if args[0] == "worker" and "LEDGER_WORKER_NAME" not in env and any(
+            proc.poll() is None and proc.args[3] == "worker" for proc in self.running
+        ):  # fmt: skip
+            # Workers are ledger@<host> by default; a second one on this host at once needs its own name.
+            env = {**env, "LEDGER_WORKER_NAME": f"ledger-{name}@%h"}
         proc = subprocess.Popen([sys.executable, "-m", "ledger", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
         self.running.append(proc)
         return proc
@@ -99,9 +106,6 @@ def runs(engine, status="succeeded") -> set[tuple[int, str]]:
 
 def app_for(env):
     """A Celery app as the processes see it, to send tasks from the test."""
-    from ledger.settings import Settings
-    from workers import make_app
-
     return make_app(Settings.from_env(env))
 
 

@@ -71,7 +71,7 @@ def test_database_stopped_mid_run_the_cli_waits_retries_and_finishes_every_membe
         sim.inject("stall", path="/UseHistory", skip=1, count=1, seconds=1.0)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
         env |= {"LEDGER_DATABASE_URL": pg.url, "POPBILL_API_URL": sim.url, "LINKHUB_AUTH_URL": sim.url,
-                "LEDGER_DB_RETRY_SECONDS": "60", "LEDGER_DB_RETRY_ATTEMPTS": "30"}  # fmt: skip
+                "LEDGER_DB_RETRY_SECONDS": "60"}  # fmt: skip
         stderr = tmp_path / "stderr"
         with open(stderr, "w") as err:
             cli = subprocess.Popen([sys.executable, "-m", "ledger", "sync", "--jobs", "1", "--kind", "usage",
@@ -145,7 +145,7 @@ def test_database_away_longer_than_the_bound_returns_a_failure_and_goes_on(sim):
         migrate.upgrade(engine)
         add_members(engine, MEMBERS[:1])
         pg.stop()
-        settings = dataclasses.replace(client_settings(sim), db_retry_seconds=1.0, db_retry_attempts=3)
+        settings = dataclasses.replace(client_settings(sim), db_retry_seconds=1.0)
         with PopbillClient(settings) as client:
             result = sync_member_resilient(engine, client, MEMBERS[0], "usage", settings=settings)
         assert result.status == "failed" and result.database_lost and "database unavailable" in result.error

@@ -110,7 +110,7 @@ def test_new_days_are_picked_up_incrementally(ledger_db, popbill, sim):
 def test_completed_payment_is_updated_in_place_and_its_change_kept(ledger_db, popbill, sim):
     corp = MEMBERS[0]
     settle_code = popbill.payment_request(
-        corp, PaymentForm("담당", "a@b.kr", "010", "입금자", Decimal("55000"))
+        corp, PaymentForm("담당", "a@b.kr", "010-1234-5678", "입금자", Decimal("55000"))
     ).settle_code
     run_all(ledger_db, popbill, sim)
     before = {c: sim.world.payments_truth(c) for c in MEMBERS}
@@ -137,7 +137,7 @@ def test_refund_state_change_is_recorded(ledger_db, popbill, sim):
     from ledger.popbill import RefundForm
 
     corp = MEMBERS[1]
-    code = popbill.refund(corp, RefundForm("담당", "02", Decimal("100"), "국민", "1", "홍", "r")).refund_code
+    code = popbill.refund(corp, RefundForm("담당", "02-123-4567", Decimal("100"), "국민", "1", "홍", "r")).refund_code
     run_all(ledger_db, popbill, sim)
     sim.complete_refund(corp, code)
     later = run_all(ledger_db, popbill, sim)

@@ -1,0 +1,1 @@
+"""One module per command group; each imports downward only (ledger.cli.errors, .runtime, .options, .output)."""

@@ -1,0 +1,179 @@
+"""`ledger balances` and `ledger alerts ...`."""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+
+import click
+
+from ledger import logs
+from ledger.alerts import alertmanager, service
+from ledger.alerts.alertmanager import push_quietly
+from ledger.alerts.outbox import channels, deliver
+from ledger.alerts.relay import make_relay_server
+from ledger.cli.errors import friendly_errors
+from ledger.cli.options import wide_option
+from ledger.cli.output import echo_json, kst_time, print_table
+from ledger.cli.runtime import load_settings, open_engine
+from ledger.popbill import PopbillClient, validation
+
+
+@contextlib.contextmanager
+def _alertmanager_failures():
+    """Alertmanager down or refusing: one line, exit 1 (its URL may carry credentials: never shown)."""
+    try:
+        yield
+    except alertmanager.AlertmanagerError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@wide_option
+@friendly_errors
+def balances(as_json: bool, wide: bool) -> None:
+    """Check every balance now (GetBalance, GetPartnerBalance), alert, and print a table."""
+
+    settings = load_settings()
+    engine = open_engine(settings)
+    with PopbillClient(settings) as client:
+        readings = service.check_balances(engine, client, settings)
+    deliver(engine, settings)
+    push_quietly(engine, settings)
+    rows = [
+        {"subject": r.subject, "balance": r.balance, "threshold": r.threshold, "daily_use": r.daily_use,
+         "days_left": r.days_left, "alerts": ", ".join(r.alerts), "error": r.error}
+        for r in readings
+    ]  # fmt: skip
+    narrow = ["subject", "balance", "threshold", "days_left", "alerts", "error"]
+    echo_json(rows) if as_json else print_table("balances", rows, None if wide else narrow, wide=wide)
+    if any(r.error for r in readings):
+        raise click.ClickException("some balances could not be read; see the error column")
+
+
+@click.group()
+def alerts() -> None:
+    """Low-balance, runway and stuck-item alerts."""
+
+
+@alerts.command("list")
+@click.option("--firing", is_flag=True, help="Only firing alerts.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@wide_option
+@friendly_errors
+def list_(firing: bool, as_json: bool, wide: bool) -> None:
+    """List alerts and their states."""
+    rows = service.list_alerts(open_engine(), firing_only=firing)
+    narrow = ["subject", "rule", "state", "fired_at", "summary"]
+    echo_json(rows) if as_json else print_table("alerts", rows, None if wide else narrow, wide=wide)
+
+
+@alerts.command()
+@click.argument("corp_num", required=False)
+@click.option("--rule", help=f"Only this rule ({', '.join(service.RULES)}); without CORP_NUM, for every member.")
+@click.option("--for", "duration", required=True, help="How long: 30m, 12h, 2d, 1w (at most a year).")
+@click.option("--comment", "-m", default="no reason given", help="Why; shown with the silence.")
+@click.option("--by", "created_by", default=None, help="Who sets it (default: your login name).")
+@friendly_errors
+def mute(corp_num: str | None, rule: str | None, duration: str, comment: str, created_by: str | None) -> None:
+    """Silence notifications of a member ('partner' for the partner's), of a rule, or both.
+
+    \b
+    Examples:
+      ledger alerts mute 1234567890 --for 2d -m "deposit promised on Friday"
+      ledger alerts mute --rule runway --for 12h -m "usage spike during the migration"
+    """
+
+
+    span = service.parse_duration(duration)
+    subject = None if corp_num is None else "partner" if corp_num == "partner" else validation.corp_num(corp_num, "mute")
+    settings = load_settings()
+    with _alertmanager_failures():
+        row = service.silence(open_engine(settings), subject=subject, rule=rule, duration=span, comment=comment,
+                              created_by=created_by or getpass.getuser(), settings=settings)  # fmt: skip
+    what = " ".join(x for x in (row.subject, row.rule and f"rule {row.rule}") if x)
+    also = f" (Alertmanager silence {row.alertmanager_silence_id})" if row.alertmanager_silence_id else ""
+    click.echo(f"silence {row.id}: {what} muted until {kst_time(row.ends_at)} KST{also}")
+
+
+@alerts.command()
+@click.option("--all", "include_ended", is_flag=True, help="Ended silences too.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def mutes(include_ended: bool, as_json: bool) -> None:
+    """List silences in force (who set them, why, until when); with Alertmanager configured,
+    its silences too, whoever made them."""
+    settings = load_settings()
+    rows = service.list_silences(open_engine(settings), include_ended=include_ended)
+    with _alertmanager_failures():
+        remote = alertmanager.list_silences(settings) if settings.alertmanager_url else []
+    if as_json:
+        echo_json([{"source": "ledger", **r} for r in rows] + [{"source": "alertmanager", **r} for r in remote])
+        return
+    print_table("silences", rows)
+    if settings.alertmanager_url:
+        print_table("alertmanager silences", remote)
+
+
+@alerts.command()
+@click.argument("silence_id", metavar="ID", type=int)
+@friendly_errors
+def unmute(silence_id: int) -> None:
+    """End a silence now (its ID from `ledger alerts mutes`)."""
+    settings = load_settings()
+    with _alertmanager_failures():
+        service.unsilence(open_engine(settings), silence_id, settings=settings)
+    click.echo(f"silence {silence_id} ended")
+
+
+@alerts.command()
+@click.option("--status", type=click.Choice(["pending", "sent", "failed"]), help="Only notifications in this state.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--json", "as_json", is_flag=True)
+@wide_option
+@friendly_errors
+def outbox(status: str | None, limit: int, as_json: bool, wide: bool) -> None:
+    """Notifications, newest first: channel, state, attempts, and why a failed one failed."""
+    rows = service.list_outbox(open_engine(), limit=limit, status=status)
+    if as_json:
+        echo_json(rows)
+    else:
+        narrow = ["id", "channel", "status", "attempts", "next_attempt_at", "last_error"]
+        print_table("outbox", rows, None if wide else narrow, wide=wide)
+
+
+@alerts.command()
+@friendly_errors
+def test() -> None:
+    """Send a test notification on every configured channel."""
+    settings = load_settings()
+    engine = open_engine(settings)
+    service.send_test(engine, settings)
+    counts = deliver(engine, settings)
+    click.echo(f"channels: {', '.join(channels(settings))}; sent {counts['sent']}, failed {counts['failed']}")
+    if counts["failed"]:
+        raise click.ClickException("a channel failed; the outbox will retry it (see `ledger alerts list`)")
+
+
+@alerts.command()
+@click.option("--port", default=9095, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 for Alertmanager on another host.")
+@friendly_errors
+def relay(port: int, host: str) -> None:
+    """Receive Alertmanager's webhook at /alertmanager (deploy/alertmanager/alertmanager.yml's `ops`
+    receiver): a log line per alert, and a message to LEDGER_ALERT_WEBHOOK_URL (Slack-compatible)
+    when it is set."""
+
+    settings = load_settings()
+    logs.configure(settings, default_level="INFO")
+    try:
+        server = make_relay_server(host, port, settings)
+    except OSError as exc:
+        raise click.ClickException(f"--port: cannot listen on {host}:{port}: {exc.strerror}") from None
+    click.echo(f"relaying Alertmanager's notifications posted to http://{host}:{server.server_address[1]}/alertmanager",
+               err=True)  # fmt: skip
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,31 @@
+"""What a command needs before it works: the settings, and an engine on the ledger database.
+
+Below every command module; imports nothing back from them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ledger.cli.errors import InputError
+from ledger.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise InputError(str(exc)) from None
+
+
+def open_engine(settings: Settings | None = None) -> Engine:
+    # lazy: SQLAlchemy costs a third of a second; commands that never touch the database skip it.
+    from ledger.db.engine import make_engine
+
+    try:
+        return make_engine(settings or load_settings())
+    except SettingsError as exc:
+        raise InputError(str(exc)) from None

@@ -1,0 +1,101 @@
+"""One small object per history kind: how its pages are fetched, prepared and written.
+
+The sync's walkers (ledger/sync/walk.py) take one of these and never ask which kind it is:
+- usage and payments are walked by date windows (`dated = True`);
+- refunds have no date filter and are walked newest first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Iterator
+from functools import partial
+
+from sqlalchemy import Connection
+
+from ledger.history import identity
+from ledger.history.writer import (
+    PAYMENTS,
+    REFUNDS,
+    WriteCounts,
+    prepare_usage_copy,
+    write_mutable_page,
+    write_usage_copy,
+)
+from ledger.popbill import PopbillClient
+from ledger.popbill.models import Page, PaymentHistory, RefundHistory
+
+Write = Callable[[Connection], WriteCounts]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetch:
+    """Who is being synced, and how: what every fetch of a kind needs."""
+
+    client: PopbillClient
+    corp_num: str
+    user_id: str | None
+    per_page: int
+
+
+class Usage:
+    """GetUseHistory, by date window, oldest first. Rows stay the dicts screening passed: the
+    COPY text is written from them directly (no typed row per usage, the bulk of a history)."""
+
+    name = "usage"
+    dated = True
+    row_type = None
+
+    def fetch(self, how: Fetch, window: tuple[dt.date, dt.date]) -> Callable[..., Iterator[Page]]:
+        return partial(
+            how.client.iter_use_history, how.corp_num, *window, per_page=how.per_page, order="A", user_id=how.user_id
+        )
+
+    def prepare(self, member_id: int, rows: tuple, counter: identity.OccurrenceCounter) -> str:
+        """Runs in the prefetch thread, so it overlaps the write of the page before."""
+        return prepare_usage_copy(member_id, rows, counter)
+
+    def write(self, member_id: int, payload: str, seen_at: dt.datetime, *, beyond_the_mark: bool) -> Write:
+        return partial(write_usage_copy, payload=payload, seen_at=seen_at, likely_new=beyond_the_mark)
+
+
+class Payments:
+    """GetPaymentHistory, by date window. Rows are typed and merged (their state changes)."""
+
+    name = "payments"
+    dated = True
+    row_type = PaymentHistory
+    spec = PAYMENTS
+
+    def fetch(self, how: Fetch, window: tuple[dt.date, dt.date]) -> Callable[..., Iterator[Page]]:
+        return partial(how.client.iter_payment_history, how.corp_num, *window, per_page=how.per_page,
+                       user_id=how.user_id)  # fmt: skip
+
+    def prepare(self, member_id: int, rows: tuple, counter: identity.OccurrenceCounter) -> tuple:
+        return rows, counter
+
+    def write(self, member_id: int, payload: tuple, seen_at: dt.datetime, *, beyond_the_mark: bool) -> Write:
+        rows, counter = payload
+        return partial(write_mutable_page, spec=self.spec, member_id=member_id, rows=rows, counter=counter,
+                       seen_at=seen_at)  # fmt: skip
+
+
+class Refunds(Payments):
+    """GetRefundHistory: no date filter, newest first (ledger/sync/walk.py walk_newest_first)."""
+
+    name = "refunds"
+    dated = False
+    row_type = RefundHistory
+    spec = REFUNDS
+
+    def fetch(self, how: Fetch, window: None = None) -> Callable[..., Iterator[Page]]:
+        return partial(how.client.iter_refund_history, how.corp_num, per_page=how.per_page, user_id=how.user_id)
+
+
+HISTORIES = {kind.name: kind for kind in (Payments(), Usage(), Refunds())}
+
+
+def nothing(conn: Connection) -> WriteCounts:
+    """The write of a page whose rows screening all refused: the page still commits, with its quarantine."""
+    return WriteCounts()

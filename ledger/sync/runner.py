@@ -1,0 +1,125 @@
+"""Running a sync of many members in the foreground: what `ledger sync`, the demo and the
+sandbox share. The syncs run in a thread the caller's thread watches, so progress shows live
+and Ctrl-C/SIGTERM stop them quickly and cleanly (SyncStopped, once they stopped or after a
+grace period when one is stuck in a request). A member whose sync loses the database is tried
+again for a while, then reported failed while the others go on (sync/resilient.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from functools import partial
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from ledger.db.transient import retry_transient
+from ledger.members.service import get_member
+from ledger.popbill import PopbillClient
+from ledger.settings import Settings
+from ledger.sync.display import SyncProgress
+from ledger.sync.interrupt import close_interrupted_runs
+from ledger.sync.resilient import sync_member_kinds_resilient
+from ledger.sync.service import SyncResult, members_to_sync, sync_all
+
+# After Ctrl-C or SIGTERM, syncs get this long to reach a page boundary; a sync still waiting
+# on Popbill then has its run closed as interrupted and its page rolled back by the exit.
+STOP_GRACE_SECONDS = 1.5
+
+
+class SyncStopped(Exception):
+    """Ctrl-C or SIGTERM stopped the sync; `forced` when some sync had to be abandoned mid-request."""
+
+    def __init__(self, results: list[SyncResult], forced: bool) -> None:
+        super().__init__("interrupted")
+        self.results, self.forced = results, forced
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event, force: threading.Event):
+    """SIGINT and SIGTERM ask the syncs to stop; a second one stops waiting for them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        (force if stop.is_set() else stop).set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_sync(
+    engine: Engine,
+    client: PopbillClient,
+    *,
+    corp_nums: list[str],
+    kinds: tuple[str, ...],
+    show_progress: bool,
+    jobs: int = 1,
+    settings: Settings | None = None,
+    **options,
+) -> list[SyncResult]:
+    """sync_all for these members (all active ones when none are named) and kinds."""
+    settings = settings or Settings()  # the retry bounds' defaults
+    options["sync"] = partial(sync_member_kinds_resilient, settings=settings)
+
+    def resolve() -> list[str]:
+        if not corp_nums:
+            return members_to_sync(engine)  # every active member
+        with Session(engine) as session:
+            return [get_member(session, c).corp_num for c in corp_nums]
+
+    # The database may be restarting right now: wait for it a while, as each sync would.
+    corp_nums = retry_transient(resolve, max_seconds=settings.db_retry_seconds)
+    if not corp_nums:
+        return []
+    total = len(corp_nums) * len(kinds)
+    stop, force = threading.Event(), threading.Event()
+    outcome: dict = {}
+
+    def work() -> None:
+        try:
+            outcome["results"] = sync_all(
+                engine, client, corp_nums=corp_nums or None, kinds=kinds, jobs=jobs,
+                progress=tracker.page, on_result=tracker.done, stop=stop, **options,
+            )  # fmt: skip
+        except BaseException as exc:  # raised again in the watching thread
+            outcome["error"] = exc
+
+    with SyncProgress(total, show=show_progress) as tracker, _stop_on_signals(stop, force):
+        worker = threading.Thread(target=work, name="sync", daemon=True)
+        worker.start()
+        deadline = None
+        while worker.is_alive():
+            worker.join(0.1)
+            if stop.is_set() and deadline is None:
+                deadline = time.monotonic() + STOP_GRACE_SECONDS
+            if force.is_set() or (deadline is not None and time.monotonic() > deadline):
+                break
+    if "error" in outcome:
+        raise outcome["error"]
+    if worker.is_alive():  # some sync is stuck in a request: close its run; the exit rolls back its page
+        close_interrupted_runs(engine, tracker.running())
+        raise SyncStopped(_all_results(tracker, corp_nums, kinds, engine), forced=True)
+    if stop.is_set():
+        raise SyncStopped(outcome["results"], forced=False)
+    return outcome["results"]
+
+
+def _all_results(tracker: SyncProgress, corp_nums: list[str], kinds: tuple[str, ...], engine: Engine):
+    """What each (member, kind) came to when the process had to stop before the syncs did."""
+    results = []
+    for corp in members_to_sync(engine, corp_nums or None):
+        for kind in kinds:
+            result = tracker.results.get((corp, kind)) or SyncResult(corp, kind, status="not started")
+            if result.status == "running":
+                result.status = "interrupted"
+            results.append(result)
+    return results
