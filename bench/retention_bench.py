@@ -262,7 +262,9 @@ def print_plans(engine, policy: Policy) -> None:
             plan = conn.execute(text("EXPLAIN (COSTS OFF) " + rule.delete), params).scalars().all()
             scans = [line.strip().lstrip("-> ").split("  ")[0] for line in plan if "Scan" in line]
             print(f"  {rule.name:<28}{'; '.join(scans)}")
-            if any(s.startswith("Seq Scan") for s in scans):
+            # The tables walked member by member grow with the members: none may be read whole.
+            # (The outbox, heartbeats and claims hold a few thousand rows: a scan is the plan.)
+            if rule.walk and any(s.startswith("Seq Scan") for s in scans):
                 print(f"    !! {rule.name} reads a table sequentially")
         conn.rollback()
 

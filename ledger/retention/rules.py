@@ -39,6 +39,7 @@ class Rule:
     floor: str | None = None  # the Cutoffs field bound to :after (older rows are another rule's)
     # A resumable rule starts where its last complete run stopped (retention_marks) rather than
     # at its floor: thinning would otherwise read a year of one-a-day readings again every night.
+    # (A reading kept then only because reconcile read it stays until the readings' last cutoff.)
     resumable: bool = False
     walk: str | None = None  # MEMBERS or PARTNERS: the statement takes a chunk of them
 

@@ -66,9 +66,10 @@ class Report:
         lines: dict[tuple[str, str], dict] = {}
         for o in self.outcomes:
             line = lines.setdefault((o.table, o.label), {"table": o.table, "rule": o.label, "before": o.before,
-                                                         "rows": 0, "batches": 0, "stopped": None})  # fmt: skip
+                                                         "rows": 0, "batches": 0, "held": 0, "stopped": None})  # fmt: skip
             line["rows"] += o.rows
             line["batches"] += o.batches
+            line["held"] += o.held
             line["stopped"] = line["stopped"] or o.stopped
         return list(lines.values())
 

@@ -119,7 +119,7 @@ def prune(dry_run: bool, as_json: bool) -> None:
     verb = "would go" if dry_run else "deleted"
     rows = [{"table": line["table"], "rule": line["rule"], "before": _day_or_moment(line["before"]), verb: line["rows"],
              **({} if dry_run else {"batches": line["batches"]}),
-             "note": line["stopped"] or ("off" if line["before"] is None else "")}
+             "note": _note(line)}
             for line in report.summary()]  # fmt: skip
     if as_json:
         echo_json(rows)
@@ -129,6 +129,14 @@ def prune(dry_run: bool, as_json: bool) -> None:
         click.echo(f"{verb}: {totals} ({report.seconds:.1f} s)")
     if not report.complete:
         raise CommandFailed("some rules stopped early (see note); the next run goes on")
+
+
+def _note(line: dict) -> str:
+    if line["stopped"]:
+        return line["stopped"]
+    if line["before"] is None:
+        return "off"
+    return f"{line['held']:,} held by another transaction: next run" if line["held"] else ""
 
 
 def _day_or_moment(moment):
