@@ -38,6 +38,7 @@ GROUPS = {
     "alerts": "Alerts and channels",
     "worker": "Worker, beat and schedules",
     "reports": "Reconciliation and reports",
+    "retention": "Retention",
     "operations": "Metrics, health and logs",
 }
 
@@ -430,6 +431,8 @@ class Settings:
                                      doc="balance check")  # fmt: skip
     schedule_reconcile: str = setting("LEDGER_SCHEDULE_RECONCILE", "30 3 * * *", group="worker", parse=schedule,
                                       doc="nightly reconciliation")  # fmt: skip
+    schedule_retention: str = setting("LEDGER_SCHEDULE_RETENTION", "0 5 * * *", group="worker", parse=schedule,
+                                      doc="the retention prune, after the sync and reconciliation")  # fmt: skip
     pending_first_poll: int = setting("LEDGER_PENDING_FIRST_POLL", 600, group="worker", parse=whole(0),
                                       doc="seconds before an item's first poll; then doubling")  # fmt: skip
     pending_max_interval: int = setting("LEDGER_PENDING_MAX_INTERVAL", 21600, group="worker", parse=whole(1),
@@ -470,6 +473,30 @@ class Settings:
     pdf_font: Path | None = setting("LEDGER_PDF_FONT", group="reports", parse=path,
                                     shown="NanumGothic, found on the system",
                                     doc="a TrueType font with Hangul for PDF statements (`.ttf`/`.ttc`)")  # fmt: skip
+
+    # Retention (ledger.retention): how long rows that grow with every run, check and tick are kept
+    retention_runs_days: int = setting(
+        "LEDGER_RETENTION_RUNS_DAYS", 90, group="retention", parse=whole(7, 36500),
+        doc="days of sync runs kept; each member and kind's last run and last success stay whatever their age",
+    )  # fmt: skip
+    retention_snapshots_full_days: int = setting(
+        "LEDGER_RETENTION_SNAPSHOTS_FULL_DAYS", 30, group="retention", parse=whole(2, 36500),
+        doc="days every balance reading is kept; older days keep their last reading (Korean days)",
+    )  # fmt: skip
+    retention_snapshots_days: int = setting(
+        "LEDGER_RETENTION_SNAPSHOTS_DAYS", 400, group="retention", parse=whole(0, 36500),
+        doc="days a reading a day is kept (`0`: forever); each member's latest and the one reconcile reads stay",
+    )  # fmt: skip
+    retention_outbox_days: int = setting("LEDGER_RETENTION_OUTBOX_DAYS", 30, group="retention",
+                                         parse=whole(1, 36500),
+                                         doc="days sent notifications are kept; unsent and failed ones stay")  # fmt: skip
+    retention_heartbeats_days: int = setting("LEDGER_RETENTION_HEARTBEATS_DAYS", 30, group="retention",
+                                             parse=whole(1, 36500),
+                                             doc="days before the heartbeat of a task no longer scheduled goes")  # fmt: skip
+    retention_claims_days: int = setting("LEDGER_RETENTION_CLAIMS_DAYS", 14, group="retention", parse=whole(2, 36500),
+                                         doc="days of schedule claims kept; each job's newest stays")  # fmt: skip
+    retention_batch_rows: int = setting("LEDGER_RETENTION_BATCH_ROWS", 5000, group="retention",
+                                        parse=whole(1, 100_000), doc="rows deleted per transaction")  # fmt: skip
 
     # Metrics, health and logs
     metrics_per_member: bool = setting("LEDGER_METRICS_PER_MEMBER", True, group="operations", parse=flag,

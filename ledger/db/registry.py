@@ -9,6 +9,7 @@ from ledger.history import models as history_models  # noqa: F401
 from ledger.members import models as members_models  # noqa: F401
 from ledger.pending import models as pending_models  # noqa: F401
 from ledger.reconcile import models as reconcile_models  # noqa: F401
+from ledger.retention import models as retention_models  # noqa: F401
 from ledger.scheduling import models as scheduling_models  # noqa: F401
 from ledger.sync import models as sync_models  # noqa: F401
 

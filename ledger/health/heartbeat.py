@@ -11,7 +11,7 @@ from ledger.health.models import BEAT, Heartbeat
 
 # The tasks beat starts; each records when it last ran (the watchdog and metrics read them).
 SCHEDULED_TASKS = ("ledger.sync.nightly", "ledger.pending.poll", "ledger.alerts.check_balances",
-                   "ledger.reconcile.nightly", "ledger.alerts.deliver")  # fmt: skip
+                   "ledger.reconcile.nightly", "ledger.alerts.deliver", "ledger.retention.prune")  # fmt: skip
 
 
 def task_name(task: str) -> str:

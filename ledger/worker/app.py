@@ -46,7 +46,8 @@ from ledger.health import worker_hooks  # noqa: F401 - connects the Celery signa
 from ledger.settings import Settings, crontab_fields, parse_interval
 from ledger.worker.broker import broker_options
 
-TASK_MODULES = ["ledger.sync.tasks", "ledger.pending.tasks", "ledger.alerts.tasks", "ledger.reconcile.tasks"]
+TASK_MODULES = ["ledger.sync.tasks", "ledger.pending.tasks", "ledger.alerts.tasks", "ledger.reconcile.tasks",
+                "ledger.retention.tasks"]  # fmt: skip
 
 
 def _every(spec: str):
@@ -67,6 +68,8 @@ def beat_schedule(settings: Settings) -> dict:
         "reconcile": ("ledger.reconcile.nightly", settings.schedule_reconcile),
         # Retries the outbox, and re-posts open alerts to Alertmanager before their lease lapses.
         "deliver-outbox": ("ledger.alerts.deliver", f"{settings.alertmanager_repost}s"),
+        # Prunes runs, readings, sent notifications and claims by policy (ledger.retention).
+        "prune": ("ledger.retention.prune", settings.schedule_retention),
     }
     return {name: {"task": task, "schedule": _every(spec)} for name, (task, spec) in entries.items() if spec != "off"}
 

@@ -6,12 +6,15 @@ import sys
 
 import click
 
-from ledger.cli.errors import friendly_errors
-from ledger.cli.output import print_table
+from ledger.cli.errors import CommandFailed, friendly_errors
+from ledger.cli.output import echo_json, print_table
 from ledger.cli.runtime import load_settings, open_engine
 from ledger.db import migrate, roles
 from ledger.db.engine import database_url
 from ledger.db.shell import find_psql, public_url, python_shell, run_psql
+from ledger.kst import KST
+from ledger.retention.policy import Policy
+from ledger.retention.service import prune as run_prune
 
 
 @click.group()
@@ -93,3 +96,52 @@ def url() -> None:
             " `ledger sandbox up` keeps one up on a TCP port",
             err=True,
         )
+
+
+@db.command()
+@click.option("--dry-run", is_flag=True, help="Count what would go, per table; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def prune(dry_run: bool, as_json: bool) -> None:
+    """Delete what the retention settings let go: old sync runs, balance readings thinned to
+    the last of each day, sent notifications, stale heartbeats and schedule claims. Small
+    batches, each its own transaction, beside a running sync. What reconcile, statements,
+    alerts and `ledger status` read is never deleted (README "Retention").
+
+    \b
+    Examples:
+      ledger db prune --dry-run
+      LEDGER_RETENTION_RUNS_DAYS=30 ledger db prune
+    """
+    settings = load_settings()
+    policy = Policy.from_settings(settings)
+    report = run_prune(open_engine(settings), policy, dry_run=dry_run)
+    verb = "would go" if dry_run else "deleted"
+    rows = [{"table": line["table"], "rule": line["rule"], "before": _day_or_moment(line["before"]), verb: line["rows"],
+             **({} if dry_run else {"batches": line["batches"]}),
+             "note": _note(line)}
+            for line in report.summary()]  # fmt: skip
+    if as_json:
+        echo_json(rows)
+    else:
+        print_table("retention" + (" (dry run)" if dry_run else ""), rows)
+        totals = ", ".join(f"{table} {n:,}" for table, n in report.rows_by_table().items())
+        click.echo(f"{verb}: {totals} ({report.seconds:.1f} s)")
+    if not report.complete:
+        raise CommandFailed("some rules stopped early (see note); the next run goes on")
+
+
+def _note(line: dict) -> str:
+    if line["stopped"]:
+        return line["stopped"]
+    if line["before"] is None:
+        return "off"
+    return f"{line['held']:,} held by another transaction: next run" if line["held"] else ""
+
+
+def _day_or_moment(moment):
+    """A cutoff at a Korean midnight is a day; others keep their time."""
+    if moment is None:
+        return None
+    local = moment.astimezone(KST)
+    return local.date() if local.time() == local.time().min else moment
