@@ -69,6 +69,7 @@ EXAMPLES: dict[str, list[str]] = {
     "sandbox env": ["eval \"$(ledger sandbox env)\""],
     "db shell": ["ledger db shell"],
     "db url": ["ledger db url"],
+    "db prune": ["ledger db prune --dry-run", "ledger db prune --json   # what went, per table"],
     "doctor": ["ledger doctor"],
     "alerts outbox": ["ledger alerts outbox", "ledger alerts outbox --status failed"],
     "alerts mutes": ["ledger alerts mutes", "ledger alerts mutes --all --json"],
