@@ -170,20 +170,17 @@ def write_usage_copy(conn: Connection, payload: str, seen_at: dt.datetime, *, li
     merged = conn.execute(
         text(
             f"""
-            WITH merged AS (
-                INSERT INTO usages ({_COLUMN_LIST}, first_seen_at, last_seen_at)
-                SELECT {_COLUMN_LIST}, :seen_at, :seen_at FROM usages_incoming
-                ON CONFLICT (member_id, row_key, occurrence) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at
-                RETURNING (xmax = 0) AS inserted
-            )
-            SELECT count(*) FILTER (WHERE inserted), count(*) FROM merged
+            INSERT INTO usages ({_COLUMN_LIST}, first_seen_at, last_seen_at)
+            SELECT {_COLUMN_LIST}, :seen_at, :seen_at FROM usages_incoming
+            ON CONFLICT (member_id, row_key, occurrence) DO NOTHING
             """
         ),
         {"seen_at": seen_at},
-    ).one()
+    ).rowcount
     # No TRUNCATE (it gives the temp table a new file each time): ON COMMIT DELETE ROWS
-    # empties it, and the caller commits after every page.
-    return WriteCounts(inserted=merged[0], unchanged=merged[1] - merged[0])
+    # empties it, and the caller commits after every page. A row already stored is left as
+    # it is (usage rows never change): no new row version for what a re-sync reads again.
+    return WriteCounts(inserted=merged, unchanged=payload.count("\n") - merged)
 
 
 def _payment_values(row: PaymentHistory) -> dict:
@@ -268,19 +265,23 @@ def write_mutable_page(
     find, upsert = _mutable_statements(spec)
     params = {"m": member_id, "keys": [r["row_key"] for r in incoming], "occs": [r["occurrence"] for r in incoming]}
     stored = {(s.row_key, s.occurrence): s for s in conn.execute(find, params)}
-    ids = {(r.row_key, r.occurrence): r.id for r in conn.execute(upsert, incoming)}
-    counts, changes = WriteCounts(), []
+    counts, changes, written, moves = WriteCounts(), [], [], []
     for values in incoming:
         ident = (values["row_key"], values["occurrence"])
         before = stored.get(ident)
         if before is None:
             counts.inserted += 1
+            written.append(values)
             continue
         moved = [f for f in spec.mutable if getattr(before, f) != values[f]]
         if not moved:
-            counts.unchanged += 1
+            counts.unchanged += 1  # left as it is: no new row version for a row read again unchanged
             continue
         counts.updated += 1
+        written.append(values)
+        moves.append((ident, before, values, moved))
+    ids = {(r.row_key, r.occurrence): r.id for r in conn.execute(upsert, written)} if written else {}
+    for ident, before, values, moved in moves:
         for field in moved:
             changes.append(
                 {spec.change_fk: ids[ident], "field": field, "old_value": _as_text(getattr(before, field)),

@@ -87,6 +87,7 @@ class Job:
     last_full_pass_at: dt.datetime | None = None
     oldest_pending: dt.date | None = None
     deferred: Deferred = dataclasses.field(default_factory=Deferred)
+    held: object | None = None  # the rows of a small last page, written by the close (UsageRows or MutableRows)
 
     @property
     def kind(self) -> str:

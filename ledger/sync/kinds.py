@@ -15,6 +15,7 @@ from functools import partial
 from sqlalchemy import Connection
 
 from ledger.history import identity
+from ledger.history.small_pages import MutableRows, UsageRows
 from ledger.history.writer import (
     PAYMENTS,
     REFUNDS,
@@ -59,6 +60,10 @@ class Usage:
     def write(self, member_id: int, payload: str, seen_at: dt.datetime, *, beyond_the_mark: bool) -> Write:
         return partial(write_usage_copy, payload=payload, seen_at=seen_at, likely_new=beyond_the_mark)
 
+    def hold(self, rows: tuple, counter: identity.OccurrenceCounter) -> UsageRows:
+        """A small last page, written with the close (ledger/history/small_pages.py)."""
+        return UsageRows.of(rows, counter)
+
 
 class Payments:
     """GetPaymentHistory, by date window. Rows are typed and merged (their state changes)."""
@@ -79,6 +84,10 @@ class Payments:
         rows, counter = payload
         return partial(write_mutable_page, spec=self.spec, member_id=member_id, rows=rows, counter=counter,
                        seen_at=seen_at)  # fmt: skip
+
+    def hold(self, rows: tuple, counter: identity.OccurrenceCounter) -> MutableRows:
+        """A small last page, written with the close (ledger/history/small_pages.py)."""
+        return MutableRows.of(self.spec, rows, counter)
 
 
 class Refunds(Payments):

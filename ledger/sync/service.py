@@ -17,9 +17,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 
 from ledger.db.among import among
+from ledger.db.driver import borrowed
 from ledger.db.transient import is_transient
 from ledger.history.screening import RowLimits
 from ledger.kst import KST
@@ -34,7 +36,7 @@ from ledger.sync.deferred import Advance, advance_params
 from ledger.sync.interrupt import SyncInterrupted, check
 from ledger.sync.job import Job, MemberRun, Progress, SyncResult
 from ledger.sync.kinds import HISTORIES
-from ledger.sync.locks import locks_for
+from ledger.sync.locks import Holder, SyncLocks, locks_for
 from ledger.sync.models import KINDS
 from ledger.sync.walk import walk_dated, walk_newest_first
 from ledger.sync.windows import SyncOptions
@@ -90,61 +92,102 @@ def sync_member_kinds(
     if unknown or not kinds:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {unknown or kinds!r}")
     today = today or client.today()  # Popbill's clock may be asked: before a connection is borrowed
-    locks, member, holders = locks_for(engine), None, {}
+    locks = locks_for(engine)
+    started = _start(engine, locks, corp_num, list(kinds), codes)
+    member = MemberRun(
+        engine, client, started.member_id, corp_num, started.user_id, today, since, options or SyncOptions(), progress,
+        full, stop,
+    )  # fmt: skip
+    limits = RowLimits.for_sync(client.settings, member.today)
+    jobs = [Job(member, HISTORIES[kind], SyncResult(corp_num, kind), limits) for kind in kinds]
+    running = [job for job in jobs if job.kind in started.states]
+    closed = False
     try:
-        with engine.connect() as conn:
-            row = conn.execute(sql.MEMBER, {"corp": corp_num}).one_or_none()
-            if row is None:
-                raise MemberError(f"CorpNum: {corp_num} is not a member")
-            member = MemberRun(
-                engine, client, row.id, corp_num, row.user_id, today, since,
-                options or SyncOptions(), progress, full, stop,
-            )  # fmt: skip
-            holders = locks.acquire(member.member_id, list(kinds))
-            limits = RowLimits.for_sync(client.settings, member.today)
-            jobs = [Job(member, HISTORIES[kind], SyncResult(corp_num, kind), limits) for kind in kinds]
-            running = [job for job in jobs if holders[job.kind] is None]
-            skipped = [job for job in jobs if holders[job.kind] is not None]
-            for job in skipped:
-                job.result.error = holders[job.kind].describe()
-                job.result.locked_by_other = not holders[job.kind].is_sync
-            _start(conn, running, skipped, codes)
+        for job in jobs:
+            if job.kind in started.states:
+                job.result.run_id, job.high_water, job.last_full_pass_at, job.oldest_pending = started.states[job.kind]
+            else:
+                holder = started.holders[job.kind]
+                job.result.status, job.result.error = "skipped", holder.describe()
+                job.result.locked_by_other = not holder.is_sync
+                job.result.run_id = started.skipped_runs.get(job.kind)
         if progress:
             for job in running:
                 progress(job.result)  # started: a run id to show (and to close if the process must stop)
         for job in running:
             _run(job)
         if running:
-            _finish(member, running)
+            _finish(member, running, locks.identity())
+        closed = True
     finally:
-        if member is not None:
-            locks.release(member.member_id, [kind for kind, holder in holders.items() if holder is None])
+        if not closed:  # the close did not release them
+            locks.release_rows(member.member_id, [job.kind for job in running])
     return [job.result for job in jobs]
 
 
-def _start(conn: Connection, running: list[Job], skipped: list[Job], codes: Codes | None) -> None:
-    """One transaction: abandon a dead process's runs, record ours, read where each kind stands."""
-    sql.durable_commits(conn)
-    if running:
-        m = running[0].member.member_id
-        given = {"settle": None, "refund": None}
-        if codes is not None:
-            given = {"settle": sorted(codes.settle_pending), "refund": sorted(codes.refund_pending)}
-        params = {"m": m, "kinds": [job.kind for job in running], **given}
-        started = {r.kind: r for r in conn.execute(sql.START, params)}
-        for job in running:
-            row = started[job.kind]
-            job.result.run_id = row.id
-            job.high_water = row.high_water
-            job.last_full_pass_at = row.last_full_pass_at
-            job.oldest_pending = row.oldest_pending.astimezone(KST).date() if row.oldest_pending else None
-    if skipped:
-        m = skipped[0].member.member_id
-        params = {"m": m, "kinds": [job.kind for job in skipped], "errors": [job.result.error for job in skipped]}
-        ids = {r.kind: r.id for r in conn.execute(sql.SKIPPED, params)}
-        for job in skipped:
-            job.result.status, job.result.run_id = "skipped", ids[job.kind]
-    sql.commit_durable(conn)
+@dataclasses.dataclass
+class _Started:
+    member_id: int
+    user_id: str | None
+    states: dict  # kind -> (run id, high water, last full pass, oldest pending) of the kinds taken
+    holders: dict  # kind -> Holder of the kinds turned away
+    skipped_runs: dict  # kind -> the id of its skipped run
+
+
+def _start(engine: Engine, locks: SyncLocks, corp_num: str, kinds: list[str], codes: Codes | None) -> _Started:
+    """START: the member found, the leases taken, a dead process's runs abandoned, ours
+    recorded, where each kind stands read, in one transaction. A lease START could not take
+    (held by a live session, this process's included, or its row locked) goes to the lock
+    connection, which waits out a row lock briefly and names the holder, or takes the lease
+    if it has come free (then START records that kind's run)."""
+    given = {"settle": None, "refund": None}
+    if codes is not None:
+        given = {"settle": sorted(codes.settle_pending), "refund": sorted(codes.refund_pending)}
+    started = _Started(0, None, {}, {}, {})
+    to_take, own = list(kinds), []
+    for _ in range(3):
+        rows = _start_rows(engine, locks, {"corp": corp_num, "kinds": to_take, "own": own, **given})
+        started.member_id, started.user_id = rows[0].member_id, rows[0].user_id
+        locks.forget(started.member_id, own)  # START took them over from the lock connection; the close releases them
+        for row in rows:
+            if row.run_id is not None:
+                oldest = row.oldest_pending.astimezone(KST).date() if row.oldest_pending else None
+                started.states[row.kind] = (row.run_id, row.high_water, row.last_full_pass_at, oldest)
+        missed = [row.kind for row in rows if row.run_id is None]
+        if not missed:
+            break
+        holders = locks.acquire(started.member_id, missed)
+        started.holders.update({kind: holder for kind, holder in holders.items() if holder is not None})
+        to_take = own = [kind for kind, holder in holders.items() if holder is None]
+        if not to_take:
+            break
+    else:
+        locks.release(started.member_id, own)
+        started.holders.update({kind: Holder(None, None, None) for kind in own})
+    if started.holders:
+        with engine.connect() as conn:
+            sql.durable_commits(conn)
+            params = {"m": started.member_id, "kinds": list(started.holders),
+                      "errors": [h.describe() for h in started.holders.values()]}  # fmt: skip
+            started.skipped_runs = {r.kind: r.id for r in conn.execute(sql.SKIPPED, params)}
+            sql.commit_durable(conn)
+    return started
+
+
+def _start_rows(engine: Engine, locks: SyncLocks, params: dict) -> list:
+    """START's rows, once the lock connection's session it names is known alive."""
+    corp = params["corp"]
+    for _ in range(2):
+        with borrowed(engine) as db:
+            sql.driver_durable_commits(db)
+            rows = db.execute(sql.START, {**params, **locks.identity()})
+            sql.driver_commit_durable(db)
+        if not rows:
+            raise MemberError(f"CorpNum: {corp} is not a member")
+        if rows[0].alive:
+            return rows
+        locks.reopen()  # the lock connection was cut: a lease naming it would be free to others
+    raise DBAPIError("START", None, Exception("the sync-lock connection could not be reopened"))
 
 
 def _run(job: Job) -> None:
@@ -163,8 +206,45 @@ def _run(job: Job) -> None:
             log.exception("sync of %s %s failed", job.member.corp_num, job.kind)
 
 
-def _finish(member: MemberRun, jobs: list[Job]) -> None:
-    """One transaction: every run's outcome, and the deferred advance of empty pages."""
+def _finish(member: MemberRun, jobs: list[Job], me: dict) -> None:
+    """One transaction: the small last pages held back, every run's outcome, the leases
+    released, and the deferred advance of pages without rows."""
+    seen_at = dt.datetime.now(dt.UTC)
+    with borrowed(member.engine) as db:
+        sql.driver_durable_commits(db)
+        try:
+            for job in jobs:
+                if job.held is not None and job.result.status == "succeeded":
+                    job.result.add(job.held.write(db, member.member_id, seen_at))
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise
+            # A row the database refused: that kind fails, the others close without their rows.
+            db.rollback()
+            sql.driver_durable_commits(db)
+            _write_held_alone(member, jobs, seen_at)
+        db.execute(sql.FINISH, _finish_params(member, jobs, me))
+        sql.driver_commit_durable(db)
+
+
+def _write_held_alone(member: MemberRun, jobs: list[Job], seen_at: dt.datetime) -> None:
+    """Each held page in its own transaction, so the one the database refuses fails alone."""
+    for job in jobs:
+        if job.held is None or job.result.status != "succeeded":
+            continue
+        job.result.inserted = job.result.updated = job.result.unchanged = 0
+        try:
+            with borrowed(member.engine) as db:
+                job.result.add(job.held.write(db, member.member_id, seen_at))
+                db.commit()
+        except DBAPIError as exc:
+            if is_transient(exc):
+                raise
+            job.result.status, job.result.error = "failed", _describe(exc)
+            log.exception("sync of %s %s failed", member.corp_num, job.kind)
+
+
+def _finish_params(member: MemberRun, jobs: list[Job], me: dict) -> dict:
     runs: dict[str, list] = {column: [] for column in sql.RUN_COLUMNS}
     advances = []
     for job in jobs:
@@ -176,10 +256,7 @@ def _finish(member: MemberRun, jobs: list[Job]) -> None:
         if r.status == "failed":
             advance = Advance()  # as if the failed run's unwritten pages were never fetched
         advances.append((job.kind, dataclasses.replace(advance, succeeded=r.status == "succeeded")))
-    with member.engine.connect() as conn:
-        sql.durable_commits(conn)
-        conn.execute(sql.FINISH, {**runs, **advance_params(member.member_id, advances, durable=True)})
-        sql.commit_durable(conn)
+    return {**runs, **advance_params(member.member_id, advances, durable=True), **me}
 
 
 def members_to_sync(engine: Engine, corp_nums: list[str] | None = None) -> list[str]:

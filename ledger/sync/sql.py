@@ -1,71 +1,115 @@
 """Every statement of the sync, each written once.
 
 Commit boundaries, so a crash anywhere loses nothing:
-- START, one transaction: a dead process's running runs become abandoned, ours are recorded,
-  and where each kind stands is read;
+- START, one transaction: the member is found, the leases taken, a dead process's running runs
+  become abandoned, ours are recorded, and where each kind stands is read;
 - a page holding rows: its rows and ADVANCE_STATES commit together;
-- FINISH, one transaction: every run's outcome, and ADVANCE_STATES for what is left (the
-  advance of pages with no rows waits for the next page with rows or for this).
+- FINISH, one transaction: the rows of a kind's last page when it is small (ledger/history/
+  small_pages.py), every run's outcome, the leases released, and ADVANCE_STATES for what is
+  left (the advance of pages with no rows waits for the next page with rows or for this).
+START and FINISH run on the driver's connection (psycopg, %(name)s parameters): two statements
+a member, where SQLAlchemy's execution layer cost more CPU than the driver and the server.
 """
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.types import Integer, String
+from sqlalchemy.types import String
 
 _KINDS = bindparam("kinds", type_=ARRAY(String))
-
-MEMBER = text("SELECT id, user_id FROM members WHERE corp_num = :corp")  # text: nothing to build per member
 
 # The run rows must outlive a server crash (pages need not: they are redone), whatever the
 # server's or role's default. Set for the session, once per connection (a session SET also
 # outranks a later reload of the server's configuration), so the start and the close of
 # every sync need no statement of their own for it.
 _SYNC_COMMIT = text("SET synchronous_commit = on")
-_DURABLE = "ledger.sync.synchronous_commit_on"  # in Connection.info: the SET above was committed
+DURABLE_FLAG = "ledger.sync.synchronous_commit_on"  # in Connection.info: the SET above was committed
 
 
 def durable_commits(conn: Connection) -> None:
     """Before the start or close transaction's first statement: see _SYNC_COMMIT."""
-    if not conn.info.get(_DURABLE):
+    if not conn.info.get(DURABLE_FLAG):
         conn.execute(_SYNC_COMMIT)
+
+
+def driver_durable_commits(driver) -> None:
+    """durable_commits on a driver-level connection (ledger.db.driver)."""
+    if not driver.info.get(DURABLE_FLAG):
+        driver.execute("SET synchronous_commit = on")
+
+
+def driver_commit_durable(driver) -> None:
+    driver.commit()
+    driver.info[DURABLE_FLAG] = True
 
 
 def commit_durable(conn: Connection) -> None:
     conn.commit()
-    conn.info[_DURABLE] = True  # only once committed: a rolled-back SET is undone
+    conn.info[DURABLE_FLAG] = True  # only once committed: a rolled-back SET is undone
 
 
-# One statement for the whole start of a sync: a dead process's running rows become
-# abandoned and ours are recorded; where each kind stands (new states from RETURNING,
-# existing ones from the statement's snapshot, which does not see its own inserts; the
-# leases rule out a racing insert); and the oldest payment and refund still pending, whose
-# codes come from state_codes unless given (a subquery runs only for a kind being synced).
-START = text(
-    """
-    WITH abandoned AS (
+# One statement for the whole start of a sync, found by CorpNum: the member; the leases of
+# its kinds, taken for the process's lock session (ledger/sync/locks.py) where free (no
+# holder, or a holder whose session is gone; a lease naming that session itself is another
+# sync of this process, unless :own says this sync took it on the lock connection) and that
+# session is alive; a
+# lease row another transaction has locked is skipped (SKIP LOCKED), never waited on, and
+# named afterwards; then, for the kinds taken, a dead process's running rows become abandoned
+# and ours are recorded; where each kind stands (new states from RETURNING, existing ones
+# from the statement's snapshot, which does not see its own inserts; the leases rule out a
+# racing insert); and the oldest payment and refund still pending, whose codes come from
+# state_codes unless given (a subquery runs only for a kind being synced). One row per kind
+# asked for; none when the CorpNum is not a member. Driver-level SQL (psycopg's %(name)s).
+START = """
+    WITH member AS (
+        SELECT id, user_id FROM members WHERE corp_num = %(corp)s
+    ), holder AS (
+        SELECT EXISTS (SELECT 1 FROM pg_stat_get_activity(%(pid)s) a WHERE a.backend_start = %(started)s) AS alive
+    ), wanted AS (
+        SELECT m.id AS member_id, k.kind FROM member m, unnest(CAST(%(kinds)s AS text[])) AS k(kind)
+    ), existing AS (
+        SELECT l.kind FROM sync_locks l JOIN wanted w USING (member_id, kind)
+    ), lockable AS (
+        SELECT l.kind FROM sync_locks l JOIN wanted w USING (member_id, kind) FOR UPDATE OF l SKIP LOCKED
+    ), taken AS (
+        INSERT INTO sync_locks AS s (member_id, kind, holder_pid, holder_started)
+        SELECT w.member_id, w.kind, %(pid)s, %(started)s FROM wanted w, holder h
+        WHERE h.alive AND (w.kind IN (SELECT kind FROM lockable) OR w.kind NOT IN (SELECT kind FROM existing))
+        ON CONFLICT (member_id, kind) DO UPDATE SET holder_pid = EXCLUDED.holder_pid,
+            holder_started = EXCLUDED.holder_started
+        WHERE s.holder_pid IS NULL
+            OR (s.kind = ANY(CAST(%(own)s AS text[])) AND s.holder_pid = EXCLUDED.holder_pid
+                AND s.holder_started = EXCLUDED.holder_started)
+            OR NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(s.holder_pid) a
+                           WHERE a.backend_start IS NULL OR a.backend_start = s.holder_started)
+        RETURNING s.kind
+    ), abandoned AS (
         UPDATE sync_runs SET status = 'abandoned', finished_at = now(), error = 'the process running it stopped'
-        WHERE member_id = :m AND kind = ANY(:kinds) AND status = 'running'
+        WHERE member_id = (SELECT id FROM member) AND kind IN (SELECT kind FROM taken) AND status = 'running'
     ), runs AS (
-        INSERT INTO sync_runs (member_id, kind) SELECT :m, unnest(:kinds) RETURNING id, kind
+        INSERT INTO sync_runs (member_id, kind) SELECT (SELECT id FROM member), kind FROM taken RETURNING id, kind
     ), created AS (
-        INSERT INTO sync_states (member_id, kind) SELECT :m, unnest(:kinds)
+        INSERT INTO sync_states (member_id, kind) SELECT (SELECT id FROM member), kind FROM taken
         ON CONFLICT (member_id, kind) DO NOTHING RETURNING kind, high_water, last_full_pass_at
     ), states AS (
         SELECT * FROM created
-        UNION ALL SELECT kind, high_water, last_full_pass_at FROM sync_states WHERE member_id = :m AND kind = ANY(:kinds)
+        UNION ALL SELECT kind, high_water, last_full_pass_at FROM sync_states
+        WHERE member_id = (SELECT id FROM member) AND kind IN (SELECT kind FROM taken)
     )
-    SELECT runs.kind, runs.id, states.high_water, states.last_full_pass_at,
-        CASE runs.kind
-            WHEN 'payments' THEN (SELECT min(reg_dt) FROM payments WHERE member_id = :m AND settle_state = ANY(
-                coalesce(:settle, ARRAY(SELECT code FROM state_codes WHERE kind = 'settle' AND meaning = 'pending'))))
-            WHEN 'refunds' THEN (SELECT min(req_dt) FROM refunds WHERE member_id = :m AND state = ANY(
-                coalesce(:refund, ARRAY(SELECT code FROM state_codes WHERE kind = 'refund' AND meaning = 'pending'))))
+    SELECT m.id AS member_id, m.user_id, w.kind, h.alive, runs.id AS run_id, states.high_water,
+        states.last_full_pass_at,
+        CASE WHEN runs.id IS NULL THEN NULL
+            WHEN w.kind = 'payments' THEN (SELECT min(reg_dt) FROM payments WHERE member_id = m.id AND settle_state = ANY(
+                coalesce(%(settle)s, ARRAY(SELECT code FROM state_codes WHERE kind = 'settle' AND meaning = 'pending'))))
+            WHEN w.kind = 'refunds' THEN (SELECT min(req_dt) FROM refunds WHERE member_id = m.id AND state = ANY(
+                coalesce(%(refund)s, ARRAY(SELECT code FROM state_codes WHERE kind = 'refund' AND meaning = 'pending'))))
         END AS oldest_pending
-    FROM runs JOIN states USING (kind)
-    """
-).bindparams(_KINDS, bindparam("settle", type_=ARRAY(Integer)), bindparam("refund", type_=ARRAY(Integer)))
+    FROM member m CROSS JOIN holder h CROSS JOIN unnest(CAST(%(kinds)s AS text[])) AS w(kind)
+    LEFT JOIN runs USING (kind) LEFT JOIN states USING (kind)
+"""
 
 SKIPPED = text(
     "INSERT INTO sync_runs (member_id, kind, status, finished_at, error) "
@@ -95,8 +139,9 @@ _ADVANCE_STATES = """
 """
 ADVANCE_STATES = text(_ADVANCE_STATES)
 
-# The close of a sync, one statement: every run's outcome, then the state advance of every kind.
-FINISH = text(
+# The close of a sync, one statement: every run's outcome, the leases released (those still
+# naming the process's lock session), then the state advance of every kind. Driver-level SQL.
+FINISH = (
     """
     WITH runs AS (
         UPDATE sync_runs r SET status = t.status, error = t.error, finished_at = now(), pages = t.pages,
@@ -106,7 +151,18 @@ FINISH = text(
                     CAST(:unchanged AS int[]))
             AS t(id, status, error, pages, api_calls, inserted, updated, unchanged)
         WHERE r.id = t.id
+    ), released AS (
+        UPDATE sync_locks SET holder_pid = NULL, holder_started = NULL
+        WHERE member_id = :m AND kind = ANY(CAST(:kinds AS text[])) AND holder_pid = :pid AND holder_started = :started
     )"""
     + _ADVANCE_STATES
 )
 RUN_COLUMNS = ("ids", "statuses", "errors", "run_pages", "api_calls", "inserted", "updated", "unchanged")
+
+
+def driver_sql(statement: str) -> str:
+    """A statement written with SQLAlchemy's :name parameters in psycopg's %(name)s style."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement)
+
+
+FINISH = driver_sql(FINISH)
