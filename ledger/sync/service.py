@@ -180,6 +180,7 @@ def _start_rows(engine: Engine, locks: SyncLocks, params: dict) -> list:
     for _ in range(2):
         with borrowed(engine) as db:
             sql.driver_durable_commits(db)
+            db.execute(sql.GENERIC_PLAN)
             rows = db.execute(sql.START, {**params, **locks.identity()})
             sql.driver_commit_durable(db)
         if not rows:

@@ -111,6 +111,11 @@ START = """
     LEFT JOIN runs USING (kind) LEFT JOIN states USING (kind)
 """
 
+# Before START, in its transaction: START's generic plan. PostgreSQL otherwise plans the
+# statement anew at each execution (its estimate of the generic plan is no better than a
+# custom one), and planning cost more than running it: 0.9 ms of the server's 2 ms a member.
+GENERIC_PLAN = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
+
 SKIPPED = text(
     "INSERT INTO sync_runs (member_id, kind, status, finished_at, error) "
     "SELECT :m, k, 'skipped', now(), e FROM unnest(:kinds, :errors) AS t(k, e) RETURNING id, kind"
