@@ -32,10 +32,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -200,6 +202,7 @@ class Bench:
         self.db_name = make_url(args.database_url).database
         self.corp_nums = [f"{1000000000 + 7919 * n:010d}" for n in range(args.members)]
         self.code = Path(args.code).resolve() if args.code else ROOT
+        self.token_cache = Path(tempfile.mkdtemp(prefix="scale_bench_tokens_")) / "tokens.sqlite3"
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -234,6 +237,9 @@ class Bench:
             "LEDGER_SYNC_INITIAL_DAYS": str(a.initial_days),
             "POPBILL_MAX_CONCURRENCY": str(a.max_concurrency),
             "PYTHONPATH": str(code or self.code),  # the code under test; the simulator is always this tree's
+            # Tokens kept between the runs' processes until they expire, as on Linkhub's hosts
+            # (a tree without the setting ignores it).
+            "POPBILL_TOKEN_CACHE": str(self.token_cache) if a.token_cache == "on" else "off",
         }
 
     def setup_database(self) -> None:
@@ -522,6 +528,8 @@ def main() -> None:
         "--compare", help="A/B: alternate the no-change re-sync through `ledger sync` with this source tree's"
     )
     parser.add_argument("--rounds", type=int, default=3, help="--compare: re-syncs of each tree, alternated")
+    parser.add_argument("--token-cache", choices=("on", "off"), default="on",
+                        help="POPBILL_TOKEN_CACHE: tokens kept on disk between the syncs' processes")
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/ledger_scale_bench")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/5")
     args = parser.parse_args()
@@ -560,6 +568,7 @@ def main() -> None:
     finally:
         bench.sim.terminate()
         bench.sim.wait(timeout=30)
+        shutil.rmtree(bench.token_cache.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,11 @@ def _plain(value):
     return value
 
 
+def json_text(row: dict) -> str:
+    """One row as echo_json writes it, on one line (for output streamed row by row)."""
+    return json.dumps({k: _plain(v) for k, v in row.items()}, ensure_ascii=False)
+
+
 def echo_json(rows: list[dict]) -> None:
     click.echo(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], ensure_ascii=False, indent=2))
 

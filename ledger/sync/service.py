@@ -277,6 +277,7 @@ def sync_all(
     on_result: Callable[[SyncResult], None] | None = None,
     jobs: int = 1,
     sync: Callable[..., list[SyncResult]] = sync_member_kinds,  # or one that retries (sync/resilient.py)
+    keep: bool = True,
     **kwargs,
 ) -> list[SyncResult]:
     """Every active member (or the named ones) and kind; one failure never stops the rest.
@@ -284,21 +285,40 @@ def sync_all(
     With jobs > 1, that many members are synced at once. A sync holds a database connection
     only while it writes, so jobs can be far more than the pool's connections: most of a
     member's time is spent waiting on Popbill (POPBILL_MAX_CONCURRENCY bounds the calls).
+    keep=False returns nothing: each result goes to on_result only, so memory stays flat
+    however many members (ledger/sync/tally.py keeps what a large sync shows).
     """
     members = members_to_sync(engine, corp_nums)
+    kept: list[list[SyncResult]] = [[] for _ in members] if keep else []
 
-    def one(corp_num: str) -> list[SyncResult]:
+    def one(n: int, corp_num: str) -> None:
         if kwargs.get("stop") is not None and kwargs["stop"].is_set():
-            return [SyncResult(corp_num, kind, status="not started") for kind in kinds]
-        results = sync(engine, client, corp_num, kinds, **kwargs)
-        if on_result:
-            for result in results:
-                on_result(result)
-        return results
+            results = [SyncResult(corp_num, kind, status="not started") for kind in kinds]
+        else:
+            results = sync(engine, client, corp_num, kinds, **kwargs)
+            if on_result:
+                for result in results:
+                    on_result(result)
+        if keep:
+            kept[n] = results
+
+    # Members are handed out one at a time to `jobs` threads (never queued all at once: at
+    # 100,000 members a future each weighed more than the syncs themselves).
+    queue = iter(enumerate(members))
+    guard = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with guard:
+                item = next(queue, None)
+            if item is None:
+                return
+            one(*item)
 
     if jobs <= 1:
-        batches = [one(corp) for corp in members]
+        work()
     else:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sync") as pool:
-            batches = list(pool.map(one, members))
-    return [result for batch in batches for result in batch]
+            for future in [pool.submit(work) for _ in range(min(jobs, len(members)))]:
+                future.result()
+    return [result for batch in kept for result in batch]

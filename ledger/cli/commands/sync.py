@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 
 import click
 
 from ledger.cli.errors import EXIT_INTERRUPTED, friendly_errors
 from ledger.cli.options import iso_date, wide_option
-from ledger.cli.output import echo_json, print_table
+from ledger.cli.output import echo_json, json_text, print_table
 from ledger.cli.runtime import load_settings, open_engine
 from ledger.popbill import PopbillClient
 from ledger.sync.display import result_rows, stopped_summary, totals_line
@@ -38,39 +39,69 @@ def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
     settings = load_settings()
     engine = open_engine(settings)
     started = time.perf_counter()
+    stream = JsonStream() if as_json else None
     try:
         with PopbillClient(settings) as client:
-            results = run_sync(
+            tally = run_sync(
                 engine, client, corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
                 settings=settings, options=SyncOptions.from_settings(settings), jobs=jobs,
-                show_progress=sys.stdout.isatty() and not as_json,
+                show_progress=sys.stdout.isatty() and not as_json, on_result=stream.write if stream else None,
             )  # fmt: skip
     except SyncStopped as stopped:
-        click.echo(stopped_summary(stopped.results), err=True)
+        if stream:
+            stream.close()
+        click.echo(stopped_summary(stopped.tally), err=True)
         if stopped.forced:  # a request still hangs in a thread: do not wait for it
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_INTERRUPTED)
         raise SystemExit(EXIT_INTERRUPTED) from None
-    rows = result_rows(results)
-    if as_json:
-        echo_json([{**row, "quarantined": r.quarantined} for row, r in zip(rows, results, strict=True)])
-    else:
+    if stream:
+        stream.close()
+    elif tally.keep_all:
         narrow = ["corp_num", "kind", "status", "pages", "inserted", "updated", "error"]
-        print_table("sync", rows, None if wide else narrow, wide=wide)
-        for r in results:
+        print_table("sync", result_rows(tally.results), None if wide else narrow, wide=wide)
+    else:  # thousands of members: a row per kind, then the syncs worth reading
+        print_table("sync by kind", tally.rows_by_kind(), wide=wide)
+        failed = [r for r in tally.results if r.status == "failed"]
+        if failed:
+            print_table(f"failed syncs (first {min(len(failed), 20)} of {tally.count('failed'):,})",
+                        result_rows(failed[:20]), ["corp_num", "kind", "error"], wide=wide)  # fmt: skip
+    if not as_json:
+        for r in tally.results:
             if r.status == "skipped":
                 click.echo(f"{r.corp_num} {r.kind}: {r.error}, skipped")
             if r.quarantined:
                 click.echo(f"{r.corp_num} {r.kind}: {r.quarantined} rows refused, kept in quarantined_rows "
                            "(ledger reconcile reports them)")  # fmt: skip
-        click.echo(totals_line(results, time.perf_counter() - started))
-    failed = [r for r in results if r.status == "failed"]
-    blocked = [r for r in results if r.locked_by_other]
+        if tally.not_kept:
+            click.echo(f"... and {tally.not_kept:,} more syncs that failed, were skipped or quarantined rows "
+                       "(see `ledger status`)")  # fmt: skip
+        click.echo(totals_line(tally, time.perf_counter() - started))
+    failed, blocked, syncs = tally.count("failed"), tally.locked_by_other, tally.total("syncs")
     if failed or blocked:
-        parts = [f"{len(failed)} of {len(results)} syncs failed"] if failed else []
-        parts += [f"{len(blocked)} skipped for a lock held by something other than a sync"] if blocked else []
+        parts = [f"{failed} of {syncs} syncs failed"] if failed else []
+        parts += [f"{blocked} skipped for a lock held by something other than a sync"] if blocked else []
         raise click.ClickException("; ".join(parts) + "; see the error column")
+
+
+class JsonStream:
+    """`--json`: one array, each result written as it ends (nothing kept per member)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._first = True
+
+    def write(self, result) -> None:
+        text = json_text({**result_rows([result])[0], "quarantined": result.quarantined})
+        with self._lock:
+            sys.stdout.write(("[\n" if self._first else ",\n") + text)
+            self._first = False
+
+    def close(self) -> None:
+        with self._lock:
+            sys.stdout.write("[]\n" if self._first else "\n]\n")
+            sys.stdout.flush()
 
 
 @click.command()
