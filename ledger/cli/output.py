@@ -12,9 +12,6 @@ import json
 from decimal import Decimal
 
 import click
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
 
 from ledger.kst import KST
 
@@ -79,6 +76,11 @@ def print_table(title: str, rows: list[dict], columns: list[str] | None = None, 
     """A table of `columns` (all of the rows' keys if None). Fits 80 columns, folding long
     text, unless `wide`: then every column at its full width, whatever the terminal.
     CorpNums, amounts, times and short words are never cut; long text shares what is left."""
+    # lazy: rich costs a tenth of a second of start-up, which `--json` and scripts never use
+    from rich.cells import cell_len
+    from rich.console import Console
+    from rich.table import Table
+
     columns = columns or (list(rows[0]) if rows else [])
     terminal = Console()
     width = 10_000 if wide else (min(NARROW_WIDTH, terminal.width) if terminal.is_terminal else NARROW_WIDTH)

@@ -132,7 +132,7 @@ def _token_store(settings: Settings):
     where = settings.token_cache
     if where == "off" or (where == "auto" and not settings.real_hosts):
         return None
-    from ledger.popbill.token_store import TokenStore  # sqlite3 only where tokens are kept
+    from ledger.popbill.token_store import TokenStore  # lazy: sqlite3 only where tokens are kept
 
     path = settings.ledger_home / "popbill-tokens.sqlite3" if where == "auto" else Path(where).expanduser()
     return TokenStore(path, partner=f"{settings.link_id}\x1f{settings.service_id}\x1f{settings.resolved_auth_url}")

@@ -7,8 +7,6 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from rich.progress import BarColumn, Progress, TextColumn
-
 if TYPE_CHECKING:
     from ledger.sync.service import SyncResult
     from ledger.sync.tally import SyncTally
@@ -59,6 +57,8 @@ class SyncProgress:
         self._progress = None
         self._finished, self._total = 0, total_syncs
         if show:
+            # lazy: rich's progress costs a tenth of a second of start-up; only a terminal draws it
+            from rich.progress import BarColumn, Progress, TextColumn
 
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(bar_width=20), TextColumn("{task.fields[detail]}"),
