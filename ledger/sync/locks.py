@@ -232,12 +232,6 @@ class SyncLocks:
             self._close()
             self._run(_ME, {}, attempts=2)
 
-    def forget(self, member_id: int, kinds: list[str]) -> None:
-        """Leases this process took on the lock connection that a start statement now holds
-        for its sync (and its close will release)."""
-        with self._mutex:
-            self._held.difference_update((member_id, kind) for kind in kinds)
-
     def _take(self, member_id: int, kinds: list[str], *, attempts: int = 1) -> set[str] | None:
         """The kinds whose lease this connection now holds; None when a row of them stayed
         locked by another session for longer than the lock timeout."""

@@ -14,8 +14,10 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
@@ -32,6 +34,7 @@ from ledger.popbill.codes import Codes
 from ledger.popbill.errors import PopbillError
 from ledger.popbill.retry import should_retry
 from ledger.sync import sql
+from ledger.sync.batches import Combiner
 from ledger.sync.deferred import Advance, advance_params
 from ledger.sync.interrupt import SyncInterrupted, check
 from ledger.sync.job import Job, MemberRun, Progress, SyncResult
@@ -140,15 +143,16 @@ def _start(engine: Engine, locks: SyncLocks, corp_num: str, kinds: list[str], co
     (held by a live session, this process's included, or its row locked) goes to the lock
     connection, which waits out a row lock briefly and names the holder, or takes the lease
     if it has come free (then START records that kind's run)."""
-    given = {"settle": None, "refund": None}
+    given = (None, None)
     if codes is not None:
-        given = {"settle": sorted(codes.settle_pending), "refund": sorted(codes.refund_pending)}
+        given = (tuple(sorted(codes.settle_pending)), tuple(sorted(codes.refund_pending)))
     started = _Started(0, None, {}, {}, {})
-    to_take, own = list(kinds), []
-    for _ in range(3):
-        rows = _start_rows(engine, locks, {"corp": corp_num, "kinds": to_take, "own": own, **given})
+    to_take = list(kinds)
+    for attempt in range(3):
+        rows = _starter(engine, locks).submit((corp_num, tuple(to_take), given), key=corp_num, group=given)
+        if not rows:
+            raise MemberError(f"CorpNum: {corp_num} is not a member")
         started.member_id, started.user_id = rows[0].member_id, rows[0].user_id
-        locks.forget(started.member_id, own)  # START took them over from the lock connection; the close releases them
         for row in rows:
             if row.run_id is not None:
                 oldest = row.oldest_pending.astimezone(KST).date() if row.oldest_pending else None
@@ -156,14 +160,16 @@ def _start(engine: Engine, locks: SyncLocks, corp_num: str, kinds: list[str], co
         missed = [row.kind for row in rows if row.run_id is None]
         if not missed:
             break
+        # Named by the lock connection (which waits out a row lock briefly); a lease it finds
+        # free by now, and takes, is handed back for START to take in its transaction.
         holders = locks.acquire(started.member_id, missed)
         started.holders.update({kind: holder for kind, holder in holders.items() if holder is not None})
-        to_take = own = [kind for kind, holder in holders.items() if holder is None]
+        to_take = [kind for kind, holder in holders.items() if holder is None]
+        locks.release(started.member_id, to_take)
         if not to_take:
             break
-    else:
-        locks.release(started.member_id, own)
-        started.holders.update({kind: Holder(None, None, None) for kind in own})
+        if attempt == 2:
+            started.holders.update({kind: Holder(None, None, None) for kind in to_take})
     if started.holders:
         with engine.connect() as conn:
             sql.durable_commits(conn)
@@ -174,19 +180,45 @@ def _start(engine: Engine, locks: SyncLocks, corp_num: str, kinds: list[str], co
     return started
 
 
-def _start_rows(engine: Engine, locks: SyncLocks, params: dict) -> list:
-    """START's rows, once the lock connection's session it names is known alive."""
-    corp = params["corp"]
+_starters: weakref.WeakKeyDictionary[Engine, Combiner] = weakref.WeakKeyDictionary()
+_starters_guard = threading.Lock()
+
+
+def _starter(engine: Engine, locks: SyncLocks) -> Combiner:
+    """The process's START batches for this engine (ledger/sync/batches.py)."""
+    with _starters_guard:
+        starter = _starters.get(engine)
+        if starter is None:
+            starter = _starters[engine] = Combiner(partial(_start_many, engine, locks), limit=START_BATCH)
+        return starter
+
+
+START_BATCH = 64  # members a START statement takes at most
+
+
+def _start_many(engine: Engine, locks: SyncLocks, requests: list[tuple]) -> list[list]:
+    """START for these (CorpNum, kinds, pending codes) requests (the codes alike), in one
+    transaction once the lock connection's session its leases name is known alive: each
+    request's rows (none: not a member)."""
+    params = {"ns": [], "corps": [], "kinds": []}
+    settle, refund = requests[0][2]
+    for n, (corp, kinds, _) in enumerate(requests):
+        for kind in kinds:
+            params["ns"].append(n)
+            params["corps"].append(corp)
+            params["kinds"].append(kind)
     for _ in range(2):
         with borrowed(engine) as db:
             sql.driver_durable_commits(db)
             db.execute(sql.GENERIC_PLAN)
-            rows = db.execute(sql.START, {**params, **locks.identity()})
+            rows = db.execute(sql.START, {**params, **locks.identity(), "settle": settle and list(settle),
+                                          "refund": refund and list(refund)})  # fmt: skip
             sql.driver_commit_durable(db)
-        if not rows:
-            raise MemberError(f"CorpNum: {corp} is not a member")
-        if rows[0].alive:
-            return rows
+        if not rows or rows[0].alive:
+            by_request: list[list] = [[] for _ in requests]
+            for row in rows:
+                by_request[row.n].append(row)
+            return by_request
         locks.reopen()  # the lock connection was cut: a lease naming it would be free to others
     raise DBAPIError("START", None, Exception("the sync-lock connection could not be reopened"))
 

@@ -51,64 +51,66 @@ def commit_durable(conn: Connection) -> None:
     conn.info[DURABLE_FLAG] = True  # only once committed: a rolled-back SET is undone
 
 
-# One statement for the whole start of a sync, found by CorpNum: the member; the leases of
-# its kinds, taken for the process's lock session (ledger/sync/locks.py) where free (no
-# holder, or a holder whose session is gone; a lease naming that session itself is another
-# sync of this process, unless :own says this sync took it on the lock connection) and that
-# session is alive; a
-# lease row another transaction has locked is skipped (SKIP LOCKED), never waited on, and
-# named afterwards; then, for the kinds taken, a dead process's running rows become abandoned
-# and ours are recorded; where each kind stands (new states from RETURNING, existing ones
-# from the statement's snapshot, which does not see its own inserts; the leases rule out a
-# racing insert); and the oldest payment and refund still pending, whose codes come from
-# state_codes unless given (a subquery runs only for a kind being synced). One row per kind
-# asked for; none when the CorpNum is not a member. Driver-level SQL (psycopg's %(name)s).
+# One statement for the whole start of the syncs of several members, each found by CorpNum
+# (:ns numbers the requests, one element per member and kind asked for): the members; the
+# leases of their kinds, taken for the process's lock session (ledger/sync/locks.py) where
+# free (no holder, or one whose session is gone; a lease naming that session itself is
+# another sync of this process) and that session is alive; a lease row another transaction
+# has locked is skipped (SKIP LOCKED), never waited on, and named afterwards; then, for the
+# kinds taken, a dead process's running rows become abandoned and ours are recorded; where
+# each kind stands (new states from RETURNING, existing ones from the statement's snapshot,
+# which does not see its own inserts; the leases rule out a racing insert); and the oldest
+# payment and refund still pending, whose codes come from state_codes unless given (a
+# subquery runs only for a kind being synced). One row per member and kind asked for; none
+# for a CorpNum that is not a member. A (member, kind) at most once in a statement.
+# Driver-level SQL (psycopg's %(name)s).
 START = """
-    WITH member AS (
-        SELECT id, user_id FROM members WHERE corp_num = %(corp)s
+    WITH wanted AS (
+        SELECT w.n, m.id AS member_id, m.user_id, w.kind
+        FROM unnest(CAST(%(ns)s AS int[]), CAST(%(corps)s AS text[]), CAST(%(kinds)s AS text[])) AS w(n, corp, kind)
+        JOIN members m ON m.corp_num = w.corp
     ), holder AS (
         SELECT EXISTS (SELECT 1 FROM pg_stat_get_activity(%(pid)s) a WHERE a.backend_start = %(started)s) AS alive
-    ), wanted AS (
-        SELECT m.id AS member_id, k.kind FROM member m, unnest(CAST(%(kinds)s AS text[])) AS k(kind)
     ), existing AS (
-        SELECT l.kind FROM sync_locks l JOIN wanted w USING (member_id, kind)
+        SELECT l.member_id, l.kind FROM sync_locks l JOIN wanted w USING (member_id, kind)
     ), lockable AS (
-        SELECT l.kind FROM sync_locks l JOIN wanted w USING (member_id, kind) FOR UPDATE OF l SKIP LOCKED
+        SELECT l.member_id, l.kind FROM sync_locks l JOIN wanted w USING (member_id, kind) FOR UPDATE OF l SKIP LOCKED
     ), taken AS (
         INSERT INTO sync_locks AS s (member_id, kind, holder_pid, holder_started)
         SELECT w.member_id, w.kind, %(pid)s, %(started)s FROM wanted w, holder h
-        WHERE h.alive AND (w.kind IN (SELECT kind FROM lockable) OR w.kind NOT IN (SELECT kind FROM existing))
+        WHERE h.alive AND ((w.member_id, w.kind) IN (SELECT member_id, kind FROM lockable)
+                           OR (w.member_id, w.kind) NOT IN (SELECT member_id, kind FROM existing))
         ON CONFLICT (member_id, kind) DO UPDATE SET holder_pid = EXCLUDED.holder_pid,
             holder_started = EXCLUDED.holder_started
         WHERE s.holder_pid IS NULL
-            OR (s.kind = ANY(CAST(%(own)s AS text[])) AND s.holder_pid = EXCLUDED.holder_pid
-                AND s.holder_started = EXCLUDED.holder_started)
             OR NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(s.holder_pid) a
                            WHERE a.backend_start IS NULL OR a.backend_start = s.holder_started)
-        RETURNING s.kind
+        RETURNING s.member_id, s.kind
     ), abandoned AS (
-        UPDATE sync_runs SET status = 'abandoned', finished_at = now(), error = 'the process running it stopped'
-        WHERE member_id = (SELECT id FROM member) AND kind IN (SELECT kind FROM taken) AND status = 'running'
+        UPDATE sync_runs r SET status = 'abandoned', finished_at = now(), error = 'the process running it stopped'
+        FROM taken t WHERE r.member_id = t.member_id AND r.kind = t.kind AND r.status = 'running'
     ), runs AS (
-        INSERT INTO sync_runs (member_id, kind) SELECT (SELECT id FROM member), kind FROM taken RETURNING id, kind
+        INSERT INTO sync_runs (member_id, kind) SELECT member_id, kind FROM taken RETURNING id, member_id, kind
     ), created AS (
-        INSERT INTO sync_states (member_id, kind) SELECT (SELECT id FROM member), kind FROM taken
-        ON CONFLICT (member_id, kind) DO NOTHING RETURNING kind, high_water, last_full_pass_at
+        INSERT INTO sync_states (member_id, kind) SELECT member_id, kind FROM taken
+        ON CONFLICT (member_id, kind) DO NOTHING RETURNING member_id, kind, high_water, last_full_pass_at
     ), states AS (
         SELECT * FROM created
-        UNION ALL SELECT kind, high_water, last_full_pass_at FROM sync_states
-        WHERE member_id = (SELECT id FROM member) AND kind IN (SELECT kind FROM taken)
+        UNION ALL SELECT s.member_id, s.kind, s.high_water, s.last_full_pass_at
+        FROM sync_states s JOIN taken t USING (member_id, kind)
     )
-    SELECT m.id AS member_id, m.user_id, w.kind, h.alive, runs.id AS run_id, states.high_water,
+    SELECT w.n, w.member_id, w.user_id, w.kind, h.alive, runs.id AS run_id, states.high_water,
         states.last_full_pass_at,
         CASE WHEN runs.id IS NULL THEN NULL
-            WHEN w.kind = 'payments' THEN (SELECT min(reg_dt) FROM payments WHERE member_id = m.id AND settle_state = ANY(
-                coalesce(%(settle)s, ARRAY(SELECT code FROM state_codes WHERE kind = 'settle' AND meaning = 'pending'))))
-            WHEN w.kind = 'refunds' THEN (SELECT min(req_dt) FROM refunds WHERE member_id = m.id AND state = ANY(
-                coalesce(%(refund)s, ARRAY(SELECT code FROM state_codes WHERE kind = 'refund' AND meaning = 'pending'))))
+            WHEN w.kind = 'payments' THEN (SELECT min(reg_dt) FROM payments p
+                WHERE p.member_id = w.member_id AND p.settle_state = ANY(coalesce(%(settle)s,
+                    ARRAY(SELECT code FROM state_codes WHERE kind = 'settle' AND meaning = 'pending'))))
+            WHEN w.kind = 'refunds' THEN (SELECT min(req_dt) FROM refunds f
+                WHERE f.member_id = w.member_id AND f.state = ANY(coalesce(%(refund)s,
+                    ARRAY(SELECT code FROM state_codes WHERE kind = 'refund' AND meaning = 'pending'))))
         END AS oldest_pending
-    FROM member m CROSS JOIN holder h CROSS JOIN unnest(CAST(%(kinds)s AS text[])) AS w(kind)
-    LEFT JOIN runs USING (kind) LEFT JOIN states USING (kind)
+    FROM wanted w CROSS JOIN holder h
+    LEFT JOIN runs USING (member_id, kind) LEFT JOIN states USING (member_id, kind)
 """
 
 # Before START, in its transaction: START's generic plan. PostgreSQL otherwise plans the
