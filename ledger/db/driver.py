@@ -66,7 +66,10 @@ class Driver:
 def borrowed(engine: Engine) -> Iterator[Driver]:
     """A pooled connection for one transaction, given back to the pool after (which rolls back
     what was not committed), or dropped if the driver found it broken."""
-    pooled = engine.raw_connection()
+    try:
+        pooled = engine.raw_connection()
+    except psycopg.Error as exc:  # raw_connection raises the driver's own: raised as SQLAlchemy's, as connect() does
+        raise DBAPIError.instance("connect", None, exc, psycopg.Error, connection_invalidated=True) from exc
     driver = Driver(pooled)
     try:
         yield driver
