@@ -26,6 +26,7 @@ from ledger.db.among import among
 from ledger.db.driver import borrowed
 from ledger.db.transient import is_transient
 from ledger.history.screening import RowLimits
+from ledger.history.writer import WriteCounts
 from ledger.kst import KST
 from ledger.members.models import Member
 from ledger.members.service import MemberError
@@ -120,7 +121,7 @@ def sync_member_kinds(
         for job in running:
             _run(job)
         if running:
-            _finish(member, running, locks.identity())
+            _finish(member, running, locks)
         closed = True
     finally:
         if not closed:  # the close did not release them
@@ -239,57 +240,115 @@ def _run(job: Job) -> None:
             log.exception("sync of %s %s failed", job.member.corp_num, job.kind)
 
 
-def _finish(member: MemberRun, jobs: list[Job], me: dict) -> None:
-    """One transaction: the small last pages held back, every run's outcome, the leases
-    released, and the deferred advance of pages without rows."""
-    seen_at = dt.datetime.now(dt.UTC)
+def _finish(member: MemberRun, jobs: list[Job], locks: SyncLocks) -> None:
+    """FINISH, batched with the other syncs of the process closing meanwhile."""
+    failure = _finisher(member.engine, locks).submit((member, jobs), key=member.member_id)
+    if failure is not None:
+        raise failure
+
+
+_finishers: weakref.WeakKeyDictionary[Engine, Combiner] = weakref.WeakKeyDictionary()
+
+
+def _finisher(engine: Engine, locks: SyncLocks) -> Combiner:
+    with _starters_guard:
+        finisher = _finishers.get(engine)
+        if finisher is None:
+            finisher = _finishers[engine] = Combiner(partial(_finish_many, engine, locks), limit=START_BATCH)
+        return finisher
+
+
+def _finish_many(engine: Engine, locks: SyncLocks, requests: list[tuple[MemberRun, list[Job]]]) -> list:
+    """One transaction for these members' closes: their small last pages held back, every
+    run's outcome, the leases released, the deferred advance of pages without rows. A row
+    the database refuses undoes the batch; each member is then closed alone, where only the
+    kind whose rows were refused fails. Each request's outcome: None, or the error it raises."""
+    seen_at, me, counts = dt.datetime.now(dt.UTC), locks.identity(), {}
+    try:
+        with borrowed(engine) as db:
+            sql.driver_durable_commits(db)
+            counts = {}
+            for member, jobs in requests:
+                for job in jobs:
+                    if job.held is not None and job.result.status == "succeeded":
+                        counts[id(job)] = job.held.write(db, member.member_id, seen_at)
+            db.execute(sql.FINISH, _finish_params(requests, me, counts))
+            sql.driver_commit_durable(db)
+    except DBAPIError as exc:
+        if is_transient(exc):
+            raise
+        outcomes = []
+        for member, jobs in requests:
+            try:
+                _finish_alone(member, jobs, me, seen_at)
+                outcomes.append(None)
+            except DBAPIError as alone:
+                outcomes.append(alone)
+        return outcomes
+    else:
+        for _, jobs in requests:
+            for job in jobs:
+                if id(job) in counts:
+                    job.result.add(counts[id(job)])
+    return [None] * len(requests)
+
+
+def _finish_alone(member: MemberRun, jobs: list[Job], me: dict, seen_at: dt.datetime) -> None:
+    """One member's close: its held pages, then FINISH; a held page the database refuses fails its kind alone."""
     with borrowed(member.engine) as db:
         sql.driver_durable_commits(db)
+        counts = {}
         try:
             for job in jobs:
                 if job.held is not None and job.result.status == "succeeded":
-                    job.result.add(job.held.write(db, member.member_id, seen_at))
+                    counts[id(job)] = job.held.write(db, member.member_id, seen_at)
         except DBAPIError as exc:
             if is_transient(exc):
                 raise
-            # A row the database refused: that kind fails, the others close without their rows.
             db.rollback()
             sql.driver_durable_commits(db)
-            _write_held_alone(member, jobs, seen_at)
-        db.execute(sql.FINISH, _finish_params(member, jobs, me))
+            counts = _write_held_alone(member, jobs, seen_at)
+        for job in jobs:
+            if id(job) in counts:
+                job.result.add(counts[id(job)])
+        db.execute(sql.FINISH, _finish_params([(member, jobs)], me, {}))
         sql.driver_commit_durable(db)
 
 
-def _write_held_alone(member: MemberRun, jobs: list[Job], seen_at: dt.datetime) -> None:
+def _write_held_alone(member: MemberRun, jobs: list[Job], seen_at: dt.datetime) -> dict:
     """Each held page in its own transaction, so the one the database refuses fails alone."""
+    counts = {}
     for job in jobs:
         if job.held is None or job.result.status != "succeeded":
             continue
-        job.result.inserted = job.result.updated = job.result.unchanged = 0
         try:
             with borrowed(member.engine) as db:
-                job.result.add(job.held.write(db, member.member_id, seen_at))
+                counts[id(job)] = job.held.write(db, member.member_id, seen_at)
                 db.commit()
         except DBAPIError as exc:
             if is_transient(exc):
                 raise
             job.result.status, job.result.error = "failed", _describe(exc)
             log.exception("sync of %s %s failed", member.corp_num, job.kind)
+    return counts
 
 
-def _finish_params(member: MemberRun, jobs: list[Job], me: dict) -> dict:
+def _finish_params(requests: list[tuple[MemberRun, list[Job]]], me: dict, counts: dict) -> dict:
+    """FINISH's parameters; counts: the held pages' counts by id(job), not yet in the results."""
     runs: dict[str, list] = {column: [] for column in sql.RUN_COLUMNS}
     advances = []
-    for job in jobs:
-        r = job.result
-        for column, value in zip(runs.values(), (r.run_id, r.status, r.error, r.pages, r.api_calls, r.inserted,
-                                                 r.updated, r.unchanged), strict=True):  # fmt: skip
-            column.append(value)
-        advance = job.deferred.take()
-        if r.status == "failed":
-            advance = Advance()  # as if the failed run's unwritten pages were never fetched
-        advances.append((job.kind, dataclasses.replace(advance, succeeded=r.status == "succeeded")))
-    return {**runs, **advance_params(member.member_id, advances, durable=True), **me}
+    for member, jobs in requests:
+        for job in jobs:
+            r, held = job.result, counts.get(id(job), WriteCounts())
+            for column, value in zip(runs.values(), (r.run_id, r.status, r.error, r.pages, r.api_calls,
+                                                     r.inserted + held.inserted, r.updated + held.updated,
+                                                     r.unchanged + held.unchanged), strict=True):  # fmt: skip
+                column.append(value)
+            advance = job.deferred.pending  # kept: a batch that fails is closed again member by member
+            if r.status == "failed":
+                advance = Advance()  # as if the failed run's unwritten pages were never fetched
+            advances.append((member.member_id, job.kind, dataclasses.replace(advance, succeeded=r.status == "succeeded")))
+    return {**runs, **advance_params(advances, durable=True), **me}
 
 
 def members_to_sync(engine: Engine, corp_nums: list[str] | None = None) -> list[str]:

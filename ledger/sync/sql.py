@@ -123,7 +123,7 @@ SKIPPED = text(
     "SELECT :m, k, 'skipped', now(), e FROM unnest(:kinds, :errors) AS t(k, e) RETURNING id, kind"
 ).bindparams(_KINDS, bindparam("errors", type_=ARRAY(String)))
 
-# The one state advance, for any number of kinds of one member: pages done, the window walked,
+# The one state advance, for any number of (member, kind): pages done, the window walked,
 # the high-water mark (never moved back), a full pass, a success. :commit_mode 'off' makes a
 # page's commit asynchronous (LOCAL: this transaction only; a setting that takes effect at the
 # commit, so it may come last, in the FROM list, where it costs no statement of its own): rows
@@ -137,17 +137,18 @@ _ADVANCE_STATES = """
                           ELSE greatest(coalesce(s.high_water, t.high_water), t.high_water) END,
         last_full_pass_at = CASE WHEN t.full_pass THEN now() ELSE s.last_full_pass_at END,
         last_success_at = CASE WHEN t.succeeded THEN now() ELSE s.last_success_at END
-    FROM unnest(CAST(:kinds AS text[]), CAST(:pages AS int[]), CAST(:window_starts AS date[]),
+    FROM unnest(CAST(:member_ids AS int[]), CAST(:kinds AS text[]), CAST(:pages AS int[]), CAST(:window_starts AS date[]),
                 CAST(:window_ends AS date[]), CAST(:high_waters AS date[]), CAST(:full_passes AS boolean[]),
                 CAST(:succeeded AS boolean[]))
-            AS t(kind, pages, window_start, window_end, high_water, full_pass, succeeded),
+            AS t(member_id, kind, pages, window_start, window_end, high_water, full_pass, succeeded),
          (SELECT set_config('synchronous_commit', :commit_mode, true)) AS commit_mode
-    WHERE s.member_id = :m AND s.kind = t.kind
+    WHERE s.member_id = t.member_id AND s.kind = t.kind
 """
 ADVANCE_STATES = text(_ADVANCE_STATES)
 
-# The close of a sync, one statement: every run's outcome, the leases released (those still
-# naming the process's lock session), then the state advance of every kind. Driver-level SQL.
+# The close of the syncs of one or more members, one statement: every run's outcome, the
+# leases released (those still naming the process's lock session), then the state advance of
+# every (member, kind). Driver-level SQL.
 FINISH = (
     """
     WITH runs AS (
@@ -159,8 +160,9 @@ FINISH = (
             AS t(id, status, error, pages, api_calls, inserted, updated, unchanged)
         WHERE r.id = t.id
     ), released AS (
-        UPDATE sync_locks SET holder_pid = NULL, holder_started = NULL
-        WHERE member_id = :m AND kind = ANY(CAST(:kinds AS text[])) AND holder_pid = :pid AND holder_started = :started
+        UPDATE sync_locks l SET holder_pid = NULL, holder_started = NULL
+        FROM unnest(CAST(:member_ids AS int[]), CAST(:kinds AS text[])) AS t(member_id, kind)
+        WHERE l.member_id = t.member_id AND l.kind = t.kind AND l.holder_pid = :pid AND l.holder_started = :started
     )"""
     + _ADVANCE_STATES
 )

@@ -99,7 +99,7 @@ def write_page(job: Job, write: Write, refused: list, advance: Advance) -> Write
         counts = write(conn)
         if refused:
             quarantine.keep(conn, member.member_id, job.kind, refused, dt.datetime.now(dt.UTC))
-        conn.execute(sql.ADVANCE_STATES, advance_params(member.member_id, [(job.kind, merged)], durable=False))
+        conn.execute(sql.ADVANCE_STATES, advance_params([(member.member_id, job.kind, merged)], durable=False))
         conn.commit()
     job.result.db_seconds += time.perf_counter() - started
     job.result.pages += 1
