@@ -243,14 +243,17 @@ class SyncLocks:
             return None
 
     def _holder(self, member_id: int, kind: str) -> Holder | None:
-        """Who holds the lease or its row; None if nobody does by now and this connection took it."""
+        """Who holds the lease or its row; None if nobody does by now and this connection took it.
+        A row lock is waited out first (the lock timeout): the start or close statement of
+        another sync holds one for a moment, and is not the lease's holder."""
         key = {"m": member_id, "k": kind}
         for _ in range(3):
-            row = self._run(_ROW_HOLDER, key) or self._run(_LEASE_HOLDER, key)
+            taken = self._take(member_id, [kind])
+            if taken:  # the holder finished in between
+                return None
+            row = self._run(_ROW_HOLDER if taken is None else _LEASE_HOLDER, key)
             if row:
                 return Holder(*row[0])
-            if self._take(member_id, [kind]):  # the holder finished in between
-                return None
         return Holder(None, None, None)
 
     def release(self, member_id: int, kinds: list[str]) -> None:

@@ -55,8 +55,9 @@ def commit_durable(conn: Connection) -> None:
 # (:ns numbers the requests, one element per member and kind asked for): the members; the
 # leases of their kinds, taken for the process's lock session (ledger/sync/locks.py) where
 # free (no holder, or one whose session is gone; a lease naming that session itself is
-# another sync of this process) and that session is alive; a lease row another transaction
-# has locked is skipped (SKIP LOCKED), never waited on, and named afterwards; then, for the
+# another sync of this process) and that session is alive; a free lease row another
+# transaction has locked is skipped (SKIP LOCKED), never waited on, and named afterwards (a
+# held one is never locked here, so a start never looks like a holder); then, for the
 # kinds taken, a dead process's running rows become abandoned and ours are recorded; where
 # each kind stands (new states from RETURNING, existing ones from the statement's snapshot,
 # which does not see its own inserts; the leases rule out a racing insert); and the oldest
@@ -74,7 +75,10 @@ START = """
     ), existing AS (
         SELECT l.member_id, l.kind FROM sync_locks l JOIN wanted w USING (member_id, kind)
     ), lockable AS (
-        SELECT l.member_id, l.kind FROM sync_locks l JOIN wanted w USING (member_id, kind) FOR UPDATE OF l SKIP LOCKED
+        SELECT l.member_id, l.kind FROM sync_locks l JOIN wanted w USING (member_id, kind)
+        WHERE l.holder_pid IS NULL OR NOT EXISTS (SELECT 1 FROM pg_stat_get_activity(l.holder_pid) a
+                                                  WHERE a.backend_start IS NULL OR a.backend_start = l.holder_started)
+        FOR UPDATE OF l SKIP LOCKED
     ), taken AS (
         INSERT INTO sync_locks AS s (member_id, kind, holder_pid, holder_started)
         SELECT w.member_id, w.kind, %(pid)s, %(started)s FROM wanted w, holder h
