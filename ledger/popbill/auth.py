@@ -50,7 +50,7 @@ def parse_expiration(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)  # slots: a process keeps one per member it called
 class Token:
     session_token: Secret
     service_id: str
@@ -76,12 +76,11 @@ class TokenCache:
         self._now = now or (lambda: dt.datetime.now(dt.UTC))  # whose clock judges expiry
         self._store = store
         self._tokens: dict[str, Token] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        # Striped: a lock per member would be kept for every member the process ever called.
+        self._locks = [threading.Lock() for _ in range(64)]
 
     def _lock_for(self, corp_num: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(corp_num, threading.Lock())
+        return self._locks[hash(corp_num) % len(self._locks)]
 
     def get(self, corp_num: str) -> Token:
         with self._lock_for(corp_num):
