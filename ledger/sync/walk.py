@@ -77,7 +77,9 @@ def defer(job: Job, advance: Advance) -> None:
 
 def hold(job: Job, rows: object, advance: Advance) -> None:
     """A small last page (the nightly norm): its rows wait for the close, which writes them
-    with the run's outcome and the state advance in one transaction."""
+    with the run's outcome and the state advance in one transaction. It is the walk's last
+    page, so the run succeeds (a stop asked for now comes too late to matter); a close that
+    cannot write the rows fails the run and advances nothing."""
     job.held = rows
     defer(job, advance)
     if job.member.progress:
@@ -157,9 +159,8 @@ def walk_dated(job: Job) -> None:
         window_start, window_end = fetched.window
         advance = Advance(window_start=window_start, window_end=window_end,
                           high_water=window_end if fetched.is_last else None)  # fmt: skip
-        if fetched.held:
+        if fetched.held:  # the last page: the walk is done, and the close writes it
             hold(job, fetched.payload, advance)
-            check(m.stop)
             continue
         if fetched.payload is None and not fetched.refused:
             defer(job, advance)
