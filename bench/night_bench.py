@@ -186,12 +186,23 @@ class Night(Bench):
         pending = self.corp_nums[1 :: max(1, round(1 / a.pending_share))] if a.pending_share else []
         from ledger.pending.service import track_code
         from ledger.popbill import PaymentForm, PopbillClient
+        from ledger.popbill.errors import TransportError
         from ledger.settings import Settings
 
         settings = Settings.from_env({**self.env(), "POPBILL_TOKEN_CACHE": "off"})
         form = PaymentForm("담당자", "night@bench.kr", "01000000000", "입금자", Decimal("33000"))
-        with PopbillClient(settings) as client, concurrent.futures.ThreadPoolExecutor(32) as pool:
-            codes = list(pool.map(lambda corp: client.payment_request(corp, form).settle_code, pending))
+        def request(corp: str) -> str:
+            for attempt in range(5):  # a burst of new connections can overflow the simulator's listen queue
+                try:
+                    return client.payment_request(corp, form).settle_code
+                except TransportError:
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.5)
+            raise AssertionError("unreachable")
+
+        with PopbillClient(settings) as client, concurrent.futures.ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(request, pending))
         from sqlalchemy.orm import Session
 
         with Session(self.engine) as session:
