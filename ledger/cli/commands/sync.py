@@ -62,7 +62,8 @@ def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
         narrow = ["corp_num", "kind", "status", "pages", "inserted", "updated", "error"]
         print_table("sync", result_rows(tally.results), None if wide else narrow, wide=wide)
     else:  # thousands of members: a row per kind, then the syncs worth reading
-        print_table("sync by kind", tally.rows_by_kind(), wide=wide)
+        narrow = ["kind", "succeeded", "failed", "skipped", "inserted", "updated", "api_calls"]
+        print_table("sync by kind", tally.rows_by_kind(), None if wide else narrow, wide=wide)
         failed = [r for r in tally.results if r.status == "failed"]
         if failed:
             print_table(f"failed syncs (first {min(len(failed), 20)} of {tally.count('failed'):,})",
