@@ -98,15 +98,15 @@ def sync_member_kinds(
     today = today or client.today()  # Popbill's clock may be asked: before a connection is borrowed
     locks = locks_for(engine)
     started = _start(engine, locks, corp_num, list(kinds), codes)
-    member = MemberRun(
-        engine, client, started.member_id, corp_num, started.user_id, today, since, options or SyncOptions(), progress,
-        full, stop,
-    )  # fmt: skip
-    limits = RowLimits.for_sync(client.settings, member.today)
-    jobs = [Job(member, HISTORIES[kind], SyncResult(corp_num, kind), limits) for kind in kinds]
-    running = [job for job in jobs if job.kind in started.states]
     closed = False
     try:
+        member = MemberRun(
+            engine, client, started.member_id, corp_num, started.user_id, today, since, options or SyncOptions(),
+            progress, full, stop,
+        )  # fmt: skip
+        limits = RowLimits.for_sync(client.settings, member.today)
+        jobs = [Job(member, HISTORIES[kind], SyncResult(corp_num, kind), limits) for kind in kinds]
+        running = [job for job in jobs if job.kind in started.states]
         for job in jobs:
             if job.kind in started.states:
                 job.result.run_id, job.high_water, job.last_full_pass_at, job.oldest_pending = started.states[job.kind]
@@ -125,7 +125,7 @@ def sync_member_kinds(
         closed = True
     finally:
         if not closed:  # the close did not release them
-            locks.release_rows(member.member_id, [job.kind for job in running])
+            locks.release_rows(started.member_id, list(started.states))
     return [job.result for job in jobs]
 
 
@@ -139,6 +139,18 @@ class _Started:
 
 
 def _start(engine: Engine, locks: SyncLocks, corp_num: str, kinds: list[str], codes: Codes | None) -> _Started:
+    """_start_into, whose leases are released when what follows the start statement fails."""
+    started = _Started(0, None, {}, {}, {})
+    try:
+        return _start_into(started, engine, locks, corp_num, kinds, codes)
+    except BaseException:
+        if started.states:  # taken, and no sync will close them
+            locks.release_rows(started.member_id, list(started.states))
+        raise
+
+
+def _start_into(started: _Started, engine: Engine, locks: SyncLocks, corp_num: str, kinds: list[str],
+                codes: Codes | None) -> _Started:  # fmt: skip
     """START: the member found, the leases taken, a dead process's runs abandoned, ours
     recorded, where each kind stands read, in one transaction. A lease START could not take
     (held by a live session, this process's included, or its row locked) goes to the lock
@@ -147,7 +159,6 @@ def _start(engine: Engine, locks: SyncLocks, corp_num: str, kinds: list[str], co
     given = (None, None)
     if codes is not None:
         given = (tuple(sorted(codes.settle_pending)), tuple(sorted(codes.refund_pending)))
-    started = _Started(0, None, {}, {}, {})
     to_take = list(kinds)
     for attempt in range(3):
         rows = _starter(engine, locks).submit((corp_num, tuple(to_take), given), key=corp_num, group=given)
