@@ -201,17 +201,19 @@ def _starter(engine: Engine, locks: SyncLocks) -> Combiner:
     with _starters_guard:
         starter = _starters.get(engine)
         if starter is None:
-            starter = _starters[engine] = Combiner(partial(_start_many, engine, locks), limit=START_BATCH)
+            # weakref: the registry's value must not keep its key (the engine) alive
+            starter = _starters[engine] = Combiner(partial(_start_many, weakref.ref(engine), locks), limit=START_BATCH)
         return starter
 
 
 START_BATCH = 64  # members a START statement takes at most
 
 
-def _start_many(engine: Engine, locks: SyncLocks, requests: list[tuple]) -> list[list]:
+def _start_many(engine_ref: weakref.ref, locks: SyncLocks, requests: list[tuple]) -> list[list]:
     """START for these (CorpNum, kinds, pending codes) requests (the codes alike), in one
     transaction once the lock connection's session its leases name is known alive: each
     request's rows (none: not a member)."""
+    engine = engine_ref()  # alive: the requesters hold it
     params = {"ns": [], "corps": [], "kinds": []}
     settle, refund = requests[0][2]
     for n, (corp, kinds, _) in enumerate(requests):
@@ -265,16 +267,16 @@ def _finisher(engine: Engine, locks: SyncLocks) -> Combiner:
     with _starters_guard:
         finisher = _finishers.get(engine)
         if finisher is None:
-            finisher = _finishers[engine] = Combiner(partial(_finish_many, engine, locks), limit=START_BATCH)
+            finisher = _finishers[engine] = Combiner(partial(_finish_many, locks), limit=START_BATCH)
         return finisher
 
 
-def _finish_many(engine: Engine, locks: SyncLocks, requests: list[tuple[MemberRun, list[Job]]]) -> list:
+def _finish_many(locks: SyncLocks, requests: list[tuple[MemberRun, list[Job]]]) -> list:
     """One transaction for these members' closes: their small last pages held back, every
     run's outcome, the leases released, the deferred advance of pages without rows. A row
     the database refuses undoes the batch; each member is then closed alone, where only the
     kind whose rows were refused fails. Each request's outcome: None, or the error it raises."""
-    seen_at, me, counts = dt.datetime.now(dt.UTC), locks.identity(), {}
+    engine, seen_at, me, counts = requests[0][0].engine, dt.datetime.now(dt.UTC), locks.identity(), {}
     try:
         with borrowed(engine) as db:
             sql.driver_durable_commits(db)
