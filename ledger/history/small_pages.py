@@ -75,12 +75,13 @@ class UsageRows:
 
 
 @functools.cache
-def _merge(spec: _MutableSpec) -> tuple[str, tuple[str, ...]]:
-    """The merge of a mutable kind's page: new rows inserted; stored rows whose mutable fields
-    moved updated (raw and last_seen_at with them); the others left alone. Returns every row
-    written, with the mutable fields it had before (NULL id: it is new)."""
+def _merge(spec: _MutableSpec, typed: tuple[str, ...]) -> str:
+    """The merge of a mutable kind's page (typed: the columns spec.values gives): new rows
+    inserted; stored rows whose mutable fields moved updated (raw and last_seen_at with them);
+    the others left alone. Returns every row written, with the mutable fields it had before
+    (existed false: it is new)."""
     model, table = spec.model, spec.model.__tablename__
-    columns = ("row_key", "occurrence", *PAYMENT_LIKE_COLUMNS[table], "raw")
+    columns = ("row_key", "occurrence", *typed, "raw")
     moved = " OR ".join(f"t.{f} IS DISTINCT FROM i.{f}" for f in spec.mutable)
     before = ", ".join(f"s.{f} AS before_{f}" for f in spec.mutable)
     statement = f"""
@@ -102,14 +103,7 @@ def _merge(spec: _MutableSpec) -> tuple[str, tuple[str, ...]]:
         SELECT w.id, CAST(w.row_key AS text) AS row_key, w.occurrence, s.id IS NOT NULL AS existed, {before}
         FROM written w LEFT JOIN stored s USING (row_key, occurrence)
     """
-    return statement, columns
-
-
-PAYMENT_LIKE_COLUMNS = {
-    "payments": ("reg_dt", "state_dt", "settle_state", "product_type", "product_name", "settle_type", "settler_name",
-                 "settler_email", "settle_cost", "settle_point"),
-    "refunds": ("req_dt", "state", "request_point", "account_bank", "account_num", "account_name", "reason"),
-}  # fmt: skip
+    return statement
 
 _STATE_CHANGES = """
     INSERT INTO state_changes ({fk}, field, old_value, new_value, seen_at)
@@ -123,25 +117,27 @@ class MutableRows:
     """A page of payments or refunds (typed rows) as the merge's arrays."""
 
     spec: _MutableSpec
+    typed: tuple[str, ...]  # the columns spec.values gives, in its order
     params: dict
     incoming: dict  # (row_key, occurrence) -> the page's values of the row
 
     @classmethod
     def of(cls, spec: _MutableSpec, rows: tuple, counter: identity.OccurrenceCounter) -> MutableRows:
-        _, columns = _merge(spec)
-        params: dict[str, list] = {c: [] for c in columns}
-        incoming = {}
+        params: dict[str, list] = {}
+        incoming, typed = {}, ()
         for row in rows:
             key = identity.row_key(row.raw, spec.key_fields)
-            values = {"row_key": key, "occurrence": counter.next(key), **spec.values(row), "raw": jsonutil.dumps(row.raw)}
-            for column in columns:
-                params[column].append(values[column])
+            fields = spec.values(row)
+            typed = tuple(fields)
+            values = {"row_key": key, "occurrence": counter.next(key), **fields, "raw": jsonutil.dumps(row.raw)}
+            for column, value in values.items():
+                params.setdefault(column, []).append(value)
             incoming[(key, values["occurrence"])] = values
-        return cls(spec, params, incoming)
+        return cls(spec, typed, params, incoming)
 
     def write(self, db, member_id: int, seen_at: dt.datetime) -> WriteCounts:
         """db: a ledger.db.driver.Driver in the close's transaction."""
-        statement, _ = _merge(self.spec)
+        statement = _merge(self.spec, self.typed)
         written = db.execute(statement, {"m": member_id, "seen_at": seen_at, **self.params})
         counts = WriteCounts(unchanged=len(self.incoming) - len(written))
         changes: dict[str, list] = {"ids": [], "fields": [], "old": [], "new": [], "seen": []}

@@ -1,10 +1,13 @@
 """Syncing members' histories: the plain functions the CLI and the Celery tasks share.
 
 `sync_member_kinds` syncs several kinds of one member with shared bookkeeping: one statement
-starts them (ledger/sync/sql.py START), each kind is walked into the ledger page by page
-(ledger/sync/walk.py, with one object per kind in ledger/sync/kinds.py), and one statement
-closes them (FINISH). `sync_member` is it for one kind; `sync_all` runs many members at once.
-The leases (ledger/sync/locks.py), all of a process's on one connection of their own, keep two
+starts them (ledger/sync/sql.py START: the member, its leases, its runs, where each kind
+stands), each kind is walked into the ledger page by page (ledger/sync/walk.py, with one
+object per kind in ledger/sync/kinds.py), and one statement closes them (FINISH: a small last
+page's rows, the outcomes, the leases released, the states advanced). The starts and closes
+of a process's syncs that come at about the same time share their statement
+(ledger/sync/batches.py). `sync_member` is it for one kind; `sync_all` runs many members at
+once. The leases (ledger/sync/locks.py) name one connection of the process's own, keep two
 syncs of one (member, kind) from running at once, and no read-only role can take them.
 """
 

@@ -7,8 +7,9 @@ Commit boundaries, so a crash anywhere loses nothing:
 - FINISH, one transaction: the rows of a kind's last page when it is small (ledger/history/
   small_pages.py), every run's outcome, the leases released, and ADVANCE_STATES for what is
   left (the advance of pages with no rows waits for the next page with rows or for this).
-START and FINISH run on the driver's connection (psycopg, %(name)s parameters): two statements
-a member, where SQLAlchemy's execution layer cost more CPU than the driver and the server.
+START and FINISH run on the driver's connection (psycopg, %(name)s parameters), where
+SQLAlchemy's execution layer cost more CPU than the driver and the server, each for the
+members of a process that start or close at about the same time (ledger/sync/batches.py).
 """
 
 from __future__ import annotations
