@@ -32,9 +32,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import signal
+import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -172,6 +175,13 @@ class Figures:
     peak_rss_mb: float
     pg_connections: int
 
+    def measure(self, key: str) -> float:
+        per_member = 1000 / self.members
+        return {
+            "total": (self.client_cpu + self.pg_cpu) * per_member, "client": self.client_cpu * per_member,
+            "pg": self.pg_cpu * per_member, "wall": self.wall, "calls": self.calls / self.members,
+        }[key]  # fmt: skip
+
     def print(self) -> None:
         m = self.members
         print(
@@ -192,6 +202,7 @@ class Bench:
         self.db_name = make_url(args.database_url).database
         self.corp_nums = [f"{1000000000 + 7919 * n:010d}" for n in range(args.members)]
         self.code = Path(args.code).resolve() if args.code else ROOT
+        self.token_cache = Path(tempfile.mkdtemp(prefix="scale_bench_tokens_")) / "tokens.sqlite3"
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -215,7 +226,7 @@ class Bench:
                 timeout=10,
             ).raise_for_status()
 
-    def env(self) -> dict[str, str]:
+    def env(self, code: Path | None = None) -> dict[str, str]:
         a = self.args
         return {
             **os.environ,
@@ -225,7 +236,10 @@ class Bench:
             "LEDGER_BROKER_URL": a.broker_url,
             "LEDGER_SYNC_INITIAL_DAYS": str(a.initial_days),
             "POPBILL_MAX_CONCURRENCY": str(a.max_concurrency),
-            "PYTHONPATH": str(self.code),  # the code under test; the simulator is always this tree's
+            "PYTHONPATH": str(code or self.code),  # the code under test; the simulator is always this tree's
+            # Tokens kept between the runs' processes until they expire, as on Linkhub's hosts
+            # (a tree without the setting ignores it).
+            "POPBILL_TOKEN_CACHE": str(self.token_cache) if a.token_cache == "on" else "off",
         }
 
     def setup_database(self) -> None:
@@ -314,11 +328,12 @@ class Bench:
 
     # -- paths ----------------------------------------------------------------------------
 
-    def run_cli(self) -> tuple[float, float, float]:
+    def run_cli(self, code: Path | None = None) -> tuple[float, float, float]:
         command = [sys.executable, "-m", "ledger", "sync", "--jobs", str(self.args.jobs), "--json"]
+        code = code or self.code
         started = time.perf_counter()
         proc = subprocess.Popen(
-            command, env=self.env(), cwd=self.code, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            command, env=self.env(code), cwd=code, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
         with ClientWatch([proc.pid]) as rss:
             _, err = proc.communicate()
@@ -439,22 +454,43 @@ class Bench:
             raise SystemExit(f"{failed} syncs failed")
         return wall, cpu, rss.peak
 
-    def phase(self, path: str, phase: str) -> Figures:
+    def phase(self, path: str, phase: str, code: Path | None = None, label: str | None = None) -> Figures:
         if phase == "initial":
             self.empty_ledger()
         calls_before, tokens_before = self.counts()
         run_before = self.last_run()
         with BackendWatch(self.engine, self.db_name) as pg:
-            wall, cpu, rss = self.run_cli() if path == "cli" else self.run_celery()
+            wall, cpu, rss = self.run_cli(code) if path == "cli" else self.run_celery()
         calls, tokens = self.counts()
         figures = Figures(
-            path, phase, len(self.corp_nums), wall, cpu, pg.cpu_seconds, calls - calls_before, tokens - tokens_before,
+            label or path, phase, len(self.corp_nums), wall, cpu, pg.cpu_seconds, calls - calls_before, tokens - tokens_before,
             self.minimum(phase), rss / 2**20, pg.peak,
         )  # fmt: skip
         figures.print()
         inserted, updated = self.rows_written(run_before)
         print(f"        rows written: {inserted:,} inserted, {updated:,} updated", flush=True)
         return figures
+
+    def compare(self) -> None:
+        """The no-change re-sync through `ledger sync`, alternating the tree under test (--code,
+        or this one) with --compare's, --rounds times each, in one run: the machine's load moves
+        both alike, so the ratio of the two in a round is what counts."""
+        trees = {"compare": Path(self.args.compare).resolve(), "tested": self.code}
+        rounds: dict[str, list[Figures]] = {name: [] for name in trees}
+        for n in range(self.args.rounds):
+            for name in (("compare", "tested") if n % 2 == 0 else ("tested", "compare")):
+                rounds[name].append(self.phase("cli", "resync", trees[name], label=name[:7]))
+        print(f"A/B, {self.args.rounds} rounds alternated: tested {trees['tested']} against compare {trees['compare']}")
+        for key, label in (("total", "CPU ms per member"), ("client", "client CPU ms per member"),
+                           ("pg", "PostgreSQL CPU ms per member"), ("wall", "wall s"), ("calls", "calls per member")):
+            values = {name: [f.measure(key) for f in figures] for name, figures in rounds.items()}
+            ratios = [t / c for t, c in zip(values["tested"], values["compare"], strict=True) if c]
+            print(
+                f"  {label:<29} compare {' '.join(f'{v:7.2f}' for v in values['compare'])}   "
+                f"tested {' '.join(f'{v:7.2f}' for v in values['tested'])}   "
+                f"tested/compare per round {' '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f})",
+                flush=True,
+            )
 
     def minimum(self, phase: str) -> int:
         """One token per member; one call per kind and date window (light histories fit in a
@@ -488,6 +524,12 @@ def main() -> None:
     )
     parser.add_argument("--templates", type=int, default=50, help="distinct histories for --seed-ledger clone")
     parser.add_argument("--code", help="run ledger sync and the workers from this source tree (A/B against main)")
+    parser.add_argument(
+        "--compare", help="A/B: alternate the no-change re-sync through `ledger sync` with this source tree's"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="--compare: re-syncs of each tree, alternated")
+    parser.add_argument("--token-cache", choices=("on", "off"), default="on",
+                        help="POPBILL_TOKEN_CACHE: tokens kept on disk between the syncs' processes")
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/ledger_scale_bench")
     parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/5")
     args = parser.parse_args()
@@ -506,6 +548,11 @@ def main() -> None:
         bench.setup_database()
         if args.seed_ledger == "clone":
             bench.clone_ledger()
+        if args.compare:
+            if args.seed_ledger != "clone":
+                bench.phase("cli", "initial")
+            bench.compare()
+            return
         for path in args.paths.split(","):
             if path == "fanout":
                 bench.fan_out()
@@ -521,6 +568,7 @@ def main() -> None:
     finally:
         bench.sim.terminate()
         bench.sim.wait(timeout=30)
+        shutil.rmtree(bench.token_cache.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -308,6 +308,11 @@ class Settings:
                                    doc="seconds for one API call, every attempt and byte included")  # fmt: skip
     max_pages: int = setting("POPBILL_MAX_PAGES", 10_000, group="popbill", parse=whole(1),
                              doc="pages one listing may declare (10M rows at 1,000 a page)")  # fmt: skip
+    token_cache: str = setting(
+        "POPBILL_TOKEN_CACHE", "auto", group="popbill",
+        doc="where members' tokens are kept between processes until they expire (a file only its owner may read): "
+            "`auto` (`LEDGER_HOME/popbill-tokens.sqlite3` for Linkhub's hosts, none for a simulator), a path, or `off`",
+    )  # fmt: skip
     # Popbill publishes no figure; 16 keeps a 60 ms round trip at ~250 calls/s (3,000+ members a minute).
     max_concurrency: int = setting(
         "POPBILL_MAX_CONCURRENCY", 16, group="popbill", parse=whole(1, 1000),

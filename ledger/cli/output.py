@@ -12,9 +12,6 @@ import json
 from decimal import Decimal
 
 import click
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
 
 from ledger.kst import KST
 
@@ -30,6 +27,11 @@ def _plain(value):
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return value
+
+
+def json_text(row: dict) -> str:
+    """One row as echo_json writes it, on one line (for output streamed row by row)."""
+    return json.dumps({k: _plain(v) for k, v in row.items()}, ensure_ascii=False)
 
 
 def echo_json(rows: list[dict]) -> None:
@@ -79,6 +81,11 @@ def print_table(title: str, rows: list[dict], columns: list[str] | None = None, 
     """A table of `columns` (all of the rows' keys if None). Fits 80 columns, folding long
     text, unless `wide`: then every column at its full width, whatever the terminal.
     CorpNums, amounts, times and short words are never cut; long text shares what is left."""
+    # lazy: rich costs a tenth of a second of start-up, which `--json` and scripts never use
+    from rich.cells import cell_len
+    from rich.console import Console
+    from rich.table import Table
+
     columns = columns or (list(rows[0]) if rows else [])
     terminal = Console()
     width = 10_000 if wide else (min(NARROW_WIDTH, terminal.width) if terminal.is_terminal else NARROW_WIDTH)

@@ -150,6 +150,7 @@ def write_usage_copy(
     """
     if not payload:
         return WriteCounts()
+    lines = payload.count(b"\n" if type(payload) is bytes else "\n")
     if likely_new:
         savepoint = conn.begin_nested()
         try:
@@ -158,7 +159,7 @@ def write_usage_copy(
             savepoint.rollback()
         else:
             savepoint.commit()
-            return WriteCounts(inserted=payload.count(b"\n" if type(payload) is bytes else "\n"))
+            return WriteCounts(inserted=lines)
     conn.execute(
         text("CREATE TEMP TABLE IF NOT EXISTS usages_incoming (LIKE usages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     )
@@ -166,20 +167,17 @@ def write_usage_copy(
     merged = conn.execute(
         text(
             f"""
-            WITH merged AS (
-                INSERT INTO usages ({_COLUMN_LIST}, first_seen_at, last_seen_at)
-                SELECT {_COLUMN_LIST}, :seen_at, :seen_at FROM usages_incoming
-                ON CONFLICT (member_id, row_key, occurrence) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at
-                RETURNING (xmax = 0) AS inserted
-            )
-            SELECT count(*) FILTER (WHERE inserted), count(*) FROM merged
+            INSERT INTO usages ({_COLUMN_LIST}, first_seen_at, last_seen_at)
+            SELECT {_COLUMN_LIST}, :seen_at, :seen_at FROM usages_incoming
+            ON CONFLICT (member_id, row_key, occurrence) DO NOTHING
             """
         ),
         {"seen_at": seen_at},
-    ).one()
+    ).rowcount
     # No TRUNCATE (it gives the temp table a new file each time): ON COMMIT DELETE ROWS
-    # empties it, and the caller commits after every page.
-    return WriteCounts(inserted=merged[0], unchanged=merged[1] - merged[0])
+    # empties it, and the caller commits after every page. A row already stored is left as
+    # it is (usage rows never change): no new row version for what a re-sync reads again.
+    return WriteCounts(inserted=merged, unchanged=lines - merged)
 
 
 def _payment_values(row: PaymentHistory) -> dict:
@@ -296,19 +294,23 @@ def write_mutable_page(
     stored_rows = conn.execute(find, {"m": member_id, "keys": keys}).all()
     stored = {(s.row_key, s.occurrence): s for s in stored_rows}
     _assign_occurrences(spec, incoming, stored_rows, counter)
-    ids = {(r.row_key, r.occurrence): r.id for r in conn.execute(upsert, incoming)}
-    counts, changes = WriteCounts(), []
+    counts, changes, written, moves = WriteCounts(), [], [], []
     for values in incoming:
         ident = (values["row_key"], values["occurrence"])
         before = stored.get(ident)
         if before is None:
             counts.inserted += 1
+            written.append(values)
             continue
         moved = [f for f in spec.mutable if getattr(before, f) != values[f]]
         if not moved:
-            counts.unchanged += 1
+            counts.unchanged += 1  # left as it is: no new row version for a row read again unchanged
             continue
         counts.updated += 1
+        written.append(values)
+        moves.append((ident, before, values, moved))
+    ids = {(r.row_key, r.occurrence): r.id for r in conn.execute(upsert, written)} if written else {}
+    for ident, before, values, moved in moves:
         for field in moved:
             changes.append(
                 {spec.change_fk: ids[ident], "field": field, "old_value": _as_text(getattr(before, field)),

@@ -56,7 +56,7 @@ def parse_expiration(value: str) -> dt.datetime:
     return moment.astimezone(dt.UTC)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)  # slots: a process keeps one per member it called
 class Token:
     session_token: Secret
     service_id: str
@@ -96,25 +96,31 @@ class Token:
 
 class TokenCache:
     """Tokens per (CorpNum, ServiceID). `fetch` issues a new token; calls for one member are
-    serialised so that concurrent threads share one renewal instead of racing."""
+    serialised so that concurrent threads share one renewal instead of racing. `store` (a
+    ledger.popbill.token_store.TokenStore) keeps them for other processes until they expire."""
 
-    def __init__(self, fetch: Callable[[str], Token], now: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(self, fetch: Callable[[str], Token], now: Callable[[], dt.datetime] | None = None,
+                 store=None) -> None:  # fmt: skip
         self._fetch = fetch
         self._now = now or (lambda: dt.datetime.now(dt.UTC))  # whose clock judges expiry
+        self._store = store
         self._tokens: dict[str, Token] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        # Striped: a lock per member would be kept for every member the process ever called.
+        self._locks = [threading.Lock() for _ in range(64)]
 
     def _lock_for(self, corp_num: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(corp_num, threading.Lock())
+        return self._locks[hash(corp_num) % len(self._locks)]
 
     def get(self, corp_num: str) -> Token:
         with self._lock_for(corp_num):
             token = self._tokens.get(corp_num)
+            if token is None and self._store is not None:
+                token = self._store.load(corp_num)
             if token is None or token.needs_renewal(self._now()):
                 token = self._fetch(corp_num)
-                self._tokens[corp_num] = token
+                if self._store is not None:
+                    self._store.save(token)
+            self._tokens[corp_num] = token
             return token
 
     def invalidate(self, corp_num: str, token: Token) -> None:
@@ -122,3 +128,5 @@ class TokenCache:
         with self._lock_for(corp_num):
             if self._tokens.get(corp_num) is token:
                 del self._tokens[corp_num]
+            if self._store is not None:
+                self._store.forget(corp_num, token)

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -150,6 +151,19 @@ def environment_proxies(*urls: str) -> dict[str, str]:
 CallObserver = Callable[[str, float, BaseException | None, int], None]
 
 
+def _token_store(settings: Settings):
+    """The on-disk token cache POPBILL_TOKEN_CACHE names, or None. 'auto' keeps tokens for
+    Linkhub's own hosts only: a simulator forgets its tokens when it stops, so a kept one
+    would cost a refusal and a renewal instead of saving a call."""
+    where = settings.token_cache
+    if where == "off" or (where == "auto" and not settings.real_hosts):
+        return None
+    from ledger.popbill.token_store import TokenStore  # lazy: sqlite3 only where tokens are kept
+
+    path = settings.ledger_home / "popbill-tokens.sqlite3" if where == "auto" else Path(where).expanduser()
+    return TokenStore(path, partner=f"{settings.link_id}\x1f{settings.service_id}\x1f{settings.resolved_auth_url}")
+
+
 class Requestor:
     def __init__(
         self, settings: Settings, transport: Transport | None = None, *, observer: CallObserver | None = None
@@ -169,10 +183,13 @@ class Requestor:
         self.api_url = settings.resolved_api_url
         self.auth_url = settings.resolved_auth_url
         self.clock = LocalClock() if settings.use_local_time else ServerClock(self.server_time)
-        self.tokens = auth.TokenCache(self._issue_token, now=self.clock.now)
+        self.token_store = _token_store(settings)
+        self.tokens = auth.TokenCache(self._issue_token, now=self.clock.now, store=self.token_store)
 
     def close(self) -> None:
         self.transport.close()
+        if self.token_store is not None:
+            self.token_store.close()
 
     def _exchange(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None, call: str, deadline: float

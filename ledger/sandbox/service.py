@@ -97,7 +97,7 @@ def populate(state: SandboxState, *, sync: bool, say: Say, show_progress: bool) 
             results = run_sync(
                 engine, client, corp_nums=[c for c, _ in SAMPLE_MEMBERS], kinds=("payments", "usage", "refunds"),
                 show_progress=show_progress,
-            )  # fmt: skip
+            ).results  # fmt: skip
         failed = [r for r in results if r.status == "failed"]
         rows = sum(r.rows for r in results)
         say(f"synced     {rows} rows in {time.perf_counter() - started:.1f} s, {len(failed)} failed")

@@ -46,12 +46,12 @@ class Deferred:
         return taken
 
 
-def advance_params(member_id: int, kinds_and_advances: list[tuple[str, Advance]], *, durable: bool) -> dict:
-    """ADVANCE_STATES's parameters (ledger/sync/sql.py) for these kinds."""
-    columns = {"kinds": [], "pages": [], "window_starts": [], "window_ends": [], "high_waters": [], "full_passes": [],
-               "succeeded": []}  # fmt: skip
-    for kind, a in kinds_and_advances:
-        for column, value in zip(columns.values(), (kind, a.pages, a.window_start, a.window_end, a.high_water,
-                                                    a.full_pass, a.succeeded), strict=True):  # fmt: skip
+def advance_params(advances: list[tuple[int, str, Advance]], *, durable: bool) -> dict:
+    """ADVANCE_STATES's parameters (ledger/sync/sql.py) for these (member id, kind, advance)."""
+    columns = {"member_ids": [], "kinds": [], "pages": [], "window_starts": [], "window_ends": [], "high_waters": [],
+               "full_passes": [], "succeeded": []}  # fmt: skip
+    for member_id, kind, a in advances:
+        for column, value in zip(columns.values(), (member_id, kind, a.pages, a.window_start, a.window_end,
+                                                    a.high_water, a.full_pass, a.succeeded), strict=True):  # fmt: skip
             column.append(value)
-    return {"m": member_id, "commit_mode": "on" if durable else "off", **columns}
+    return {"commit_mode": "on" if durable else "off", **columns}

@@ -7,10 +7,9 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from rich.progress import BarColumn, Progress, TextColumn
-
 if TYPE_CHECKING:
     from ledger.sync.service import SyncResult
+    from ledger.sync.tally import SyncTally
 
 
 def fraction_done(result: SyncResult) -> float:
@@ -35,31 +34,31 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def totals_line(results: list[SyncResult], elapsed: float) -> str:
+def totals_line(tally: SyncTally, elapsed: float) -> str:
     """One line for the end of a sync: members, rows, API calls, time, failures."""
-    members = len({r.corp_num for r in results})
-    rows = sum(r.rows for r in results)
-    failed = sum(r.status == "failed" for r in results)
+    members, rows = tally.members, tally.total("rows")
     rate = f" ({rows / elapsed:,.0f} rows/s)" if elapsed > 0 else ""
     return (
-        f"{members} member{'s' * (members != 1)}, {len(results)} syncs, {rows:,} rows{rate}, "
-        f"{sum(r.api_calls for r in results):,} API calls in {elapsed:.1f} s, {failed} failed"
+        f"{members:,} member{'s' * (members != 1)}, {tally.total('syncs'):,} syncs, {rows:,} rows{rate}, "
+        f"{tally.total('api_calls'):,} API calls in {elapsed:.1f} s, {tally.count('failed'):,} failed"
     )
 
 
 class SyncProgress:
-    """Follows every sync's result object (the service updates it after each page) and, on a
-    terminal, draws a bar per running (member, kind) under one for the whole sync."""
+    """Follows every running sync's result object (the service updates it after each page)
+    and, on a terminal, draws a bar per running (member, kind) under one for the whole sync.
+    A sync's result is let go when it ends (ledger/sync/tally.py keeps what is shown)."""
 
     def __init__(self, total_syncs: int, *, show: bool) -> None:
         self._lock = threading.Lock()
         self.results: dict[tuple[str, str], SyncResult] = {}
         self._started: dict[tuple[str, str], float] = {}
         self._tasks: dict[tuple[str, str], int] = {}
-        self._closed: set[tuple[str, str]] = set()  # runs whose row is written (on_result came)
         self._progress = None
         self._finished, self._total = 0, total_syncs
         if show:
+            # lazy: rich's progress costs a tenth of a second of start-up; only a terminal draws it
+            from rich.progress import BarColumn, Progress, TextColumn
 
             self._progress = Progress(
                 TextColumn("{task.description}"), BarColumn(bar_width=20), TextColumn("{task.fields[detail]}"),
@@ -92,8 +91,8 @@ class SyncProgress:
     def done(self, result: SyncResult) -> None:
         key = (result.corp_num, result.kind)
         with self._lock:
-            self.results[key] = result
-            self._closed.add(key)
+            self.results.pop(key, None)
+            self._started.pop(key, None)
             if self._progress is None:
                 return
             task = self._tasks.pop(key, None)
@@ -106,20 +105,16 @@ class SyncProgress:
         """Runs whose row may still say running: a member's runs are closed together when its
         last kind ends, so one that ended here may wait on a sibling stuck in a request."""
         with self._lock:
-            return [
-                r for key, r in self.results.items()
-                if key not in self._closed and r.run_id is not None and r.status != "skipped"
-            ]  # fmt: skip
+            return [r for r in self.results.values() if r.run_id is not None and r.status != "skipped"]
 
 
-def stopped_summary(results: list[SyncResult]) -> str:
+def stopped_summary(tally: SyncTally) -> str:
     """One line: what an interrupted sync kept."""
-    kept = [r for r in results if r.pages]
-    counts = {s: sum(r.status == s for r in results) for s in ("succeeded", "interrupted", "not started")}
+    not_started = tally.count("not started") + max(0, tally.members * tally.kinds_per_member - tally.total("syncs"))
     return (
-        f"interrupted: kept {sum(r.pages for r in kept):,} whole pages ({sum(r.rows for r in kept):,} rows) "
-        f"from {len(kept)} syncs; {counts['succeeded']} finished, {counts['interrupted']} interrupted, "
-        f"{counts['not started']} not started. Run `ledger sync` again to complete the ledger."
+        f"interrupted: kept {tally.total('pages'):,} whole pages ({tally.total('rows'):,} rows) "
+        f"from {tally.kept_something} syncs; {tally.count('succeeded')} finished, {tally.count('interrupted')} "
+        f"interrupted, {not_started} not started. Run `ledger sync` again to complete the ledger."
     )
 
 

@@ -92,6 +92,7 @@ class Job:
     repairs_due: bool = False  # reconciliation asked for windows again (ledger.sync.repair)
     repairs: Repairs | None = None  # the repair windows this run took
     deferred: Deferred = dataclasses.field(default_factory=Deferred)
+    held: object | None = None  # the rows of a small last page, written by the close (UsageRows or MutableRows)
 
     @property
     def kind(self) -> str:

@@ -15,7 +15,8 @@ from functools import partial
 from sqlalchemy import Connection
 
 from ledger.history import identity
-from ledger.history.screening import RowLimits
+from ledger.history.screening import RowLimits, screen_row
+from ledger.history.small_pages import MutableRows, UsageRows
 from ledger.history.usage_page import screen_usage_copy
 from ledger.history.writer import (
     PAYMENTS,
@@ -54,6 +55,18 @@ class Usage:
             how.client.iter_use_history, how.corp_num, *window, per_page=how.per_page, order="A", user_id=how.user_id
         )
 
+    def screen(self, rows: tuple, limits: RowLimits) -> tuple[tuple, list]:
+        """The rows screening keeps, and those it refuses with why: for a page the close writes
+        (a COPY page is screened in prepare, as each row becomes its line)."""
+        kept, refused = [], []
+        for row in rows:
+            reason = screen_row(self.name, row, limits)
+            if reason is None:
+                kept.append(row)
+            else:
+                refused.append((row, reason))
+        return tuple(kept), refused
+
     def prepare(self, member_id: int, rows: tuple, counter: identity.OccurrenceCounter,
                 limits: RowLimits) -> tuple[bytes | None, list]:  # fmt: skip
         """The page's COPY bytes (None: every row refused) and the rows screening refused. Runs in
@@ -63,6 +76,10 @@ class Usage:
 
     def write(self, member_id: int, payload: bytes, seen_at: dt.datetime, *, beyond_the_mark: bool) -> Write:
         return partial(write_usage_copy, payload=payload, seen_at=seen_at, likely_new=beyond_the_mark)
+
+    def hold(self, rows: tuple, counter: identity.OccurrenceCounter) -> UsageRows:
+        """A small last page, written with the close (ledger/history/small_pages.py)."""
+        return UsageRows.of(rows, counter)
 
 
 class Payments:
@@ -78,6 +95,10 @@ class Payments:
         return partial(how.client.iter_payment_history, how.corp_num, *window, per_page=how.per_page,
                        user_id=how.user_id)  # fmt: skip
 
+    def screen(self, rows: tuple, limits: RowLimits) -> tuple[tuple, list]:
+        """Screened (and typed) as their page arrived, in ledger/sync/walk.py."""
+        return rows, []
+
     def prepare(self, member_id: int, rows: tuple, counter: identity.OccurrenceCounter,
                 limits: RowLimits) -> tuple[tuple, list]:  # fmt: skip
         return (rows, counter), []
@@ -86,6 +107,15 @@ class Payments:
         rows, counter = payload
         return partial(write_mutable_page, spec=self.spec, member_id=member_id, rows=rows, counter=counter,
                        seen_at=seen_at)  # fmt: skip
+
+    def hold(self, rows: tuple, counter: identity.OccurrenceCounter) -> MutableRows | None:
+        """A small last page, written with the close (ledger/history/small_pages.py); None when a
+        key repeats on it or came earlier in this fetch: tied rows take their occurrences by
+        content against the stored ones (ledger.history.writer), which the close does not do."""
+        keys = [identity.row_key(row.raw, self.spec.key_fields) for row in rows]
+        if len(set(keys)) < len(keys) or any(key in counter.seen or counter.claimed(key) for key in keys):
+            return None
+        return MutableRows.of(self.spec, rows, counter)
 
 
 class Refunds(Payments):

@@ -20,6 +20,13 @@ borrows one from the pool only to write a page.
   than a sync named by the lease.
 - A session holds a lease at most once, so this process also keeps the set of leases it
   holds and turns a second sync of the same key in the same process away here.
+- The sync's own start and close statements (ledger/sync/sql.py) take and release the leases
+  in their transactions, naming this lock connection's session (`identity`), with no round trip
+  on the lock connection. What a start cannot take (a live holder, this process's other syncs
+  included, or a row another transaction locked) comes here to be waited out briefly or named.
+- A lease naming this process's own live session is held (by another of its syncs), here as
+  in the start statement; so a release that failed is remembered and tried again before the
+  next start, rather than left to block the member until the process ends.
 """
 
 from __future__ import annotations
@@ -79,7 +86,7 @@ _TAKE = f"""
     INSERT INTO sync_locks AS s (member_id, kind, holder_pid, holder_started)
     SELECT %(m)s, k, %(pid)s, %(started)s FROM unnest(CAST(%(kinds)s AS text[])) AS k
     ON CONFLICT (member_id, kind) DO UPDATE SET holder_pid = %(pid)s, holder_started = %(started)s
-    WHERE s.holder_pid IS NULL OR (s.holder_pid = %(pid)s AND s.holder_started = %(started)s) OR NOT {_HOLDER_ALIVE}
+    WHERE s.holder_pid IS NULL OR NOT {_HOLDER_ALIVE}
     RETURNING s.kind
     """
 
@@ -131,6 +138,7 @@ class SyncLocks:
         self._driver = None  # the psycopg connection under _conn
         self._me: dict | None = None  # {"pid": ..., "started": ...} of the lock connection
         self._held: set[Key] = set()
+        self._unreleased: set[Key] = set()  # leases whose release failed; still naming this session
         self._mutex = threading.Lock()
 
     def _connection(self) -> Connection:
@@ -139,7 +147,7 @@ class SyncLocks:
             self._driver = conn.connection.driver_connection
             pid, started = self._execute(_ME)[0]
             previous, self._me = self._me, {"pid": pid, "started": started}
-            if previous is not None and self._held:
+            if previous is not None:  # the start statements' leases too, which _held does not list
                 self._execute(_TAKE_OVER, {**self._me, "old_pid": previous["pid"], "old_started": previous["started"]})
             self._conn = conn
         return self._conn
@@ -198,6 +206,32 @@ class SyncLocks:
                 self._held.update((member_id, kind) for kind in taken)
             return {kind: outcome[kind] for kind in kinds}
 
+    def identity(self) -> dict:
+        """{"pid": ..., "started": ...}: the lock connection's session, which the leases name."""
+        with self._mutex:
+            if self._conn is None:
+                self._run(_ME, {}, attempts=2)  # opens it (and takes over what a cut one held)
+            if self._unreleased:
+                self._release_unreleased()
+            return dict(self._me)
+
+    def _release_unreleased(self) -> None:
+        by_member: dict[int, list[str]] = {}
+        for member_id, kind in self._unreleased:
+            by_member.setdefault(member_id, []).append(kind)
+        try:
+            for member_id, kinds in by_member.items():
+                self._run(_RELEASE, {"m": member_id, "kinds": kinds})
+                self._unreleased.difference_update((member_id, kind) for kind in kinds)
+        except Exception:
+            log.warning("could not release %d sync leases yet", len(self._unreleased))
+
+    def reopen(self) -> None:
+        """A new lock connection: the last one's session is gone (leases naming it are free)."""
+        with self._mutex:
+            self._close()
+            self._run(_ME, {}, attempts=2)
+
     def _take(self, member_id: int, kinds: list[str], *, attempts: int = 1) -> set[str] | None:
         """The kinds whose lease this connection now holds; None when a row of them stayed
         locked by another session for longer than the lock timeout."""
@@ -209,27 +243,42 @@ class SyncLocks:
             return None
 
     def _holder(self, member_id: int, kind: str) -> Holder | None:
-        """Who holds the lease or its row; None if nobody does by now and this connection took it."""
+        """Who holds the lease or its row; None if nobody does by now and this connection took it.
+        A row lock is waited out first (the lock timeout): the start or close statement of
+        another sync holds one for a moment, and is not the lease's holder."""
         key = {"m": member_id, "k": kind}
         for _ in range(3):
-            row = self._run(_ROW_HOLDER, key) or self._run(_LEASE_HOLDER, key)
+            taken = self._take(member_id, [kind])
+            if taken:  # the holder finished in between
+                return None
+            row = self._run(_ROW_HOLDER if taken is None else _LEASE_HOLDER, key)
             if row:
                 return Holder(*row[0])
-            if self._take(member_id, [kind]):  # the holder finished in between
-                return None
         return Holder(None, None, None)
 
     def release(self, member_id: int, kinds: list[str]) -> None:
         with self._mutex:
             mine = [kind for kind in kinds if (member_id, kind) in self._held]
             self._held.difference_update((member_id, kind) for kind in mine)
-            try:
-                if mine and self._conn is not None:
-                    self._run(_RELEASE, {"m": member_id, "kinds": mine})
-            except Exception:
-                # The lease still names this live session: this process may take it again
-                # (_TAKE allows its own), and others may once the session ends.
-                log.warning("could not release %d sync leases of member %s", len(mine), member_id)
+            self._release_rows(member_id, mine)
+
+    def release_rows(self, member_id: int, kinds: list[str]) -> None:
+        """Clear the lease rows naming this session that a start statement took (when its sync
+        could not close: the close releases them otherwise)."""
+        with self._mutex:
+            self._held.difference_update((member_id, kind) for kind in kinds)
+            self._release_rows(member_id, kinds)
+
+    def _release_rows(self, member_id: int, kinds: list[str]) -> None:
+        if not kinds:
+            return
+        try:
+            self._run(_RELEASE, {"m": member_id, "kinds": kinds})
+        except Exception:
+            # The lease still names this live session, which turns later syncs of it away:
+            # released before the next start (identity), or freed when the session ends.
+            self._unreleased.update((member_id, kind) for kind in kinds)
+            log.warning("could not release %d sync leases of member %s", len(kinds), member_id)
 
 
 _registry: weakref.WeakKeyDictionary[Engine, SyncLocks] = weakref.WeakKeyDictionary()

@@ -33,6 +33,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import Connection, wait
 
@@ -51,6 +52,7 @@ from ledger.sync.models import KINDS
 from ledger.sync.resilient import record_cut_short, sync_member_kinds_resilient
 from ledger.sync.runner import STOP_GRACE_SECONDS, SyncStopped, stop_on_signals
 from ledger.sync.service import SyncResult, members_to_sync
+from ledger.sync.tally import SyncTally
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +104,14 @@ def sync_in_processes(
     processes: int,
     jobs: int,
     show_progress: bool = False,
+    on_result: Callable[[SyncResult], None] | None = None,
+    keep_all: bool | None = None,
     **options,
-) -> list[SyncResult]:
+) -> SyncTally:
     """Sync the named members (or every active one) in `processes` worker processes, `jobs`
-    members at once in all. Results in member order, as sync_all gives them; raises
-    SyncStopped after Ctrl-C/SIGTERM. Must be called before this process starts
-    any thread (workers are forked)."""
+    members at once in all: what they came to, tallied as run_sync tallies them (on_result told
+    of each as it ends); raises SyncStopped after Ctrl-C/SIGTERM. Must be called before this
+    process starts any thread (workers are forked)."""
     if threading.active_count() > 1:
         raise RuntimeError("sync_in_processes forks its workers: call it before starting any thread")
 
@@ -118,31 +122,42 @@ def sync_in_processes(
             return [get_member(session, c).corp_num for c in corp_nums]
 
     members = retry_transient(resolve, max_seconds=settings.db_retry_seconds)
+    tally = SyncTally(members=len(members), kinds=len(kinds), keep_all=keep_all)
     if not members:
-        return []
+        return tally
     processes = worth(processes, len(members), jobs)
     engine.dispose()  # no connection of ours is inherited by a worker
     stop, force = threading.Event(), threading.Event()
-    results: dict[str, list[SyncResult]] = {}
+    ended: set[str] = set()  # members whose every kind has ended (a worker reported them)
+
+    def done(corp: str, results: list[SyncResult]) -> None:
+        ended.add(corp)
+        for kind in kinds:
+            result = _outcome(corp, kind, results, stop)
+            tally.add(result)
+            if on_result is not None:
+                on_result(result)
     with stop_on_signals(stop, force):
         # Forked before the progress display starts its thread.
         workers = [
             _start_worker(settings, kinds, processes, index, jobs, show_progress, options) for index in range(processes)
         ]
         with SyncProgress(len(members) * len(kinds), show=show_progress) as tracker:
-            _serve(workers, deque(members), results, tracker, stop, force)
+            _serve(workers, deque(members), done, tracker, stop, force)
     for worker in workers:
         worker.conn.close()
         for corp in worker.in_flight:
             if worker.stuck:  # stopped while a request of this member's hung
-                results[corp] = [SyncResult(corp, kind, status="interrupted", error=_HUNG) for kind in kinds]
+                done(corp, [SyncResult(corp, kind, status="interrupted", error=_HUNG) for kind in kinds])
             else:
                 why = f"the worker process syncing it died ({_exit_reason(worker.process.exitcode)})"
-                results[corp] = [_failed(engine, corp, kind, f"{why}; run `ledger sync` again") for kind in kinds]
-    ordered = [_outcome(corp, kind, results.get(corp, ()), stop) for corp in members for kind in kinds]
+                done(corp, [_failed(engine, corp, kind, f"{why}; run `ledger sync` again") for kind in kinds])
+    for corp in members:
+        if corp not in ended:  # never handed out (a stop), or every worker died first
+            done(corp, [])
     if stop.is_set():
-        raise SyncStopped(ordered, forced=any(w.stuck for w in workers))
-    return ordered
+        raise SyncStopped(tally, forced=any(w.stuck for w in workers))
+    return tally
 
 
 def _outcome(corp: str, kind: str, results, stop: threading.Event) -> SyncResult:
@@ -170,7 +185,7 @@ def _exit_reason(code: int | None) -> str:
     return f"exit status {code}"
 
 
-def _serve(workers: list[_Worker], queue: deque, results: dict, tracker: SyncProgress, stop, force) -> None:
+def _serve(workers: list[_Worker], queue: deque, done, tracker: SyncProgress, stop, force) -> None:
     """Answer the workers until all have exited: the next member to whoever asks, results
     and progress recorded as they come; stops forwarded."""
     forwarded = 0  # stop signals passed on to the workers: one to stop, a second to force
@@ -189,7 +204,7 @@ def _serve(workers: list[_Worker], queue: deque, results: dict, tracker: SyncPro
             if w.conn in ready or exited:
                 try:
                     while w.conn.poll():  # everything it said, even if it has exited since
-                        _answer(w, w.conn.recv(), queue, results, tracker, stop)
+                        _answer(w, w.conn.recv(), queue, done, tracker, stop)
                 except (EOFError, OSError):
                     exited = True
             if exited:
@@ -199,7 +214,7 @@ def _serve(workers: list[_Worker], queue: deque, results: dict, tracker: SyncPro
                     log.error("sync worker %d %s", w.process.pid, _exit_reason(w.process.exitcode))
 
 
-def _answer(worker: _Worker, message: tuple, queue: deque, results: dict, tracker: SyncProgress, stop) -> None:
+def _answer(worker: _Worker, message: tuple, queue: deque, done, tracker: SyncProgress, stop) -> None:
     what = message[0]
     if what == "next":
         corp = queue.popleft() if queue and not stop.is_set() else None
@@ -214,11 +229,11 @@ def _answer(worker: _Worker, message: tuple, queue: deque, results: dict, tracke
     elif what == "page":
         tracker.page(message[1])
     elif what == "done":
-        corp, done = message[1], message[2]
-        results[corp] = done
+        corp, results = message[1], message[2]
         worker.in_flight.discard(corp)
-        for result in done:
+        for result in results:
             tracker.done(result)
+        done(corp, results)
     elif what == "stuck":
         worker.stuck = True
 

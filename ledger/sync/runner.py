@@ -10,6 +10,7 @@ import contextlib
 import signal
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 
 from sqlalchemy import Engine
@@ -23,6 +24,7 @@ from ledger.sync.display import SyncProgress
 from ledger.sync.interrupt import close_interrupted_runs
 from ledger.sync.resilient import sync_member_kinds_resilient
 from ledger.sync.service import SyncResult, members_to_sync, sync_all
+from ledger.sync.tally import SyncTally
 
 # After Ctrl-C or SIGTERM, syncs get this long to reach a page boundary (in this process or in a
 # worker of ledger/sync/processes.py); a sync still waiting on Popbill then has its run closed as
@@ -33,9 +35,9 @@ STOP_GRACE_SECONDS = 1.5
 class SyncStopped(Exception):
     """Ctrl-C or SIGTERM stopped the sync; `forced` when some sync (or worker) had to abandon a request."""
 
-    def __init__(self, results: list[SyncResult], forced: bool) -> None:
+    def __init__(self, tally: SyncTally, forced: bool) -> None:
         super().__init__("interrupted")
-        self.results, self.forced = results, forced
+        self.tally, self.forced = tally, forced
 
 
 @contextlib.contextmanager
@@ -66,9 +68,13 @@ def run_sync(
     show_progress: bool,
     jobs: int = 1,
     settings: Settings | None = None,
+    on_result: Callable[[SyncResult], None] | None = None,
+    keep_all: bool | None = None,
     **options,
-) -> list[SyncResult]:
-    """sync_all for these members (all active ones when none are named) and kinds."""
+) -> SyncTally:
+    """sync_all for these members (all active ones when none are named) and kinds: what they
+    came to, tallied (every result kept for a small sync, ledger/sync/tally.py); on_result is
+    told of each result as it ends."""
     settings = settings or Settings()  # the retry bounds' defaults
     options["sync"] = partial(sync_member_kinds_resilient, settings=settings)
 
@@ -80,17 +86,24 @@ def run_sync(
 
     # The database may be restarting right now: wait for it a while, as each sync would.
     corp_nums = retry_transient(resolve, max_seconds=settings.db_retry_seconds)
+    tally = SyncTally(members=len(corp_nums), kinds=len(kinds), keep_all=keep_all)
     if not corp_nums:
-        return []
+        return tally
     total = len(corp_nums) * len(kinds)
     stop, force = threading.Event(), threading.Event()
     outcome: dict = {}
 
+    def ended(result: SyncResult) -> None:
+        tracker.done(result)
+        tally.add(result)
+        if on_result is not None:
+            on_result(result)
+
     def work() -> None:
         try:
-            outcome["results"] = sync_all(
-                engine, client, corp_nums=corp_nums or None, kinds=kinds, jobs=jobs,
-                progress=tracker.page, on_result=tracker.done, stop=stop, **options,
+            sync_all(
+                engine, client, corp_nums=corp_nums or None, kinds=kinds, jobs=jobs, keep=False,
+                progress=tracker.page, on_result=ended, stop=stop, **options,
             )  # fmt: skip
         except BaseException as exc:  # raised again in the watching thread
             outcome["error"] = exc
@@ -108,20 +121,12 @@ def run_sync(
     if "error" in outcome:
         raise outcome["error"]
     if worker.is_alive():  # some sync is stuck in a request: close its run; the exit rolls back its page
-        close_interrupted_runs(engine, tracker.running())
-        raise SyncStopped(_all_results(tracker, corp_nums, kinds, engine), forced=True)
+        running = tracker.running()
+        close_interrupted_runs(engine, running)
+        for result in running:  # what each (member, kind) still running came to
+            result.status = "interrupted"
+            tally.add(result)
+        raise SyncStopped(tally, forced=True)
     if stop.is_set():
-        raise SyncStopped(outcome["results"], forced=False)
-    return outcome["results"]
-
-
-def _all_results(tracker: SyncProgress, corp_nums: list[str], kinds: tuple[str, ...], engine: Engine):
-    """What each (member, kind) came to when the process had to stop before the syncs did."""
-    results = []
-    for corp in members_to_sync(engine, corp_nums or None):
-        for kind in kinds:
-            result = tracker.results.get((corp, kind)) or SyncResult(corp, kind, status="not started")
-            if result.status == "running":
-                result.status = "interrupted"
-            results.append(result)
-    return results
+        raise SyncStopped(tally, forced=False)
+    return tally

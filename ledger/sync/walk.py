@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 from ledger.history import identity, quarantine
 from ledger.history.screening import screen_row
+from ledger.history.small_pages import SMALL_PAGE_ROWS
 from ledger.history.writer import WriteCounts
 from ledger.popbill.errors import PagingError
 from ledger.popbill.models import Page
@@ -77,6 +78,21 @@ def defer(job: Job, advance: Advance) -> None:
     job.deferred.add(dataclasses.replace(advance, pages=1))
 
 
+def hold(job: Job, rows: object, advance: Advance) -> None:
+    """A small last page (the nightly norm): its rows wait for the close, which writes them
+    with the run's outcome and the state advance in one transaction. It is the walk's last
+    page, so the run succeeds (a stop asked for now comes too late to matter); a close that
+    cannot write the rows fails the run and advances nothing."""
+    job.held = rows
+    defer(job, advance)
+    if job.member.progress:
+        job.member.progress(job.result)
+
+
+def _small_last(page: Page, refused: list, last: bool) -> bool:
+    return last and not refused and 0 < len(page.items) <= SMALL_PAGE_ROWS
+
+
 def write_page(job: Job, write: Write, refused: list, advance: Advance) -> WriteCounts:
     """Write one page holding rows (or refused rows), keep its refused rows in the quarantine
     and advance the state (with any deferred) in one transaction, on a connection borrowed
@@ -88,7 +104,7 @@ def write_page(job: Job, write: Write, refused: list, advance: Advance) -> Write
         counts = write(conn)
         if refused:
             quarantine.keep(conn, member.member_id, job.kind, refused, dt.datetime.now(dt.UTC))
-        conn.execute(sql.ADVANCE_STATES, advance_params(member.member_id, [(job.kind, merged)], durable=False))
+        conn.execute(sql.ADVANCE_STATES, advance_params([(member.member_id, job.kind, merged)], durable=False))
         conn.commit()
     job.result.db_seconds += time.perf_counter() - started
     job.result.pages += 1
@@ -106,6 +122,7 @@ def write_page(job: Job, write: Write, refused: list, advance: Advance) -> Write
 class _Fetched:
     payload: object  # what the kind's writer takes; None: no rows
     is_last: bool  # the last page of its window
+    held: bool  # payload is a small last page's rows, for the close
     window: tuple[dt.date, dt.date]
     final: bool  # the last page of the last window
     refused: list  # (row, reason) screening refused, for the quarantine
@@ -118,12 +135,17 @@ def _fetch_windows(job: Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[_
     history, how = job.history, job.member.fetch
     for n, window in enumerate(spans):
         for page, refused, counter in pages(job, history.fetch(how, window), ahead=True):
-            payload = None
-            if page.items:
-                payload, also_refused = history.prepare(job.member.member_id, page.items, counter, job.limits)
-                refused = refused + also_refused
             final = page.is_last and n == len(spans) - 1
-            yield _Fetched(payload, page.is_last, window, final, refused, (page.page_num, page.page_count))
+            payload, held = None, False
+            if _small_last(page, refused, final):
+                kept, refused_here = history.screen(page.items, job.limits)
+                if not refused_here:  # every row passed: the close writes them, if they can wait for it
+                    payload = history.hold(kept, counter)
+                    held = payload is not None
+            if not held and page.items:
+                payload, refused_here = history.prepare(job.member.member_id, page.items, counter, job.limits)
+                refused = refused + refused_here
+            yield _Fetched(payload, page.is_last, held, window, final, refused, (page.page_num, page.page_count))
 
 
 def walk_dated(job: Job) -> None:
@@ -146,6 +168,9 @@ def walk_dated(job: Job) -> None:
         window_start, window_end = fetched.window
         advance = Advance(window_start=window_start, window_end=window_end,
                           high_water=window_end if fetched.is_last else None)  # fmt: skip
+        if fetched.held:  # the last page: the walk is done, and the close writes it
+            hold(job, fetched.payload, advance)
+            continue
         if fetched.payload is None and not fetched.refused:
             defer(job, advance)
             if m.progress:
@@ -180,6 +205,10 @@ def walk_newest_first(job: Job) -> None:
             defer(job, advance)
             continue
         rows = page.items
+        held = job.history.hold(rows, counter) if _small_last(page, refused, page.is_last) else None
+        if held is not None:
+            hold(job, held, advance)
+            break
         if rows:
             payload, _ = job.history.prepare(m.member_id, rows, counter, job.limits)
             write = job.history.write(m.member_id, payload, dt.datetime.now(dt.UTC), beyond_the_mark=False)

@@ -15,6 +15,7 @@ from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
 from ledger.sync.display import SyncProgress, describe, fraction_done, totals_line
 from ledger.sync.service import sync_all, sync_member
+from ledger.sync.tally import SyncTally
 from ledger.sync.windows import SyncOptions
 from tests.cli.helpers import add_members as add
 from tests.cli.helpers import run, subprocess_env
@@ -51,13 +52,26 @@ def test_progress_moves_with_every_page_across_windows(clean_engine):
 
 def test_tracker_follows_each_sync_and_the_totals_line_adds_up(clean_engine):
     add_members(clean_engine)
+    followed: set = set()
+
+    def page(result) -> None:
+        followed.add((result.corp_num, result.kind))
+        tracker.page(result)
+
+    tally = SyncTally(members=2)
+
+    def ended(result) -> None:
+        tracker.done(result)
+        tally.add(result)
+
     with Simulator(small_config(history_days=20)) as sim, PopbillClient(client_settings(sim)) as client:
         with SyncProgress(total_syncs=6, show=False) as tracker:
-            results = sync_all(clean_engine, client, today=sim.world.today(), jobs=2, progress=tracker.page,
-                               on_result=tracker.done)  # fmt: skip
-    assert set(tracker.results) == {(c, k) for c in CORPS for k in ("payments", "usage", "refunds")}
-    assert tracker.running() == []
-    line = totals_line(results, 2.0)
+            results = sync_all(clean_engine, client, today=sim.world.today(), jobs=2, progress=page,
+                               on_result=ended)  # fmt: skip
+    assert followed == {(c, k) for c in CORPS for k in ("payments", "usage", "refunds")}
+    assert tracker.running() == [] and tracker.results == {}  # nothing kept once a sync ended
+    assert sorted((r.corp_num, r.kind) for r in tally.results) == sorted((r.corp_num, r.kind) for r in results)
+    line = totals_line(tally, 2.0)
     rows, calls = sum(r.rows for r in results), sum(r.api_calls for r in results)
     assert line == (f"2 members, 6 syncs, {rows:,} rows ({rows / 2:,.0f} rows/s), {calls:,} API calls in 2.0 s, "
                     "0 failed")  # fmt: skip

@@ -71,17 +71,18 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
         with PopbillClient(Settings().with_hosts(sim.url)) as client:
             started = time.perf_counter()
             try:
-                results = run_sync(
+                tally = run_sync(
                     engine, client, corp_nums=corp_nums, kinds=("payments", "usage", "refunds"), show_progress=True
                 )
             except SyncStopped as stopped:
-                click.echo(stopped_summary(stopped.results), err=True)
+                click.echo(stopped_summary(stopped.tally), err=True)
                 raise SystemExit(EXIT_INTERRUPTED) from None
             elapsed = time.perf_counter() - started
             check_balances(engine, client, dataclasses.replace(settings, alert_runway_days=0))
     columns = ["corp_num", "kind", "status", "pages", "inserted", "updated", "unchanged"]
+    results = tally.results
     print_table("sync summary", result_rows(results), columns)
-    click.echo(totals_line(results, elapsed))
+    click.echo(totals_line(tally, elapsed))
     failed = [r for r in results if r.status == "failed"]
     if failed:
         raise click.ClickException(f"{len(failed)} syncs failed")

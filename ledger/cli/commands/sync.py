@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 
 import click
 
 from ledger.cli.errors import EXIT_INTERRUPTED, friendly_errors
 from ledger.cli.options import iso_date, wide_option
-from ledger.cli.output import echo_json, print_table
+from ledger.cli.output import echo_json, json_text, print_table
 from ledger.cli.runtime import load_settings, open_engine
 from ledger.kst import today_kst
 from ledger.popbill import PopbillClient
@@ -56,48 +57,85 @@ def sync(members, kinds, since, full, jobs, processes, as_json, wide) -> None:
         check_since(since, settings.row_earliest_date)
     engine = open_engine(settings)
     started = time.perf_counter()
+    stream = JsonStream() if as_json else None
+
+    def ended(result) -> None:  # as each sync ends: its log line (as the worker's), its JSON
+        log_results([result])
+        if stream:
+            stream.write(result)
+
     how = dict(
         corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
         options=SyncOptions.from_settings(settings), jobs=jobs, show_progress=sys.stdout.isatty() and not as_json,
+        on_result=ended,
     )  # fmt: skip
     try:
         processes = processes_for(engine, list(members), processes, jobs)
         if processes > 1:
-            results = sync_in_processes(engine, settings, processes=processes, **how)
+            tally = sync_in_processes(engine, settings, processes=processes, **how)
         else:
             with PopbillClient(settings) as client:
-                results = run_sync(engine, client, settings=settings, **how)
+                tally = run_sync(engine, client, settings=settings, **how)
     except SyncStopped as stopped:
-        click.echo(stopped_summary(stopped.results), err=True)
+        if stream:
+            stream.close()
+        click.echo(stopped_summary(stopped.tally), err=True)
         if stopped.forced:  # a request still hangs in a thread: do not wait for it
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_INTERRUPTED)
         raise SystemExit(EXIT_INTERRUPTED) from None
-    log_results(results)  # the worker's lines: a failure at ERROR, each sync at INFO (LEDGER_LOG_LEVEL)
-    rows = result_rows(results)
-    if as_json:
-        echo_json([{**row, "quarantined": r.quarantined} for row, r in zip(rows, results, strict=True)])
-    else:
+    if stream:
+        stream.close()
+    elif tally.keep_all:
         narrow = ["corp_num", "kind", "status", "pages", "inserted", "updated", "error"]
-        print_table("sync", rows, None if wide else narrow, wide=wide)
-        for r in results:
+        print_table("sync", result_rows(tally.results), None if wide else narrow, wide=wide)
+    else:  # thousands of members: a row per kind, then the syncs worth reading
+        narrow = ["kind", "succeeded", "failed", "skipped", "inserted", "updated", "api_calls"]
+        print_table("sync by kind", tally.rows_by_kind(), None if wide else narrow, wide=wide)
+        failed = [r for r in tally.results if r.status == "failed"]
+        if failed:
+            print_table(f"failed syncs (first {min(len(failed), 20)} of {tally.count('failed'):,})",
+                        result_rows(failed[:20]), ["corp_num", "kind", "error"], wide=wide)  # fmt: skip
+    if not as_json:
+        for r in tally.results:
             if r.status == "skipped":
                 click.echo(f"{r.corp_num} {r.kind}: {r.error}, skipped")
             if r.quarantined:
                 click.echo(f"{r.corp_num} {r.kind}: {r.quarantined} rows refused, kept in quarantined_rows "
                            "(ledger reconcile reports them)")  # fmt: skip
-        click.echo(totals_line(results, time.perf_counter() - started))
-    failed = [r for r in results if r.status == "failed"]
-    blocked = [r for r in results if r.locked_by_other]
+        if tally.not_kept:
+            click.echo(f"... and {tally.not_kept:,} more syncs that failed, were skipped or quarantined rows "
+                       "(see `ledger status`)")  # fmt: skip
+        click.echo(totals_line(tally, time.perf_counter() - started))
+    failed, blocked, syncs = tally.count("failed"), tally.locked_by_other, tally.total("syncs")
     if failed or blocked:
-        parts = [f"{len(failed)} of {len(results)} syncs failed"] if failed else []
-        parts += [f"{len(blocked)} skipped for a lock held by something other than a sync"] if blocked else []
+        parts = [f"{failed} of {syncs} syncs failed"] if failed else []
+        parts += [f"{blocked} skipped for a lock held by something other than a sync"] if blocked else []
         message = "; ".join(parts) + "; see the error column"
         if settings.log_format == "json":  # stderr carries JSON lines only: the verdict is one of them
             logging.getLogger("ledger.sync").error(message)
             raise SystemExit(1)
         raise click.ClickException(message)
+
+
+class JsonStream:
+    """`--json`: one array, each result written as it ends (nothing kept per member)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._first = True
+
+    def write(self, result) -> None:
+        text = json_text({**result_rows([result])[0], "quarantined": result.quarantined})
+        with self._lock:
+            sys.stdout.write(("[\n" if self._first else ",\n") + text)
+            self._first = False
+
+    def close(self) -> None:
+        with self._lock:
+            sys.stdout.write("[]\n" if self._first else "\n]\n")
+            sys.stdout.flush()
 
 
 @click.command()
