@@ -1,4 +1,11 @@
-"""Alembic, driven from code, so `ledger db upgrade` and the tests share one path."""
+"""Alembic, driven from code, so `ledger db upgrade` and the tests share one path.
+
+The revisions ship inside the package (ledger/migrations: in a checkout, a link to the
+repository's top-level migrations/, which `alembic` run from the checkout reads through
+alembic.ini), so an installed wheel migrates with no file beside it. The configuration is
+built here rather than read from alembic.ini: the ini only adds logging, and the engine's
+connection is handed to env.py directly.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
-ROOT = Path(__file__).resolve().parents[2]
+SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.set_main_option("path_separator", "os")
     if connection is not None:
         config.attributes["connection"] = connection
     return config
