@@ -109,7 +109,7 @@ def test_failed_sync_exits_non_zero_and_is_in_status(clean_engine, sim):
 
 
 def test_unmigrated_database_says_to_upgrade(engine):
-    name = unique_name("ledger_empty")
+    name = unique_name("empty")
     empty = create_database(name)
     try:
         result = ledger("members", "list", env_extra={"LEDGER_DATABASE_URL": empty})

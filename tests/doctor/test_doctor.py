@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from ledger.doctor import checks
@@ -17,7 +16,14 @@ from ledger.popbill import PopbillClient
 from ledger.popbill.errors import InvalidRequestError
 from ledger.settings import Settings, is_linkhub_host
 from ledger.simulator import Simulator
-from tests.conftest import TEST_BROKER_URL, TEST_DATABASE_URL, small_config, unique_name
+from tests.conftest import (
+    TEST_BROKER_URL,
+    TEST_DATABASE_URL,
+    create_database,
+    drop_database,
+    small_config,
+    unique_name,
+)
 
 BROKER_URL = TEST_BROKER_URL
 
@@ -75,11 +81,8 @@ def test_every_check_passes_on_a_healthy_setup(healthy_env, sim):
 
 
 def test_each_broken_part_fails_its_own_line(healthy_env, sim, tmp_path):
-    name = unique_name("ledger_doctor_empty")
-    empty_db = make_url(TEST_DATABASE_URL).set(database=name)
-    admin = create_engine(make_url(TEST_DATABASE_URL).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    name = unique_name("doctor_empty")
+    empty_db = make_url(create_database(name))
     try:
         sim.skew_clock(3600)  # Popbill's clock an hour ahead
         broken = {
@@ -91,9 +94,7 @@ def test_each_broken_part_fails_its_own_line(healthy_env, sim, tmp_path):
         }
         result = ledger("doctor", env=broken)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+        drop_database(name)
     assert result.returncode == 1
     statuses = lines_by_check(result.stdout)
     assert statuses["clock"] == "FAIL" and "POPBILL_USE_LOCAL_TIME=false" in result.stdout

@@ -27,7 +27,7 @@ from ledger.reports import export as exporting
 from ledger.reports.statement import StatementError, monthly_statement
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
-from tests.conftest import TEST_DATABASE_URL, client_settings, small_config, unique_name
+from tests.conftest import TEST_DATABASE_URL, client_settings, empty_ledger, small_config, unique_name
 
 MEMBERS = ["1234567890", "2208112345"]
 CATEGORY = {codes.TX_CHARGE: "deposits", codes.TX_BONUS: "bonus_credits", codes.TX_USE: "usage_points",
@@ -39,8 +39,6 @@ def synced(engine, request):
     """One synced ledger for the module (read-only tests), once for each txPoint convention:
     the simulator serving magnitudes, then serving debits as negative numbers."""
     with Simulator(small_config(history_days=100, usage_per_day=12, signed_tx_point=request.param)) as sim:
-        with engine.begin() as conn:
-            conn.execute(text("TRUNCATE members RESTART IDENTITY CASCADE"))
         with Session(engine) as session:
             for corp in MEMBERS:
                 add_member(session, MemberInput(corp, name=f"상사 {corp[-4:]}"))
@@ -54,7 +52,8 @@ def synced(engine, request):
         assert any(Decimal(r["txPoint"]) < 0 for rows in truth.values() for r in rows)  # really signed
     else:
         assert all(Decimal(r["txPoint"]) >= 0 for rows in truth.values() for r in rows)
-    return engine, truth, payments
+    yield engine, truth, payments
+    empty_ledger(engine)
 
 
 def once(request) -> None:
@@ -96,7 +95,7 @@ def expected_months(rows: list[dict], payments: list[dict] = ()) -> dict[str, di
     return months
 
 
-# Popbill's service codes, as the official SDKs name them in their token scopes (issue 8).
+# Popbill's service codes, as the official SDKs name them in their token scopes.
 POPBILL_SERVICES = {110: "전자세금계산서", 150: "문자 (SMS)", 151: "문자 (LMS)", 153: "카카오톡 (153)",
                     154: "카카오톡 (154)", 182: "예금주조회(성명)", 183: "예금주조회(실명)", 140: "현금영수증"}  # fmt: skip
 
@@ -158,7 +157,9 @@ def test_month_without_transactions_carries_the_balance(synced):
 def test_csv_export_reads_back(synced):
     engine, truth, _ = synced
     columns, rows = exporting.fetch(engine, "usages", None, None)
-    body = exporting.to_csv(columns, rows, "en")
+    out = io.BytesIO()
+    exporting.write_stream(columns, rows, "csv", "en", out)  # as `ledger export usages` writes to stdout
+    body = out.getvalue().decode("utf-8")
     parsed = list(csv.DictReader(io.StringIO(body)))
     assert len(parsed) == sum(len(r) for r in truth.values())
     by_member = defaultdict(list)
@@ -177,7 +178,7 @@ def test_xlsx_export_reads_back_with_number_formats_and_korean_headers(synced, t
     engine, _, _ = synced
     columns, rows = exporting.fetch(engine, "v_monthly_statements", None, None)
     path = tmp_path / "statements.xlsx"
-    exporting.to_xlsx(columns, rows, "ko", path, "statements")
+    exporting.write_file(columns, rows, "xlsx", "ko", path, "statements")
     sheet = load_workbook(path).active
     headers = [c.value for c in sheet[1]]
     assert headers[:4] == ["사업자번호", "상호", "월", "기초잔액"]
@@ -213,7 +214,7 @@ def _drop_role(engine, role: str) -> None:
 def test_reader_role_reads_and_cannot_write(synced, request):
     once(request)
     engine, _, _ = synced
-    role = unique_name("ledger_reader")
+    role = unique_name("reader")
     create_reader(engine, role, "pw-not-logged")
     request.addfinalizer(lambda: _drop_role(engine, role))
     url = make_url(TEST_DATABASE_URL)
