@@ -163,7 +163,7 @@ def accountants_queries() -> list[str]:
 def test_first_hour_runs_as_printed():
     steps = console_steps(first_hour_section(README.read_text(encoding="utf-8")))
     commands = [c for c, _ in steps]
-    # The walkthrough's order, as the issue asks for it.
+    # The walkthrough's order: the set-up command first, then the steps as numbered.
     order = ["ledger demo", "ledger sandbox up", "ledger members", "ledger sync", "ledger status",
              "ledger balances", "ledger alerts", "ledger reconcile", "ledger report statement"]  # fmt: skip
     positions = [next(i for i, c in enumerate(commands) if c.startswith(word)) for word in order]

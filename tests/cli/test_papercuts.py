@@ -1,4 +1,4 @@
-"""Every command safe and clear (issue 9): each papercut once found, with the test that guards it.
+"""Every command safe and clear: each papercut once found, with the test that guards it.
 Bad input exits 2 with one line naming what is wrong, and nothing is written."""
 
 from __future__ import annotations

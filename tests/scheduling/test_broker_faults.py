@@ -117,7 +117,7 @@ def test_tasks_a_broker_lost_are_enqueued_again_by_the_catch_up(ledger_db, sim, 
         app.pool.force_close_all()
         server.kill()  # ...and the broker lost them all
         server.start()
-        assert redis.Redis.from_url(server.url).llen("celery") == 0  # the loss measured in the issue
+        assert redis.Redis.from_url(server.url).llen("celery") == 0  # the loss README "Reliability" measures
         restarted_at = time.monotonic()
         processes.start(["worker", "-c", "2"], env, tmp_path, "worker")
         processes.start(["beat"], env, tmp_path, "beat")
