@@ -64,7 +64,7 @@ def statement(corp_num: str, month: dt.date, fmt: str, out: Path | None, lang: s
 @click.option("--month", required=True, callback=iso_month, metavar="YYYY-MM")
 @click.option("--member", "members", multiple=True, metavar="CORPNUM", help="Only this member (repeatable).")
 @click.option("--format", "fmt", type=click.Choice(["xlsx"]), default="xlsx", show_default=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), callback=output_file)
 @lang_option
 @friendly_errors
 def month_workbook(month: dt.date, members: tuple[str, ...], fmt: str, out: Path, lang: str | None) -> None:
