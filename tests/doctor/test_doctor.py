@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from ledger.doctor import checks
+from ledger.doctor.service import diagnose
 from ledger.popbill import PopbillClient
 from ledger.popbill.errors import InvalidRequestError
 from ledger.settings import Settings, is_linkhub_host
@@ -75,6 +76,7 @@ def test_every_check_passes_on_a_healthy_setup(healthy_env, sim):
     assert set(statuses) >= {"settings", "secret key", "LinkID", "credentials", "auth host", "API host", "clock",
                              "database", "token", "broker", "alerts"}  # fmt: skip
     assert set(statuses.values()) == {"ok"}
+    assert "the sandbox key: valid base64" in result.stdout  # the simulator's key, the default
     # The token check really issued a token and read the partner balance over HTTP.
     assert sim.requests("/POPBILL_TEST/Token") and sim.requests("/POPBILL_TEST/PartnerPoint")
     assert "GetPartnerBalance = 5000000" in result.stdout
@@ -102,8 +104,10 @@ def test_each_broken_part_fails_its_own_line(healthy_env, sim, tmp_path):
     assert statuses["broker"] == statuses["webhook"] == statuses["mail"] == "FAIL"
     assert statuses["settings"] == statuses["auth host"] == "ok"
     assert "secret-token" not in result.stdout + result.stderr
-    # Signed by a clock an hour off, the token request itself is refused.
+    # Signed by a clock an hour off, the token request itself is refused, and the line says why.
     assert statuses["token"] == "FAIL"
+    token_line = next(line for line in result.stdout.splitlines() if "token" in line[:20])
+    assert "the clock is off" in token_line and "POPBILL_SECRET_KEY" not in token_line
     assert "6 checks failed" in result.stderr
 
     # On Popbill's own clock, the same skew is no longer a failure.
@@ -116,6 +120,19 @@ def test_wrong_key_fails_the_token_check(healthy_env):
     result = ledger("doctor", env={**healthy_env, "POPBILL_SECRET_KEY": wrong})
     assert result.returncode == 1
     assert lines_by_check(result.stdout)["token"] == "FAIL"
+    lines = {line.split()[1]: line for line in result.stdout.splitlines() if line.split()}
+    # The sandbox's LinkID with a key of one's own: the key is not called the sandbox key.
+    assert "POPBILL_SECRET_KEY: valid base64" in result.stdout and "sandbox key" not in result.stdout
+    assert "check POPBILL_LINK_ID and POPBILL_SECRET_KEY" in lines["token"], lines["token"]
+
+
+def test_an_unreachable_database_is_not_blamed_on_a_missing_member(sim):
+    env = {"POPBILL_API_URL": sim.url, "LINKHUB_AUTH_URL": sim.url, "LEDGER_BROKER_URL": BROKER_URL,
+           "LEDGER_DATABASE_URL": f"postgresql://nobody@127.0.0.1:{closed_port()}/ledger"}  # fmt: skip
+    found = {f.name: f for f in diagnose(env)}
+    assert found["database"].failed and "unreachable" in found["database"].detail
+    assert found["token"].status == "skip" and "the database check failed" in found["token"].detail
+    assert "add a member" not in found["token"].detail
 
 
 def test_the_sandbox_key_is_never_meant_for_real_hosts(sim):
