@@ -11,8 +11,7 @@ import click
 from ledger.cli.errors import EXIT_INTERRUPTED, friendly_errors
 from ledger.cli.options import iso_date, wide_option
 from ledger.cli.output import echo_json, print_table
-from ledger.cli.runtime import load_settings, open_engine
-from ledger.popbill import PopbillClient
+from ledger.cli.runtime import load_settings, open_client, open_engine
 from ledger.sync.display import result_rows, stopped_summary, totals_line
 from ledger.sync.models import KINDS
 from ledger.sync.runner import SyncStopped, run_sync
@@ -36,10 +35,11 @@ def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
     in hand (exit 130); the next sync goes on from there."""
 
     settings = load_settings()
+    client = open_client(settings)  # before the database: a configuration Popbill must not see is said once
     engine = open_engine(settings)
     started = time.perf_counter()
     try:
-        with PopbillClient(settings) as client:
+        with client:
             results = run_sync(
                 engine, client, corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
                 settings=settings, options=SyncOptions.from_settings(settings), jobs=jobs,
