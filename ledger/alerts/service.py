@@ -19,7 +19,7 @@ from ledger.errors import UserInputError
 from ledger.history.codes import load_codes
 from ledger.members.models import Member
 from ledger.popbill import PopbillClient, PopbillError
-from ledger.popbill.errors import RateLimitError, ServerError, TransportError
+from ledger.popbill.errors import InvalidRequestError, RateLimitError, ServerError, TransportError
 from ledger.settings import Settings
 
 LOW_BALANCE, RUNWAY, STUCK = "low_balance", "runway", "stuck_pending"
@@ -39,6 +39,7 @@ class BalanceReading:
     days_left: Decimal | None = None
     error: str | None = None
     unreachable: bool = False  # the error says Popbill could not be reached, not that the member is wrong
+    answered: bool = False  # Popbill answered (a balance or a refusal); False when nothing was sent or heard
     alerts: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -56,9 +57,11 @@ def _read(client: PopbillClient, reading: BalanceReading) -> None:
             reading.balance = client.get_partner_balance(reading.corp_num)
         else:
             reading.balance = client.get_balance(reading.corp_num)
+        reading.answered = True
     except PopbillError as exc:
         reading.error = str(exc)
         reading.unreachable = isinstance(exc, (TransportError, ServerError, RateLimitError))
+        reading.answered = not isinstance(exc, (TransportError, InvalidRequestError))
 
 
 def _low_balance(reading: BalanceReading, h: Decimal) -> Check:
@@ -121,17 +124,29 @@ def check_balances(engine: Engine, client: PopbillClient, settings: Settings, *,
                     reading.alerts.append(check.rule)
                     if not (unreachable and event.kind == "unknown"):
                         events.append(event)
-        failed = [r for r in readings if r.unreachable]
-        outage = Check(
-            POPBILL, UNREACHABLE, None, unreachable, Decimal(len(failed)), Decimal(len(readings)), cleared=True,
-            summary=(f"{len(failed)} of {len(readings)} balance reads failed: {failed[0].error}" if unreachable
-                     else f"Popbill answers again ({len(readings) - len(failed)} of {len(readings)} balance reads worked)"),
-        )  # fmt: skip
-        event = evaluate(conn, outage, settings, now)
+        event = evaluate(conn, _outage(readings, unreachable), settings, now)
         if event:
             events.append(event)
         grouping.notify(conn, settings, events, now)
     return readings
+
+
+def _outage(readings: list[BalanceReading], unreachable: bool) -> Check:
+    """Whether Popbill can be reached, as the reads found it. When none reached Popbill (each
+    refused before sending, say for a configuration error) that is not known: never "answers"."""
+    failed = [r for r in readings if r.unreachable]
+    worked = sum(1 for r in readings if r.balance is not None)
+    total = len(readings)
+    if unreachable:
+        holds, summary = True, f"{len(failed)} of {total} balance reads failed: {failed[0].error}"
+    elif readings and not any(r.answered for r in readings):
+        holds, summary = None, f"no balance read reached Popbill: {readings[0].error}"
+    else:
+        holds, summary = False, f"Popbill answers again ({worked} of {total} balance reads worked)"
+        refused = next((r for r in readings if r.error), None)
+        if refused is not None:
+            summary += f"; {total - worked} failed: {refused.error}"
+    return Check(POPBILL, UNREACHABLE, None, holds, Decimal(len(failed)), Decimal(total), cleared=True, summary=summary)
 
 
 def _runway(conn, reading: BalanceReading, settings: Settings, now: dt.datetime, credit_types, h) -> Check:
