@@ -55,13 +55,7 @@ def create_reader(role: str) -> None:
 @click.option("--python", "use_python", is_flag=True, help="Use the built-in SQL prompt even when psql is installed.")
 @friendly_errors
 def shell(command: str | None, use_python: bool) -> None:
-    """Open psql (or a built-in SQL prompt when psql is absent) on the ledger database.
-
-    \b
-    Examples:
-      ledger db shell
-      ledger db shell -c "SELECT corp_num, name FROM members"
-    """
+    """Open psql (or a built-in SQL prompt when psql is absent) on the ledger database."""
 
     settings = load_settings()
     url = database_url(settings)  # starts the embedded server when that is the database
@@ -76,12 +70,7 @@ def shell(command: str | None, use_python: bool) -> None:
 @db.command()
 @friendly_errors
 def url() -> None:
-    """Print the database URL for psql, DBeaver or Excel, without its password.
-
-    \b
-    Example:
-      psql "$(ledger db url)"
-    """
+    """Print the database URL for psql, DBeaver or Excel, without its password."""
 
     settings = load_settings()
     click.echo(public_url(database_url(settings)))

@@ -14,13 +14,7 @@ from ledger.health import checks
 @friendly_errors
 def healthcheck(target: str) -> None:
     """Check the database, the broker, and then: a worker answering a ping (worker), beat's
-    heartbeat (beat), or both plus the nightly sync having finished by its hour (all).
-
-    \b
-    Examples:
-      ledger healthcheck worker      # the worker container's healthcheck
-      ledger healthcheck || echo unhealthy
-    """
+    heartbeat (beat), or both plus the nightly sync having finished by its hour (all)."""
     settings = load_settings()
     problems = checks.run(target, open_engine(settings), settings)
     if problems:

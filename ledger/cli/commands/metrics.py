@@ -48,12 +48,7 @@ def metrics() -> None:
 def serve(port: int, host: str) -> None:
     """Serve /metrics: balances, sync freshness, rows held, pending items, discrepancies, the
     outbox and alerts, all read from PostgreSQL at each scrape (LEDGER_METRICS_PER_MEMBER=false
-    leaves out the per-member series).
-
-    \b
-    Example:
-      ledger metrics serve --port 9464 & curl -s 127.0.0.1:9464/metrics | grep ledger_member_balance
-    """
+    leaves out the per-member series)."""
 
     settings = load_settings()
     engine = open_engine(settings)
