@@ -35,6 +35,11 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def counted(number: int, noun: str) -> str:
+    """`1 sync`, `2 syncs`, `1,000 rows`: a count with its noun, singular for one."""
+    return f"{number:,} {noun}{'s' * (number != 1)}"
+
+
 def totals_line(results: list[SyncResult], elapsed: float) -> str:
     """One line for the end of a sync: members, rows, API calls, time, failures."""
     members = len({r.corp_num for r in results})
@@ -42,8 +47,8 @@ def totals_line(results: list[SyncResult], elapsed: float) -> str:
     failed = sum(r.status == "failed" for r in results)
     rate = f" ({rows / elapsed:,.0f} rows/s)" if elapsed > 0 else ""
     return (
-        f"{members} member{'s' * (members != 1)}, {len(results)} syncs, {rows:,} rows{rate}, "
-        f"{sum(r.api_calls for r in results):,} API calls in {elapsed:.1f} s, {failed} failed"
+        f"{counted(members, 'member')}, {counted(len(results), 'sync')}, {counted(rows, 'row')}{rate}, "
+        f"{counted(sum(r.api_calls for r in results), 'API call')} in {elapsed:.1f} s, {failed} failed"
     )
 
 
