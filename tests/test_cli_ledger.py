@@ -9,9 +9,12 @@ import sys
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from ledger.members.models import Member
+from ledger.members.service import MemberInput, add_member
 from ledger.simulator import Simulator
+from tests.cli.helpers import run
 from tests.conftest import TEST_DATABASE_URL, create_database, drop_database, small_config, unique_name
 from tests.sync.helpers import assert_ledger_equals_truth
 
@@ -125,19 +128,42 @@ def test_unreachable_database_is_a_clear_error():
     assert result.returncode != 0 and "cannot use the database" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_demo_runs_with_no_configuration(tmp_path):
-    """The README's main job: embedded PostgreSQL, simulator, members, sync, a query."""
+def test_demo_runs_with_no_configuration_the_same_world_each_time(tmp_path):
+    """The README's main job: embedded PostgreSQL, simulator, members, sync, a query. Run again
+    with the same options it shows the same world; with others, a fresh one, never a mix."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
     env["LEDGER_HOME"] = str(tmp_path / "home")
-    result = subprocess.run(
-        [sys.executable, "-m", "ledger", "demo", "--days", "40"], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "sync summary" in result.stdout and "usage this month" in result.stdout
-    assert result.stdout.count("succeeded") == 15
-    assert "reconciliation" in result.stdout and result.stdout.count("│ yes ") == 5  # all five reconciled
-    assert "statement 1234567890" in result.stdout and "Closing balance" in result.stdout
+
+    def demo(*options: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "ledger", "demo", *options], capture_output=True, text=True,
+                                env=env, timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "does not equal closing" not in result.stderr, result.stderr
+        assert result.stdout.count("succeeded") == 15
+        assert "reconciliation" in result.stdout and result.stdout.count("│ yes ") == 5  # all five reconciled
+        return result.stdout
+
+    def world(output: str) -> list[str]:  # what the ledger shows, without the port and the speed
+        return [line for line in output.splitlines() if "listening on" not in line and " rows/s)" not in line]
+
+    first = demo("--days", "12", "--usage-per-day", "10")
+    assert "sync summary" in first and "usage this month" in first
+    assert "statement 1234567890" in first and "Closing balance" in first
     assert (tmp_path / "home" / "demo" / "pgdata").is_dir()
+    assert world(demo("--days", "12", "--usage-per-day", "10")) == world(first)
+    longer = demo("--days", "20", "--usage-per-day", "10")  # more history: a fresh, consistent demo
+    assert world(longer) != world(first)
+
+
+def test_demo_never_mixes_into_a_configured_ledger_holding_its_members(clean_engine):
+    with Session(clean_engine) as session:
+        add_member(session, MemberInput("2208112345", name="한빛전자 주식회사"))
+        session.commit()
+    result = run("demo", "--use-configured-database", "--days", "5")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: --use-configured-database: LEDGER_DATABASE_URL")
+    assert "2208112345" in result.stderr and "listening" not in result.stdout  # refused before anything ran
+    assert members_count(clean_engine) == 1
 
 
 def test_members_import_cp949_and_update(clean_engine, tmp_path):

@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -32,6 +32,16 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
+
+
+def rebuild(engine: Engine) -> None:
+    """Drop everything in the database's public schema and migrate it again: an empty ledger at
+    the newest revision, whatever was there (the demo's own database, never a configured one)."""
+    with engine.begin() as connection:
+        connection.execute(text("SET LOCAL lock_timeout = '10s'"))  # a session left open on it: say so, not hang
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    upgrade(engine)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
