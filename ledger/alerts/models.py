@@ -8,6 +8,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp, one_of
+from ledger.members.models import Member  # noqa: F401 - the table member_id refers to: it types that column
 
 PARTNER = "partner"  # the subject of the partner's own balance
 ALERT_STATES = ("ok", "pending", "firing", "unknown")

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from ledger.db.base import Base, Timestamp
+from ledger.members.models import Member  # noqa: F401 - the table member_id refers to: it types that column
 
 
 class _HistoryRow:

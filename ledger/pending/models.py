@@ -7,6 +7,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp, one_of
+from ledger.members.models import Member  # noqa: F401 - the table member_id refers to: it types that column
 
 PENDING, DONE, CANCELLED, INVALID = "pending", "done", "cancelled", "invalid"
 # A request of ours whose answer we have not seen yet (the intent, committed before the POST),

@@ -7,6 +7,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp
+from ledger.members.models import Member  # noqa: F401 - the table member_id refers to: it types that column
 
 CHECKS = (
     "balance_chain", "closing_balance", "deposit_without_credit", "credit_without_deposit",

@@ -6,6 +6,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp, one_of
+from ledger.members.models import Member  # noqa: F401 - the table member_id refers to: it types that column
 
 KINDS = ("payments", "usage", "refunds")
 RUN_STATUSES = ("running", "succeeded", "failed", "skipped", "abandoned", "interrupted")
