@@ -15,17 +15,17 @@ from ledger.members.models import Member
 from ledger.members.service import MemberInput, add_member
 from ledger.simulator import Simulator
 from tests.cli.helpers import run
-from tests.conftest import TEST_DATABASE_URL, create_database, drop_database, small_config, unique_name
+from tests.conftest import create_database, drop_database, small_config, unique_name
 from tests.sync.helpers import assert_ledger_equals_truth
 
 
-def ledger(*args, env_extra=None, cwd=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
-    env["LEDGER_DATABASE_URL"] = TEST_DATABASE_URL
-    env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-m", "ledger", *args], capture_output=True, text=True, env=env, timeout=120, cwd=cwd
-    )
+def ledger(*args, env_extra=None) -> subprocess.CompletedProcess:
+    """`ledger ARGS` on the test database, none of the caller's POPBILL_/LINKHUB_/LEDGER_ settings.
+    Run in this process through click's runner (the console script's own code, without a Python
+    start-up per command); tests/cli/test_lazy_root.py, the demo and the First hour run real
+    processes."""
+    result = run(*args, env=env_extra)
+    return subprocess.CompletedProcess(["ledger", *args], result.exit_code, result.stdout, result.stderr)
 
 
 def members_count(engine) -> int:
