@@ -62,7 +62,7 @@ def test_out_into_a_missing_directory_is_a_usage_error(member, tmp_path, args):
 
 
 @pytest.mark.parametrize("args", [["sync"], ["sync", "--member", CORP, "--kind", "usage"], ["balances"],
-                                  ["pending", "poll"], ["popbill", "balance", CORP]])  # fmt: skip
+                                  ["popbill", "balance", CORP]])  # fmt: skip
 def test_a_shell_not_pointed_at_the_sandbox_is_told_once(member, args):
     """No `eval "$(ledger sandbox env)"`: the sandbox's credentials would go to real Popbill."""
     result = run(*args)  # no POPBILL_ variable: the defaults, the sandbox's LinkID and key, real hosts

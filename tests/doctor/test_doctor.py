@@ -17,6 +17,7 @@ from ledger.popbill import PopbillClient
 from ledger.popbill.errors import InvalidRequestError
 from ledger.settings import Settings, is_linkhub_host
 from ledger.simulator import Simulator
+from tests.cli.helpers import run
 from tests.conftest import (
     TEST_BROKER_URL,
     TEST_DATABASE_URL,
@@ -155,14 +156,15 @@ def test_the_sandbox_key_is_never_meant_for_real_hosts(sim):
     [("not base64!", "not valid base64"), ("c2hvcnQ=", "decodes to 5 bytes")],
 )
 def test_every_command_refuses_a_bad_secret_key_in_one_line(key, needle):
+    # In-process (click's runner): the settings are read by the same code as in a console process.
     for command in (["status"], ["members", "list"], ["sync"], ["db", "url"]):
-        result = ledger(*command, env={"POPBILL_SECRET_KEY": key, "LEDGER_DATABASE_URL": TEST_DATABASE_URL})
-        assert result.returncode != 0, command
+        result = run(*command, env={"POPBILL_SECRET_KEY": key})
+        assert result.exit_code != 0, command
         [line] = result.stderr.strip().splitlines()
         assert line.startswith("Error: POPBILL_SECRET_KEY") and needle in line, command
         assert key not in line  # even a malformed secret is not echoed
     # Asking for help still works with a broken environment.
-    assert ledger("members", "list", "--help", env={"POPBILL_SECRET_KEY": key}).returncode == 0
+    assert run("members", "list", "--help", env={"POPBILL_SECRET_KEY": key}).exit_code == 0
     # The doctor reports it as a failing line instead of refusing to start.
-    doctor = ledger("doctor", env={"POPBILL_SECRET_KEY": key})
-    assert doctor.returncode == 1 and doctor.stdout.startswith("FAIL  settings") and needle in doctor.stdout
+    doctor = run("doctor", env={"POPBILL_SECRET_KEY": key})
+    assert doctor.exit_code == 1 and doctor.stdout.startswith("FAIL  settings") and needle in doctor.stdout

@@ -6,9 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
 import subprocess
-import sys
 from collections import defaultdict
 from decimal import Decimal
 
@@ -27,6 +25,7 @@ from ledger.reports import export as exporting
 from ledger.reports.statement import StatementError, monthly_statement
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
+from tests.cli.helpers import run
 from tests.conftest import TEST_DATABASE_URL, client_settings, empty_ledger, small_config, unique_name
 
 MEMBERS = ["1234567890", "2208112345"]
@@ -230,10 +229,10 @@ def test_reader_role_reads_and_cannot_write(synced, request):
         create_reader(engine, "Robert'); DROP TABLE usages;--")
 
 
-def ledger_cli(*args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
-    env["LEDGER_DATABASE_URL"] = TEST_DATABASE_URL
-    return subprocess.run([sys.executable, "-m", "ledger", *args], capture_output=True, text=True, env=env, timeout=120)
+def ledger_cli(*args) -> subprocess.CompletedProcess:
+    """`ledger ARGS` on the test database, in this process (click's runner: the console script's code)."""
+    result = run(*args)
+    return subprocess.CompletedProcess(["ledger", *args], result.exit_code, result.stdout, result.stderr)
 
 
 def test_statement_and_export_commands(synced, tmp_path, request):

@@ -58,7 +58,9 @@ def reopen(month: dt.date, members: tuple[str, ...], reason: str, by: str | None
 @wide_option
 @friendly_errors
 def closes(month: dt.date | None, as_json: bool, wide: bool) -> None:
-    """List month closes and reopens (the audit trail), with why each was reopened."""
+    """List month closes and reopens (the audit trail).
+
+    Each reopen shows its reason; --wide shows who closed and reopened, and when."""
 
     rows = list_closes(open_engine(), month)
     for row in rows:

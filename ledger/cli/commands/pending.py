@@ -13,9 +13,10 @@ from ledger.alerts.service import review_stuck
 from ledger.cli.errors import EXIT_FAILURE, InputError, friendly_errors
 from ledger.cli.options import wide_option
 from ledger.cli.output import echo_json, kst_time, print_table
-from ledger.cli.runtime import load_settings, open_client, open_engine
+from ledger.cli.runtime import load_settings, open_engine
 from ledger.members.service import get_member
 from ledger.pending import sending, service
+from ledger.popbill import PopbillClient
 from ledger.sync.service import sync_member
 from ledger.sync.windows import SyncOptions
 
@@ -28,7 +29,7 @@ def _request(request, corp_num: str, form, *, call: str, yes: bool, dry_run: boo
 
     settings = load_settings()
     engine = open_engine(settings)
-    with open_client(settings) as client:
+    with PopbillClient(settings) as client:
         with Session(engine, expire_on_commit=False) as session:
             member = get_member(session, corp_num)
         click.echo(f"{call} for {member.corp_num}{f' ({member.name})' if member.name else ''}:", err=True)
@@ -157,7 +158,7 @@ def pending_poll(as_json: bool) -> None:
 
     settings = load_settings()
     engine = open_engine(settings)
-    with open_client(settings) as client:
+    with PopbillClient(settings) as client:
         outcomes = service.poll_due(engine, client, settings)
         for corp, history in sorted({(o.corp_num, o.history) for o in outcomes if o.final}):
             sync_member(engine, client, corp, history, options=SyncOptions.from_settings(settings))

@@ -12,6 +12,7 @@ from ledger.cli.errors import EXIT_INTERRUPTED, friendly_errors
 from ledger.cli.options import iso_date, wide_option
 from ledger.cli.output import echo_json, print_table
 from ledger.cli.runtime import load_settings, open_client, open_engine
+from ledger.popbill import validation
 from ledger.sync.display import result_rows, stopped_summary, totals_line
 from ledger.sync.models import KINDS
 from ledger.sync.runner import SyncStopped, run_sync
@@ -34,6 +35,7 @@ def sync(members, kinds, since, full, jobs, as_json, wide) -> None:
     """Page the members' histories from Popbill into the ledger. Ctrl-C stops after the page
     in hand (exit 130); the next sync goes on from there."""
 
+    members = [validation.corp_num(corp, "sync") for corp in members]  # bad input first, before anything else
     settings = load_settings()
     client = open_client(settings)  # before the database: a configuration Popbill must not see is said once
     engine = open_engine(settings)
