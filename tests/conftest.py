@@ -185,9 +185,21 @@ def empty_ledger(engine) -> None:
 
 
 def _tables_with_rows(engine) -> list[str]:
+    """Ledger tables that hold rows, and tables that are not the ledger's at all (a test's copy)."""
     probes = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {name})" for name in _ledger_tables())
     with engine.connect() as conn:
-        return list(conn.scalars(text(probes)))
+        found = list(conn.scalars(text(probes)))
+        tables = conn.scalars(text("SELECT table_name FROM information_schema.tables "
+                                   "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"))  # fmt: skip
+        return found + sorted(set(tables) - set(metadata.tables) - {"alembic_version"})
+
+
+def _drop_strangers(engine) -> None:
+    with engine.begin() as conn:
+        tables = conn.scalars(text("SELECT table_name FROM information_schema.tables "
+                                   "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"))  # fmt: skip
+        for name in sorted(set(tables) - set(metadata.tables) - {"alembic_version"}):
+            conn.execute(text(f'DROP TABLE "{name}"'))
 
 
 @pytest.fixture
@@ -207,17 +219,18 @@ def committed(clean_engine):
 @pytest.fixture(scope="module", autouse=True)
 def module_leaves_the_ledger_empty(request):
     """Tests clean up after themselves, so none depends on the order they run in: after each
-    module the test database holds no ledger rows. A module that leaves some fails here (on its
-    last test), and they are removed so that the next module still starts empty."""
+    module the test database holds no ledger rows and no table of a test's own. A module that
+    leaves some fails here (on its last test), and they are removed so the next starts clean."""
     yield
     if not _session_engines:
         return
     left = _tables_with_rows(_session_engines[0])
     if left:
         empty_ledger(_session_engines[0])
+        _drop_strangers(_session_engines[0])
         pytest.fail(
-            f"{request.module.__name__} left rows in {', '.join(left)}: the fixture that commits them must "
-            "remove them after its tests (clean_engine does)",
+            f"{request.module.__name__} left rows in (or tables of its own) {', '.join(left)}: the fixture that "
+            "made them must remove them after its tests (clean_engine empties the ledger's)",
             pytrace=False,
         )
 
