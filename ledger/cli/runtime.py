@@ -1,4 +1,4 @@
-"""What a command needs before it works: the settings, and an engine on the ledger database.
+"""What a command needs before it works: the settings, an engine on the ledger database, a Popbill client.
 
 Below every command module; imports nothing back from them.
 """
