@@ -66,17 +66,22 @@ def client(simulator):
 RUN_SUFFIX = secrets.token_hex(4)
 
 
-def unique_name(prefix: str) -> str:
-    """A database or role name of this run only: lower-case, under PostgreSQL's 63 bytes."""
-    return f"{prefix[:50]}_{RUN_SUFFIX}"
-
-
 _BASE_URL = make_url(
     os.environ.get("LEDGER_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/ledger_test")
 )
-TEST_DATABASE_URL = _BASE_URL.set(database=unique_name(_BASE_URL.database or "ledger_test")).render_as_string(
-    hide_password=False
-)
+BASE_NAME = _BASE_URL.database or "ledger_test"  # the configured name: every name below starts with it
+
+
+def unique_name(purpose: str = "") -> str:
+    """A database or role name of this run only: the configured test database's name, what it is
+    for, and the run's suffix (`ledger_test_empty_1a2b3c4d`): lower-case (roles are named
+    unquoted), within PostgreSQL's 63 bytes."""
+    assert len(purpose) <= 20, "a short purpose: the configured name keeps the rest of the 63 bytes"
+    stem = f"{BASE_NAME[: 53 - len(purpose)]}_{purpose}" if purpose else BASE_NAME[:54]
+    return f"{stem}_{RUN_SUFFIX}".lower()
+
+
+TEST_DATABASE_URL = _BASE_URL.set(database=unique_name()).render_as_string(hide_password=False)
 
 
 CLAIM_KEY = "ledger-test-run"
@@ -138,6 +143,9 @@ def db_settings() -> Settings:
     return dataclasses.replace(Settings(), database_url=Secret(TEST_DATABASE_URL))
 
 
+_session_engines: list = []  # the test database's engine, once some test has asked for it
+
+
 @pytest.fixture(scope="session")
 def engine(db_settings):
     """A fresh test database, its schema built by Alembic (never by create_all)."""
@@ -146,8 +154,10 @@ def engine(db_settings):
     eng = make_engine(db_settings)
     try:
         migrate.upgrade(eng)
+        _session_engines.append(eng)
         yield eng
     finally:
+        _session_engines.clear()
         eng.dispose()
         drop_database(name)
 
@@ -165,24 +175,64 @@ def db(engine):
             outer.rollback()
 
 
-def _empty_tables(engine) -> None:
-    names = ", ".join(t.name for t in reversed(metadata.sorted_tables) if not t.info.get("reference_data"))
+def _ledger_tables() -> list[str]:
+    return [t.name for t in reversed(metadata.sorted_tables) if not t.info.get("reference_data")]
+
+
+def empty_ledger(engine) -> None:
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        conn.execute(text(f"TRUNCATE {', '.join(_ledger_tables())} RESTART IDENTITY CASCADE"))
+
+
+def _tables_with_rows(engine) -> list[str]:
+    """Ledger tables that hold rows, and tables that are not the ledger's at all (a test's copy)."""
+    probes = " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {name})" for name in _ledger_tables())
+    with engine.connect() as conn:
+        found = list(conn.scalars(text(probes)))
+        tables = conn.scalars(text("SELECT table_name FROM information_schema.tables "
+                                   "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"))  # fmt: skip
+        return found + sorted(set(tables) - set(metadata.tables) - {"alembic_version"})
+
+
+def _drop_strangers(engine) -> None:
+    with engine.begin() as conn:
+        tables = conn.scalars(text("SELECT table_name FROM information_schema.tables "
+                                   "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"))  # fmt: skip
+        for name in sorted(set(tables) - set(metadata.tables) - {"alembic_version"}):
+            conn.execute(text(f'DROP TABLE "{name}"'))
 
 
 @pytest.fixture
 def clean_engine(engine):
-    """For code that commits on its own connections (the sync): empty tables before the test."""
-    _empty_tables(engine)
-    return engine
+    """For code that commits on its own connections (the sync, a subprocess): the test starts on
+    the empty ledger every test leaves, and its rows are removed after it."""
+    yield engine
+    empty_ledger(engine)
 
 
 @pytest.fixture
 def committed(clean_engine):
-    """clean_engine, emptied again afterwards: rows committed here must not reach later tests."""
-    yield clean_engine
-    _empty_tables(clean_engine)
+    """The same as clean_engine (an older name for it)."""
+    return clean_engine
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_leaves_the_ledger_empty(request):
+    """Tests clean up after themselves, so none depends on the order they run in: after each
+    module the test database holds no ledger rows and no table of a test's own. A module that
+    leaves some fails here (on its last test), and they are removed so the next starts clean."""
+    yield
+    if not _session_engines:
+        return
+    left = _tables_with_rows(_session_engines[0])
+    if left:
+        empty_ledger(_session_engines[0])
+        _drop_strangers(_session_engines[0])
+        pytest.fail(
+            f"{request.module.__name__} left rows in (or tables of its own) {', '.join(left)}: the fixture that "
+            "made them must remove them after its tests (clean_engine empties the ledger's)",
+            pytrace=False,
+        )
 
 
 def pytest_sessionfinish(session, exitstatus):

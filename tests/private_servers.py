@@ -41,7 +41,7 @@ class PrivatePostgres:
 
     def __init__(self, *, log_statements: bool = False, passwords: bool = False) -> None:
         self.log_statements = log_statements
-        self.dir = Path(tempfile.mkdtemp(prefix="ledger-i12a-pg-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="ledger-test-pg-"))
         self.port = free_port()
         self.data = self.dir / "data"
         if os.geteuid() == 0:
@@ -80,7 +80,7 @@ class PrivatePostgres:
 
 class PrivateRedis:
     def __init__(self, *, appendonly: bool) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="ledger-i12a-redis-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="ledger-test-redis-"))
         self.port = free_port()
         self.appendonly = appendonly
         self.process: subprocess.Popen | None = None
@@ -128,9 +128,9 @@ class PrivateRabbit:
     kill and restart it; the shared one is never touched. About 10 s to start."""
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="ledger-i12a-rmq-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="ledger-test-rmq-"))
         self.port, self.dist_port = free_port(), free_port()
-        self.node = f"ledger_i12a_{self.port}@localhost"
+        self.node = f"ledger_test_{self.port}@localhost"
         self.process: subprocess.Popen | None = None
         self.start()
 

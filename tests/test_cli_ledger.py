@@ -9,20 +9,23 @@ import sys
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from ledger.members.models import Member
+from ledger.members.service import MemberInput, add_member
 from ledger.simulator import Simulator
-from tests.conftest import TEST_DATABASE_URL, create_database, drop_database, small_config, unique_name
+from tests.cli.helpers import run
+from tests.conftest import create_database, drop_database, small_config, unique_name
 from tests.sync.helpers import assert_ledger_equals_truth
 
 
-def ledger(*args, env_extra=None, cwd=None):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
-    env["LEDGER_DATABASE_URL"] = TEST_DATABASE_URL
-    env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-m", "ledger", *args], capture_output=True, text=True, env=env, timeout=120, cwd=cwd
-    )
+def ledger(*args, env_extra=None) -> subprocess.CompletedProcess:
+    """`ledger ARGS` on the test database, none of the caller's POPBILL_/LINKHUB_/LEDGER_ settings.
+    Run in this process through click's runner (the console script's own code, without a Python
+    start-up per command); tests/cli/test_lazy_root.py, the demo and the First hour run real
+    processes."""
+    result = run(*args, env=env_extra)
+    return subprocess.CompletedProcess(["ledger", *args], result.exit_code, result.stdout, result.stderr)
 
 
 def members_count(engine) -> int:
@@ -57,9 +60,11 @@ def test_help_everywhere():
     ],
 )
 def test_bad_input_is_a_clear_error(clean_engine, args, needle):
-    result = ledger(*args)
-    assert result.returncode != 0
-    assert needle in result.stderr and "Traceback" not in result.stderr
+    # A Popbill of its own (nothing listens there: the input is refused before any call).
+    local = {"POPBILL_API_URL": "http://127.0.0.1:9", "LINKHUB_AUTH_URL": "http://127.0.0.1:9"}
+    result = run(*args, env=local)
+    assert result.exit_code == 2, result.output
+    assert needle in result.stderr and "Traceback" not in result.output
     assert members_count(clean_engine) == 0
 
 
@@ -109,7 +114,7 @@ def test_failed_sync_exits_non_zero_and_is_in_status(clean_engine, sim):
 
 
 def test_unmigrated_database_says_to_upgrade(engine):
-    name = unique_name("ledger_empty")
+    name = unique_name("empty")
     empty = create_database(name)
     try:
         result = ledger("members", "list", env_extra={"LEDGER_DATABASE_URL": empty})
@@ -125,19 +130,42 @@ def test_unreachable_database_is_a_clear_error():
     assert result.returncode != 0 and "cannot use the database" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_demo_runs_with_no_configuration(tmp_path):
-    """The README's main job: embedded PostgreSQL, simulator, members, sync, a query."""
+def test_demo_runs_with_no_configuration_the_same_world_each_time(tmp_path):
+    """The README's main job: embedded PostgreSQL, simulator, members, sync, a query. Run again
+    with the same options it shows the same world; with others, a fresh one, never a mix."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
     env["LEDGER_HOME"] = str(tmp_path / "home")
-    result = subprocess.run(
-        [sys.executable, "-m", "ledger", "demo", "--days", "40"], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "sync summary" in result.stdout and "usage this month" in result.stdout
-    assert result.stdout.count("succeeded") == 15
-    assert "reconciliation" in result.stdout and result.stdout.count("│ yes ") == 5  # all five reconciled
-    assert "statement 1234567890" in result.stdout and "Closing balance" in result.stdout
+
+    def demo(*options: str) -> str:
+        result = subprocess.run([sys.executable, "-m", "ledger", "demo", *options], capture_output=True, text=True,
+                                env=env, timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "does not equal closing" not in result.stderr, result.stderr
+        assert result.stdout.count("succeeded") == 15
+        assert "reconciliation" in result.stdout and result.stdout.count("│ yes ") == 5  # all five reconciled
+        return result.stdout
+
+    def world(output: str) -> list[str]:  # what the ledger shows, without the port and the speed
+        return [line for line in output.splitlines() if "listening on" not in line and " rows/s)" not in line]
+
+    first = demo("--days", "12", "--usage-per-day", "10")
+    assert "sync summary" in first and "usage this month" in first
+    assert "statement 1234567890" in first and "Closing balance" in first
     assert (tmp_path / "home" / "demo" / "pgdata").is_dir()
+    assert world(demo("--days", "12", "--usage-per-day", "10")) == world(first)
+    longer = demo("--days", "20", "--usage-per-day", "10")  # more history: a fresh, consistent demo
+    assert world(longer) != world(first)
+
+
+def test_demo_never_mixes_into_a_configured_ledger_holding_its_members(clean_engine):
+    with Session(clean_engine) as session:
+        add_member(session, MemberInput("2208112345", name="한빛전자 주식회사"))
+        session.commit()
+    result = run("demo", "--use-configured-database", "--days", "5")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: --use-configured-database: LEDGER_DATABASE_URL")
+    assert "2208112345" in result.stderr and "listening" not in result.stdout  # refused before anything ran
+    assert members_count(clean_engine) == 1
 
 
 def test_members_import_cp949_and_update(clean_engine, tmp_path):

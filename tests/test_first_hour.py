@@ -1,7 +1,9 @@
-"""README's "First hour", run as printed: every `$ command` in its console blocks, in order, in
+"""README's "First hour", run as printed, in the README's order: the set-up commands at its top
+first (their `ledger` part: `ledger demo`), then every `$ command` in the console blocks, in
 one fresh HOME (no LEDGER_HOME, no LEDGER_DATABASE_URL), each command's output compared with
 what the README shows; then the demo's closing suggestions pasted, and the accountants' ten
-queries through `ledger db shell` against the sandbox.
+queries through `ledger db shell` against the sandbox. Every demo must reconcile whole: a demo
+after another one (other options, another day) shows a world of its own, never a mix.
 
 Outputs are compared after normalising what must differ between runs: numbers (dates, ports,
 counts, amounts) become '#', table borders and runs of spaces go. A line '…' in the README
@@ -30,6 +32,13 @@ NUMBER = re.compile(r"\d+(?:[.,:\-]\d+)*")
 
 
 # -- the README ------------------------------------------------------------------------------
+
+
+def setup_commands(text: str) -> list[str]:
+    """The `ledger` commands of the set-up block at the README's top (after `pip install ... &&`)."""
+    block = re.search(r"```sh\n(.*?)```", text[: text.index("\n## ")], flags=re.S).group(1)
+    parts = [part.strip() for line in block.splitlines() for part in line.split("&&")]
+    return [part for part in parts if part.startswith("ledger ")]
 
 
 def first_hour_section(text: str) -> str:
@@ -160,10 +169,19 @@ def accountants_queries() -> list[str]:
 # -- the test ------------------------------------------------------------------------------------
 
 
+def check_demo_is_whole(output: str) -> None:
+    """Every member reconciled and every statement balanced: one world, not two mixed."""
+    assert "│ NO " not in output and "does not equal closing" not in output, output
+    assert output.count("│ yes ") == 5, output
+
+
 def test_first_hour_runs_as_printed():
-    steps = console_steps(first_hour_section(README.read_text(encoding="utf-8")))
+    readme = README.read_text(encoding="utf-8")
+    setup = setup_commands(readme)
+    assert setup == ["ledger demo"], setup
+    steps = console_steps(first_hour_section(readme))
     commands = [c for c, _ in steps]
-    # The walkthrough's order, as the issue asks for it.
+    # The walkthrough's order: the set-up command first, then the steps as numbered.
     order = ["ledger demo", "ledger sandbox up", "ledger members", "ledger sync", "ledger status",
              "ledger balances", "ledger alerts", "ledger reconcile", "ledger report statement"]  # fmt: skip
     positions = [next(i for i, c in enumerate(commands) if c.startswith(word)) for word in order]
@@ -174,6 +192,10 @@ def test_first_hour_runs_as_printed():
     root = Path(tempfile.mkdtemp(prefix="ledger-first-hour-"))
     shell = Shell(root)
     try:
+        for command in setup:  # what a new user types first, as the README's top says
+            code, output = shell.run(command)
+            assert code == 0, f"$ {command}\nexit {code}\n{output}"
+            check_demo_is_whole(output)
         for command, expected in steps:
             code, output = shell.run(command)
             assert code == 0, f"$ {command}\nexit {code}\n{output}"
@@ -182,6 +204,7 @@ def test_first_hour_runs_as_printed():
                 f"$ {command}\n--- README shows:\n" + "\n".join(expected) + f"\n--- got:\n{output}"
             )
             if command.startswith("ledger demo"):
+                check_demo_is_whole(output)
                 check_demo_suggestions(shell, output)  # pasted right after the demo, as a user would
             if command == 'eval "$(ledger sandbox env)"':
                 check_accountants_queries(shell)  # on the sandbox, through `ledger db shell`
@@ -217,7 +240,9 @@ if __name__ == "__main__":  # print a fresh run, to paste into the README
     root = Path(tempfile.mkdtemp(prefix="ledger-first-hour-"))
     runner = Shell(root)
     try:
-        for command, code, output in walkthrough(runner, console_steps(first_hour_section(README.read_text()))):
+        readme = README.read_text()
+        steps = [(command, []) for command in setup_commands(readme)] + console_steps(first_hour_section(readme))
+        for command, code, output in walkthrough(runner, steps):
             print(f"$ {command}" + (f"    [exit {code}]" if code else ""))
             print(output.replace(str(runner.home), "~"), end="")
     finally:

@@ -65,26 +65,69 @@ def _resolve(name: str) -> str | None:
 
 
 def test_every_module_imports_alone_in_a_fresh_interpreter():
-    # One interpreter with the third-party libraries loaded, forked once per module: each child
-    # starts with no ledger module imported, as a fresh `python -c "import <module>"` would.
+    # One interpreter with every third-party module the package uses already loaded (listed by a
+    # child that imports the whole package), forked once per module, two at a time: each child
+    # starts with no ledger module imported, as a fresh `python -c "import <module>"` would. A
+    # model's columns must have their types once it is imported alone: a foreign key to a table
+    # whose model was not imported has none, and breaks statements that cast it (ANY(:array)).
     script = f"""
 import os, sys, traceback
-import sqlalchemy, sqlalchemy.orm, sqlalchemy.dialects.postgresql, celery, click, requests, rich, structlog
-import openpyxl, prometheus_client, psycopg, tenacity, alembic, kombu, orjson
-failed = []
-for name in {sorted(MODULES)!r}:
+names = {sorted(MODULES)!r}
+
+def third_party():
+    read, write = os.pipe()
+    if os.fork() == 0:
+        os.close(read)
+        for name in names:
+            try:
+                __import__(name)
+            except BaseException:
+                pass
+        listed = [m for m in sys.modules if not m.startswith(("ledger", "__main__", "__mp_main__"))]
+        os.write(write, "\\n".join(listed).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        listed = pipe.read().split()
+    os.wait()
+    return listed
+
+for module in third_party():
+    try:
+        __import__(module)
+    except BaseException:
+        pass
+
+def check(name):
+    __import__(name)
+    base = sys.modules.get("ledger.db.base")
+    untyped = [f"{{table.name}}.{{column.name}}" for table in (base.Base.metadata.tables.values() if base else ())
+               for column in table.columns if type(column.type).__name__ == "NullType"]
+    if untyped:
+        raise AssertionError(f"{{name}}: columns without a type (import the model they refer to): {{untyped}}")
+
+failed, running = [], {{}}
+for name in names:
+    if len(running) >= 2:
+        pid, status = os.wait()
+        if status:
+            failed.append(running[pid])
+        del running[pid]
     pid = os.fork()
     if pid == 0:
         try:
-            __import__(name)
+            check(name)
         except BaseException:
             traceback.print_exc()
             os._exit(1)
         os._exit(0)
-    _, status = os.waitpid(pid, 0)
+    running[pid] = name
+while running:
+    pid, status = os.wait()
     if status:
-        failed.append(name)
-print("FAILED", failed)
+        failed.append(running[pid])
+    del running[pid]
+print("FAILED", sorted(failed))
 sys.exit(1 if failed else 0)
 """
     env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}

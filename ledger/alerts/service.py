@@ -24,6 +24,7 @@ from ledger.metrics import process as process_metrics
 from ledger.popbill import PopbillClient, PopbillError
 from ledger.popbill.errors import (
     BusinessError,
+    InvalidRequestError,
     MalformedAnswerError,
     RateLimitError,
     ServerError,
@@ -50,6 +51,7 @@ class BalanceReading:
     days_left: Decimal | None = None
     error: str | None = None
     unreachable: bool = False  # the error says Popbill could not be reached, not that the member is wrong
+    answered: bool = False  # Popbill answered (a balance or a refusal); False when nothing was sent or heard
     alerts: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -71,11 +73,16 @@ def _read(client: PopbillClient, reading: BalanceReading) -> None:
             reading.balance = client.get_partner_balance(reading.corp_num)
         else:
             reading.balance = client.get_balance(reading.corp_num)
+        reading.answered = True
     except PopbillError as exc:
         reading.error = describe(exc)
         # Popbill could not be reached (no answer, 5xx, 429), as against this member's answer being wrong.
         reading.unreachable = isinstance(exc, (TransportError, ServerError, RateLimitError)) and not isinstance(
             exc, MalformedAnswerError
+        )
+        # Popbill answered (a refusal, or an answer outside its shapes); not when nothing was sent or heard.
+        reading.answered = isinstance(exc, MalformedAnswerError) or not isinstance(
+            exc, (TransportError, InvalidRequestError)
         )
         if isinstance(exc, MalformedAnswerError) or (isinstance(exc, BusinessError) and exc.status == 200):
             process_metrics.DOUBTFUL_ANSWERS.labels(call).inc()
@@ -154,17 +161,29 @@ def check_balances(engine: Engine, client: PopbillClient, settings: Settings, *,
                     reading.alerts.append(check.rule)
                     if not (unreachable and event.kind == "unknown"):
                         events.append(event)
-        failed = [r for r in readings if r.unreachable]
-        outage = Check(
-            POPBILL, UNREACHABLE, None, unreachable, Decimal(len(failed)), Decimal(len(readings)), cleared=True,
-            summary=(f"{len(failed)} of {len(readings)} balance reads failed: {failed[0].error}" if unreachable
-                     else f"Popbill answers again ({len(readings) - len(failed)} of {len(readings)} balance reads worked)"),
-        )  # fmt: skip
-        event = evaluate(conn, outage, settings, now)
+        event = evaluate(conn, _outage(readings, unreachable), settings, now)
         if event:
             events.append(event)
         grouping.notify(conn, settings, events, now)
     return readings
+
+
+def _outage(readings: list[BalanceReading], unreachable: bool) -> Check:
+    """Whether Popbill can be reached, as the reads found it. When none reached Popbill (each
+    refused before sending, say for a configuration error) that is not known: never "answers"."""
+    failed = [r for r in readings if r.unreachable]
+    worked = sum(1 for r in readings if r.balance is not None)
+    total = len(readings)
+    if unreachable:
+        holds, summary = True, f"{len(failed)} of {total} balance reads failed: {failed[0].error}"
+    elif readings and not any(r.answered for r in readings):
+        holds, summary = None, f"no balance read reached Popbill: {readings[0].error}"
+    else:
+        holds, summary = False, f"Popbill answers again ({worked} of {total} balance reads worked)"
+        refused = next((r for r in readings if r.error), None)
+        if refused is not None:
+            summary += f"; {total - worked} failed: {refused.error}"
+    return Check(POPBILL, UNREACHABLE, None, holds, Decimal(len(failed)), Decimal(total), cleared=True, summary=summary)
 
 
 def _runway(reading: BalanceReading, used: Decimal | None, settings: Settings, h) -> Check:

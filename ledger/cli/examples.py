@@ -1,5 +1,6 @@
-"""One or two examples at the end of every command's --help, kept in one place so they stay
-consistent (tests/cli/test_help.py checks every command has them)."""
+"""One or two examples at the end of every command's --help, kept here and nowhere else (not in
+docstrings) so each shows once and they stay consistent; tests/cli/test_output.py checks every
+command has them, once."""
 
 from __future__ import annotations
 
@@ -45,7 +46,11 @@ EXAMPLES: dict[str, list[str]] = {
     "balances": ["ledger balances", "ledger balances --json"],
     "alerts": ["ledger alerts list --firing", "ledger alerts mute 1234567890 --for 2d"],
     "alerts list": ["ledger alerts list --firing"],
-    "alerts mute": ["ledger alerts mute 1234567890 --for 2d", "ledger alerts mute partner --for 12h"],
+    "alerts mute": [
+        'ledger alerts mute 1234567890 --for 2d -m "deposit promised on Friday"',
+        'ledger alerts mute --rule runway --for 12h -m "usage spike during the migration"',
+        "ledger alerts mute partner --for 12h",
+    ],
     "alerts test": ["LEDGER_ALERT_WEBHOOK_URL=https://hooks.example/x ledger alerts test"],
     "reconcile": ["ledger reconcile", "ledger reconcile --member 1234567890 --month 2026-10"],
     "report": ["ledger report statement --member 1234567890 --month 2026-10"],
@@ -61,16 +66,15 @@ EXAMPLES: dict[str, list[str]] = {
     "popbill partner-balance": ["ledger popbill partner-balance 1234567890"],
     "popbill refundable-balance": ["ledger popbill refundable-balance 1234567890"],
     "simulator": ["ledger simulator --port 8765", "POPBILL_API_URL=http://127.0.0.1:8765 ledger sync"],
-    # Commands other branches add (sandbox, db shell/url, doctor, alerts outbox): examples ready.
     "sandbox": ["ledger sandbox up && eval \"$(ledger sandbox env)\"", "ledger sandbox down"],
-    "sandbox up": ["ledger sandbox up", "eval \"$(ledger sandbox env)\""],
+    "sandbox up": ["ledger sandbox up", "eval \"$(ledger sandbox env)\" && ledger status"],
     "sandbox down": ["ledger sandbox down"],
     "sandbox status": ["ledger sandbox status"],
     "sandbox env": ["eval \"$(ledger sandbox env)\""],
-    "db shell": ["ledger db shell"],
-    "db url": ["ledger db url"],
-    "db prune": ["ledger db prune --dry-run", "ledger db prune --json   # what went, per table"],
-    "doctor": ["ledger doctor"],
+    "db shell": ["ledger db shell", 'ledger db shell -c "SELECT corp_num, name FROM members"'],
+    "db url": ["ledger db url", 'psql "$(ledger db url)"'],
+    "db prune": ["ledger db prune --dry-run", "LEDGER_RETENTION_RUNS_DAYS=30 ledger db prune"],
+    "doctor": ["ledger doctor", 'eval "$(ledger sandbox env)" && ledger doctor'],
     "alerts outbox": ["ledger alerts outbox", "ledger alerts outbox --status failed"],
     "alerts mutes": ["ledger alerts mutes", "ledger alerts mutes --all --json"],
     "alerts unmute": ["ledger alerts unmute 3   # the ID from `ledger alerts mutes`"],
@@ -84,7 +88,11 @@ EXAMPLES: dict[str, list[str]] = {
     "metrics": ["ledger metrics serve --port 9464"],
     "metrics serve": ["ledger metrics serve --port 9464",
                       "curl -s --compressed http://127.0.0.1:9464/metrics/members | grep ledger_member_balance"],
-    "healthcheck": ["ledger healthcheck all", "python -m ledger.health worker   # docker-compose's healthcheck, lighter"],
+    "healthcheck": [
+        "ledger healthcheck all",
+        "python -m ledger.health worker   # docker-compose's healthcheck, lighter",
+        "ledger healthcheck || echo unhealthy",
+    ],
 }
 
 

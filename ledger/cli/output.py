@@ -77,6 +77,23 @@ def _is_number(values) -> bool:
     return bool(present) and all(isinstance(v, int | Decimal) and not isinstance(v, bool) for v in present)
 
 
+def _shares(needs: dict[str, int], room: int) -> dict[str, int]:
+    """The width of each column of long text: one that needs less than an equal share of the
+    room gets what it needs, and the others share what is left (never below LONG_TEXT_MIN)."""
+    shares, left = {}, dict(needs)
+    while left:
+        equal = room // len(left)
+        fitting = {column: need for column, need in left.items() if need <= equal}
+        if not fitting:
+            shares.update({column: max(LONG_TEXT_MIN, equal) for column in left})
+            break
+        for column, need in fitting.items():
+            shares[column] = need
+            room -= need
+            del left[column]
+    return shares
+
+
 def print_table(title: str, rows: list[dict], columns: list[str] | None = None, *, wide: bool = False) -> None:
     """A table of `columns` (all of the rows' keys if None). Fits 80 columns, folding long
     text, unless `wide`: then every column at its full width, whatever the terminal.
@@ -101,15 +118,15 @@ def print_table(title: str, rows: list[dict], columns: list[str] | None = None, 
         whole = column in CORP_NUM_COLUMNS or column in numbers or any(isinstance(v, dt.date) for v in values)
         if wide or whole or longest <= SHORT_TEXT:
             kept[column] = longest
-    folding = [c for c in columns if c not in kept]
+    folding = {c: max(cell_len(x) for x in [c, *cells[c]]) for c in columns if c not in kept}
     room = width - (3 * len(columns) + 1) - sum(kept.values())  # borders and padding: 3 a column, plus 1
-    share = max(LONG_TEXT_MIN, room // len(folding)) if folding else None
+    shares = _shares(folding, room)
     table = Table(title=title)
     for column in columns:
         fixed = kept.get(column)
         table.add_column(
             column, justify="right" if column in numbers else "left", overflow="fold",
-            no_wrap=fixed is not None, min_width=fixed, max_width=None if fixed is not None else share,
+            no_wrap=fixed is not None, min_width=fixed, max_width=None if fixed is not None else shares[column],
         )  # fmt: skip
     for i in range(len(rows)):
         table.add_row(*[cells[c][i] for c in columns])

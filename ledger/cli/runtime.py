@@ -1,4 +1,4 @@
-"""What a command needs before it works: the settings, and an engine on the ledger database.
+"""What a command needs before it works: the settings, an engine on the ledger database, a Popbill client.
 
 Below every command module; imports nothing back from them.
 """
@@ -12,6 +12,8 @@ from ledger.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from ledger.popbill import PopbillClient
 
 
 def load_settings() -> Settings:
@@ -29,3 +31,15 @@ def open_engine(settings: Settings | None = None) -> Engine:
         return make_engine(settings or load_settings())
     except SettingsError as exc:
         raise InputError(str(exc)) from None
+
+
+def open_client(settings: Settings) -> PopbillClient:
+    """A Popbill client, once its credentials are known to be meant for the hosts they would go
+    to: a configuration Popbill must never see stops the command here, in one line (exit 2),
+    rather than failing every member and history the same way."""
+    # lazy: as above, the HTTP stack is for the commands that call Popbill
+    from ledger.popbill import PopbillClient
+    from ledger.popbill.requestor import refuse_sandbox_credentials_on_real_hosts
+
+    refuse_sandbox_credentials_on_real_hosts(settings)
+    return PopbillClient(settings)

@@ -4,6 +4,7 @@ imports nothing back from them."""
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def write_rows(columns, rows, fmt: str, lang: str, out: Path | None, title: str,
         )
         return
     if out is None:
-        exporting.write_stream(columns, rows, fmt, lang, click.get_binary_stream("stdout"), encoding)
+        exporting.write_stream(columns, rows, fmt, lang, sys.stdout.buffer, encoding)
         return
     count = exporting.write_file(columns, rows, fmt, lang, out, title, encoding)
     click.echo(f"wrote {count} rows to {out}", err=True)

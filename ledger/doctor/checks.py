@@ -19,8 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.alerts.outbox import mail_security_problem
 from ledger.db import migrate
 from ledger.db.engine import make_engine
-from ledger.popbill.errors import PopbillError
-from ledger.settings import SANDBOX_LINK_ID, Settings, SettingsError
+from ledger.popbill.errors import AuthError, PopbillError
+from ledger.settings import SANDBOX_LINK_ID, SANDBOX_SECRET_KEY, Settings, SettingsError
 
 CLOCK_TOLERANCE = dt.timedelta(minutes=1)
 
@@ -58,7 +58,7 @@ def load(env: Mapping[str, str] | None = None) -> tuple[Settings | None, Finding
 
 def secret_key(settings: Settings) -> Finding:
     # Settings refused a malformed key already; reaching here means it decoded to 32 bytes.
-    which = "the sandbox key" if settings.uses_sandbox_credentials else "POPBILL_SECRET_KEY"
+    which = "the sandbox key" if settings.secret_key.reveal() == SANDBOX_SECRET_KEY else "POPBILL_SECRET_KEY"
     return ok("secret key", f"{which}: valid base64, 32 bytes")
 
 
@@ -85,7 +85,6 @@ def sandbox_key_stays_home(settings: Settings) -> Finding:
 
 
 def host_answers(name: str, base_url: str, path: str, timeout: float) -> Finding:
-
     parts = urlsplit(base_url)
     try:
         socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
@@ -98,19 +97,30 @@ def host_answers(name: str, base_url: str, path: str, timeout: float) -> Finding
     return ok(name, f"{base_url} answers (HTTP {answer.status_code})")
 
 
-def token_and_partner_balance(client, corp_num: str | None) -> Finding:
-
+def token_and_partner_balance(client, corp_num: str | None, *, clock_off: bool = False) -> Finding:
     if corp_num is None:
         return skip("token", "no CorpNum to ask for (set LEDGER_PARTNER_CORP_NUM or add a member)")
     try:
         balance = client.get_partner_balance(corp_num)
     except PopbillError as exc:
-        return fail("token", f"{exc.call or 'call'} for {corp_num} failed: {exc}")
+        found = fail("token", f"{exc.call or 'call'} for {corp_num} failed: {exc}")
+        if isinstance(exc, AuthError) and exc.call == "Token":  # Linkhub refused to sign us in
+            hint = (
+                "the clock is off (see the clock line)"
+                if clock_off
+                else "check POPBILL_LINK_ID and POPBILL_SECRET_KEY (the pair Popbill issued, for this host)"
+            )
+            found = dataclasses.replace(found, detail=f"{found.detail}; {hint}")
+        return found
     return ok("token", f"issued for {corp_num}; GetPartnerBalance = {balance}")
 
 
-def clock(client, settings: Settings) -> Finding:
+def no_member_to_ask_for() -> Finding:
+    """The token check's CorpNum comes from the members, which a failed database cannot give."""
+    return skip("token", "no CorpNum to ask for: the database check failed (or set LEDGER_PARTNER_CORP_NUM)")
 
+
+def clock(client, settings: Settings) -> Finding:
     try:
         server = client.get_server_time()
     except PopbillError as exc:
@@ -126,8 +136,6 @@ def clock(client, settings: Settings) -> Finding:
 
 
 def database(settings: Settings) -> tuple[Finding, object | None]:
-
-
     try:
         engine = make_engine(settings, connect_args={"connect_timeout": 5})
         current, heads = migrate.revisions(engine)
@@ -142,7 +150,6 @@ def database(settings: Settings) -> tuple[Finding, object | None]:
 
 
 def broker(settings: Settings, timeout: float) -> Finding:
-
     shown = urlsplit(settings.broker_url)
     where = f"{shown.scheme}://{shown.hostname}:{shown.port or ''}".rstrip(":")
     try:

@@ -16,14 +16,11 @@ TIMEOUT = 5.0  # seconds for any one network check: a doctor must not hang
 
 
 def _first_member(engine) -> str | None:
-
-
     with engine.connect() as conn:
         return conn.scalar(select(Member.corp_num).where(Member.active).order_by(Member.corp_num).limit(1))
 
 
 def diagnose(env: Mapping[str, str] | None = None) -> Iterator[Finding]:
-
     settings, loaded = checks.load(env)
     yield loaded
     if settings is None:
@@ -39,14 +36,17 @@ def diagnose(env: Mapping[str, str] | None = None) -> Iterator[Finding]:
         settings, retry_attempts=1, connect_timeout=min(settings.connect_timeout, TIMEOUT), read_timeout=TIMEOUT
     )
     with PopbillClient(quick) as client:
-        yield checks.clock(client, settings) if not auth.failed else checks.skip("clock", "the auth host is down")
+        clock = checks.clock(client, settings) if not auth.failed else checks.skip("clock", "the auth host is down")
+        yield clock
         database, engine = checks.database(settings)
         yield database
         if credentials.failed or auth.failed:
             yield checks.skip("token", "not attempted: see the lines above")
+        elif settings.partner_corp_num is None and database.failed:
+            yield checks.no_member_to_ask_for()
         else:
-            corp_num = settings.partner_corp_num or (_first_member(engine) if not database.failed else None)
-            yield checks.token_and_partner_balance(client, corp_num)
+            corp_num = settings.partner_corp_num or _first_member(engine)
+            yield checks.token_and_partner_balance(client, corp_num, clock_off=clock.failed)
     if engine is not None:
         engine.dispose()
     yield checks.broker(settings, TIMEOUT)

@@ -31,8 +31,8 @@ MAX_FIELDS = 64  # keys in one row; Popbill sends 7 to 10
 MAX_FRACTION_DIGITS = 4  # points are whole or carry a decimal or two
 
 # Per kind: dates (name -> required), amounts (name -> (required, may be negative)), codes
-# (name -> largest value), text fields. txPoint may arrive signed (whether it does is
-# undocumented: issue 8), so only its magnitude is bounded.
+# (name -> largest value), text fields. txPoint may arrive signed (Popbill does not document
+# its sign; the simulator serves both conventions), so only its magnitude is bounded.
 _SHAPES = {
     "usage": (
         {"txDT": True}, {"txPoint": (True, True), "balance": (True, False)}, {"itemCode": 999, "txType": 99},

@@ -247,10 +247,6 @@ def set_active(session: Session, corp_num: str, active: bool) -> Member:
     return member
 
 
-def deactivate_member(session: Session, corp_num: str) -> Member:
-    return set_active(session, corp_num, False)
-
-
 _UNCHANGED = object()
 
 

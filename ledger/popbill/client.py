@@ -1,6 +1,6 @@
 """PopbillClient: the sixteen point-management calls, validated, typed and retried.
 
-Parameters follow the seed (popbill-point-api.txt) in snake_case, with its defaults.
+Parameters are Popbill's own (CorpNum, SDate, Order, ...) in snake_case, with Popbill's defaults.
 """
 
 from __future__ import annotations

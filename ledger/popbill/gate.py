@@ -35,7 +35,3 @@ class Gate:
         with self._changed:
             self._paused_until = max(self._paused_until, time.monotonic() + max(0.0, seconds))
             self._changed.notify_all()
-
-    @property
-    def paused(self) -> bool:
-        return self._paused_until > time.monotonic()

@@ -146,6 +146,19 @@ def environment_proxies(*urls: str) -> dict[str, str]:
     return proxies
 
 
+def refuse_sandbox_credentials_on_real_hosts(settings: Settings) -> None:
+    """The sandbox's LinkID and key open nothing on Linkhub's hosts, but a real host should
+    never see them (nor the partner's members be asked about under them): say what to configure
+    instead. Commands call it before their first request, so it is said once, not per call."""
+    if settings.uses_sandbox_credentials and settings.real_hosts:
+        raise InvalidRequestError(
+            "POPBILL_LINK_ID",
+            f"is the sandbox's (so is the key), not for {settings.real_hosts[0]}: set POPBILL_LINK_ID and"
+            ' POPBILL_SECRET_KEY, or point this shell at the sandbox with eval "$(ledger sandbox env)"',
+            call="Token",
+        )
+
+
 # Told of every call once it is over: (call name, seconds, the error or None, attempts made).
 # The application passes one that counts calls in its metrics; the client itself keeps none.
 CallObserver = Callable[[str, float, BaseException | None, int], None]
@@ -267,15 +280,7 @@ class Requestor:
 
     def _request_token(self, corp_num: str) -> auth.Token:
         settings = self.settings
-        if settings.uses_sandbox_credentials and settings.real_hosts:
-            # They open nothing there, but a real host should never see them (nor the partner's
-            # members be asked about under them): say what to configure instead.
-            raise InvalidRequestError(
-                "POPBILL_LINK_ID",
-                f"is the sandbox's (so is the key), not for {settings.real_hosts[0]}: set POPBILL_LINK_ID and"
-                ' POPBILL_SECRET_KEY, or point this shell at the sandbox with eval "$(ledger sandbox env)"',
-                call="Token",
-            )
+        refuse_sandbox_credentials_on_real_hosts(settings)
         path = f"/{settings.service_id}/Token"
         body = auth.token_request_body(corp_num, SCOPES)
         now = self.clock.now()

@@ -174,12 +174,6 @@ def write_csv(columns: list[str], rows: Iterable[tuple], lang: str, stream: IO[s
     return count
 
 
-def to_csv(columns: list[str], rows: Iterable[tuple], lang: str) -> str:
-    out = io.StringIO()
-    write_csv(columns, rows, lang, out)
-    return out.getvalue()
-
-
 # -- JSON ----------------------------------------------------------------------------------
 
 
@@ -191,12 +185,6 @@ def write_json(columns: list[str], rows: Iterable[tuple], stream: IO[str]) -> in
         stream.write(json.dumps({c: plain(v) for c, v in zip(columns, row, strict=True)}, ensure_ascii=False))
     stream.write("\n]\n" if count else "]\n")
     return count
-
-
-def to_json(columns: list[str], rows: Iterable[tuple]) -> str:
-    out = io.StringIO()
-    write_json(columns, rows, out)
-    return out.getvalue()
 
 
 # -- XLSX ----------------------------------------------------------------------------------
@@ -309,10 +297,6 @@ def write_xlsx(columns: list[str], rows: Iterable[tuple], lang: str, path: Path,
     with atomic_path(path) as temporary:
         book.save(temporary)
     return writer.rows
-
-
-def to_xlsx(columns: list[str], rows: Iterable[tuple], lang: str, path: Path, title: str) -> int:
-    return write_xlsx(columns, rows, lang, path, title)
 
 
 # -- files -----------------------------------------------------------------------------------

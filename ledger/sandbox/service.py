@@ -23,6 +23,7 @@ from ledger.sandbox import postgres
 from ledger.sandbox.samples import SAMPLE_MEMBERS
 from ledger.sandbox.state import SandboxState, clear_state, previous_state, read_state, running_state, sandbox_home
 from ledger.settings import Settings
+from ledger.sync.display import counted
 from ledger.sync.runner import run_sync
 
 START_TIMEOUT = 120.0  # seconds; a first start runs initdb
@@ -102,7 +103,7 @@ def populate(state: SandboxState, *, sync: bool, say: Say, show_progress: bool) 
         rows = sum(r.rows for r in results)
         say(f"synced     {rows} rows in {time.perf_counter() - started:.1f} s, {len(failed)} failed")
         if failed:
-            raise SandboxError(f"{len(failed)} syncs failed; see `ledger status`")
+            raise SandboxError(f"{counted(len(failed), 'sync')} failed; see `ledger status`")
     finally:
         engine.dispose()
 

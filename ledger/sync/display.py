@@ -34,13 +34,18 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def counted(number: int, noun: str) -> str:
+    """`1 sync`, `2 syncs`, `1,000 rows`: a count with its noun, singular for one."""
+    return f"{number:,} {noun}{'s' * (number != 1)}"
+
+
 def totals_line(tally: SyncTally, elapsed: float) -> str:
     """One line for the end of a sync: members, rows, API calls, time, failures."""
     members, rows = tally.members, tally.total("rows")
     rate = f" ({rows / elapsed:,.0f} rows/s)" if elapsed > 0 else ""
     return (
-        f"{members:,} member{'s' * (members != 1)}, {tally.total('syncs'):,} syncs, {rows:,} rows{rate}, "
-        f"{tally.total('api_calls'):,} API calls in {elapsed:.1f} s, {tally.count('failed'):,} failed"
+        f"{counted(members, 'member')}, {counted(tally.total('syncs'), 'sync')}, {counted(rows, 'row')}{rate}, "
+        f"{counted(tally.total('api_calls'), 'API call')} in {elapsed:.1f} s, {tally.count('failed'):,} failed"
     )
 
 

@@ -17,6 +17,7 @@ from ledger.balances.models import BalanceSnapshot
 from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PopbillClient
 from ledger.secret import Secret
+from ledger.settings import Settings
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_member
 from tests.conftest import client_settings, small_config
@@ -130,6 +131,26 @@ def test_failed_check_is_unknown_never_ok(env, sim, receivers):
         resolved = conn.execute(select(Alert.resolved_at).where(Alert.subject == CORP)).scalar()
     assert resolved is None
     assert receivers[0].texts()[-1].startswith("[UNKNOWN")
+
+
+def test_popbill_unreachable_says_how_many_reads_really_worked(env, sim):
+    engine, _, settings = env
+    outage = {"rule": "popbill_unreachable", "subject": "popbill"}
+    # Popbill answers, but refuses the key: reachable, and 0 of 2 reads worked.
+    wrong_key = dataclasses.replace(settings, secret_key=Secret("d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXktMDA="))
+    with PopbillClient(wrong_key) as client:
+        service.check_balances(engine, client, wrong_key, now=T0)
+    with engine.connect() as conn:
+        summary = conn.execute(select(Alert.summary).where(Alert.rule == "popbill_unreachable")).scalar()
+    assert alert_state(engine, **outage) == "ok"
+    assert summary.startswith("Popbill answers again (0 of 2 balance reads worked); 2 failed: "), summary
+    # The sandbox's credentials on the real hosts: nothing is sent, so whether Popbill answers is unknown.
+    sandbox_on_real_hosts = dataclasses.replace(Settings(), alert_threshold=Decimal("1000"), alert_runway_days=0)
+    with PopbillClient(sandbox_on_real_hosts) as client:
+        readings = service.check_balances(engine, client, sandbox_on_real_hosts, now=T0 + dt.timedelta(minutes=30))
+        assert client.stats.http_requests == 0
+    assert all(r.balance is None and not r.answered for r in readings)
+    assert alert_state(engine, **outage) == "unknown"
 
 
 def test_snapshots_are_kept_for_members_and_partner(env, sim):

@@ -1,5 +1,5 @@
-"""`ledger members update|reactivate`, and names and user ids checked on every way in (issue 12:
-a CR/LF or Korean user id was accepted and then broke every sync of the member)."""
+"""`ledger members update|reactivate`, and names and user ids checked on every way in (a CR/LF
+or Korean user id, once accepted, broke every sync of the member: Popbill's header refuses it)."""
 
 from __future__ import annotations
 

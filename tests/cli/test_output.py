@@ -90,10 +90,13 @@ def all_commands(group: click.Group, prefix: tuple = ()):
 
 
 @pytest.mark.parametrize("path", [p for p, _ in all_commands(cli)], ids=" ".join)
-def test_every_help_ends_with_examples(path):
+def test_every_help_ends_with_examples_shown_once(path):
     text = run(*path, "--help").stdout
     tail = text.rstrip().split("\n\n")[-1]
     assert tail.lstrip().startswith("Examples:") and "ledger " in tail, text
+    assert text.count("Example") == 1, text  # never a docstring's examples as well as the table's
+    lines = [line.strip() for line in text.splitlines()]
+    assert all(lines.count(example) == 1 for example in lines[-len(tail.splitlines()) + 1 :]), text
 
 
 def test_readme_documents_shell_completion():

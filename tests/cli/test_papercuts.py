@@ -1,4 +1,4 @@
-"""Every command safe and clear (issue 9): each papercut once found, with the test that guards it.
+"""Every command safe and clear: each papercut once found, with the test that guards it.
 Bad input exits 2 with one line naming what is wrong, and nothing is written."""
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import make_url
 
-from ledger.alerts.models import AlertSilence
+from ledger.alerts.models import Alert, AlertSilence
+from ledger.kst import today_kst
 from ledger.members.models import Member
 from ledger.members.service import MemberInput
 from ledger.pending.models import TrackedItem
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
+from ledger.sync.models import SyncRun
 from ledger.sync.service import sync_all
 from tests.cli.helpers import add_members, run
 from tests.conftest import TEST_DATABASE_URL, client_settings, small_config
@@ -47,12 +49,28 @@ def assert_usage_error(result, *needles: str) -> None:
         ["report", "statement", "--member", CORP, "--month", "2026-10", "--format", "csv", "--out", "{tmp}/no/such/dir/s.csv"],
         ["export", "usages", "--format", "json", "--out", "{tmp}/missing/usages.json"],
         ["export", "usages", "--format", "xlsx", "--out", "{tmp}"],
+        ["report", "month", "--month", "2026-10", "--out", "{tmp}/nonexistent/dir/x.xlsx"],
+        ["report", "month", "--month", "2026-10", "--out", "{tmp}"],
     ],
 )
 def test_out_into_a_missing_directory_is_a_usage_error(member, tmp_path, args):
     result = run(*[a.replace("{tmp}", str(tmp_path)) for a in args])
     assert_usage_error(result, "--out")
+    assert [line for line in result.stderr.splitlines() if line.startswith("Error:")] == [
+        result.stderr.strip().splitlines()[-1]
+    ]  # click's usage lines, then the one line saying what is wrong
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args", [["sync"], ["sync", "--member", CORP, "--kind", "usage"], ["balances"],
+                                  ["popbill", "balance", CORP]])  # fmt: skip
+def test_a_shell_not_pointed_at_the_sandbox_is_told_once(member, args):
+    """No `eval "$(ledger sandbox env)"`: the sandbox's credentials would go to real Popbill."""
+    result = run(*args)  # no POPBILL_ variable: the defaults, the sandbox's LinkID and key, real hosts
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and 'eval "$(ledger sandbox env)"' in result.stderr, result.stderr
+    assert result.stderr.startswith("Error: POPBILL_LINK_ID: is the sandbox's") and result.stdout == ""
+    assert count(member, SyncRun) == 0
 
 
 @pytest.mark.parametrize(("corp", "needle"), [("9999999999", "not a member"), ("12", "CorpNum: must be 10 digits")])
@@ -166,3 +184,53 @@ def test_exit_codes_are_documented_in_help():
     text = run("--help").stdout
     for line in ("1    a failure", "2    bad input", "3    reconciliation found open discrepancies", "130  interrupted"):
         assert line in text
+
+
+def table_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.strip()]
+
+
+def shown_whole(text: str, output: str) -> bool:
+    """Every word of `text` is in the table (folded over lines as it may be)."""
+    cells = " ".join(part.strip() for line in output.splitlines() for part in line.split("│"))
+    return all(word in cells for word in text.split())
+
+
+def test_closes_show_the_reopen_reason_in_80_columns_and_everything_with_wide(member):
+    with Simulator(small_config(history_days=60)) as sim, PopbillClient(client_settings(sim)) as client:
+        sync_all(member, client, today=sim.world.today())  # a month is closed only for members synced through it
+    month = f"{(today_kst().replace(day=1) - dt.timedelta(days=1)):%Y-%m}"
+    reason = "a late usage row arrived from Popbill after the accountant closed"
+    closed = run("close", "--month", month, "--by", "회계팀", "--force", "--reason", "the test's own month")
+    assert closed.exit_code == 0, closed.output
+    assert run("reopen", "--month", month, "--reason", reason, "--by", "회계팀").exit_code == 0
+    narrow = run("closes").stdout
+    assert max(len(line) for line in table_lines(narrow)) <= 80, narrow
+    assert CORP in narrow and "reopened" in narrow and shown_whole(reason, narrow), narrow
+    wide = run("closes", "--wide").stdout
+    assert "closed_by" in wide and "reopened_by" in wide and reason in wide, wide
+
+
+def test_mutes_show_why_in_80_columns_and_everything_with_wide(member):
+    why = "deposit promised on Friday by the member's accountant"
+    assert run("alerts", "mute", CORP, "--for", "2d", "-m", why, "--by", "ops").exit_code == 0
+    narrow = run("alerts", "mutes").stdout
+    assert max(len(line) for line in table_lines(narrow)) <= 80, narrow
+    assert CORP in narrow and shown_whole(why, narrow), narrow
+    wide = run("alerts", "mutes", "--wide").stdout
+    assert "created_by" in wide and "starts_at" in wide and why in wide, wide
+
+
+def test_alert_summaries_get_the_room_of_the_table(member):
+    summaries = {"low_balance": "balance 31796.6 is below 1000000",
+                 "popbill_unreachable": "2 of 2 balance reads failed: connection refused"}  # fmt: skip
+    with member.begin() as conn:
+        conn.execute(insert(Alert), [{"subject": CORP, "rule": rule, "state": "firing", "summary": text,
+                                      "fired_at": dt.datetime.now(dt.UTC)} for rule, text in summaries.items()])  # fmt: skip
+    narrow = run("alerts", "list").stdout
+    lines = table_lines(narrow)
+    assert max(len(line) for line in lines) <= 80, narrow
+    assert all(shown_whole(text, narrow) for text in summaries.values()), narrow
+    # Each summary folds over two lines at most (it once had 7 characters a line).
+    assert len([line for line in lines if line.startswith("│")]) <= 4 + 1, narrow
+    assert "fired_at" in run("alerts", "list", "--wide").stdout

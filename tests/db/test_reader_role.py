@@ -27,7 +27,7 @@ from tests.conftest import client_settings, small_config
 from tests.private_servers import PrivatePostgres
 
 CORP = "1234567890"
-PASSWORD = "correct horse i12a battery"
+PASSWORD = "correct horse ledger battery"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def server():
 
 
 def unique(prefix: str) -> str:
-    return f"{prefix}_i12a_{uuid.uuid4().hex[:8]}"
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def connect(pg, role: str, password: str | None = PASSWORD, dbname: str = "ledger") -> psycopg.Connection:

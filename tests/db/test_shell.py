@@ -9,6 +9,7 @@ import sys
 from sqlalchemy import text
 
 from ledger.db.shell import public_url, statements
+from tests.cli.helpers import run
 from tests.conftest import TEST_DATABASE_URL
 
 
@@ -24,8 +25,8 @@ def test_url_has_no_password_and_no_driver():
     assert public_url("postgresql+psycopg://ledger:s3cret@db.internal:6432/ledger") == (
         "postgresql://ledger@db.internal:6432/ledger"
     )
-    result = ledger("db", "url", env={"LEDGER_DATABASE_URL": "postgresql://ledger:s3cret@db.internal/ledger"})
-    assert result.returncode == 0 and result.stdout.strip() == "postgresql://ledger@db.internal/ledger"
+    result = run("db", "url", env={"LEDGER_DATABASE_URL": "postgresql://ledger:s3cret@db.internal/ledger"})
+    assert result.exit_code == 0 and result.stdout.strip() == "postgresql://ledger@db.internal/ledger"
     assert "s3cret" not in result.stdout + result.stderr
 
 
@@ -42,12 +43,12 @@ def test_python_prompt_when_psql_is_absent(committed):
     with committed.begin() as conn:
         conn.execute(text("INSERT INTO members (corp_num, name, active) VALUES ('1234567890', '파이썬상사', true)"))
     script = "SELECT corp_num, name\nFROM members;\nUPDATE members SET name = name;\n"
-    result = ledger("db", "shell", "--python", stdin=script)
-    assert result.returncode == 0, result.stderr
+    result = run("db", "shell", "--python", stdin=script)  # in-process: the prompt is ours, not psql
+    assert result.exit_code == 0, result.output
     assert "파이썬상사" in result.stdout and "1 rows" in result.stdout
     # A failing statement stops a piped script, names the error and exits 1.
-    failed = ledger("db", "shell", "--python", stdin="SELECT 1/0;\nSELECT 'never';\n")
-    assert failed.returncode == 1 and "division by zero" in failed.stderr and "never" not in failed.stdout
+    failed = run("db", "shell", "--python", stdin="SELECT 1/0;\nSELECT 'never';\n")
+    assert failed.exit_code == 1 and "division by zero" in failed.stderr and "never" not in failed.stdout
     # And psql missing from PATH falls back by itself (or to the psql the embedded server ships).
     bare = ledger(
         "db", "shell", "-c", "SELECT count(*) AS n FROM members", env={"PATH": os.path.dirname(sys.executable)}

@@ -26,7 +26,7 @@ def wire(row: dict) -> dict:
     [
         usage_row(1, TODAY),
         usage_row(2, TODAY, txPoint=Decimal("12.5"), balance=16427),  # numbers, not strings
-        usage_row(3, TODAY, txPoint="-10"),  # a signed txPoint (issue 8) is a magnitude within bounds
+        usage_row(3, TODAY, txPoint="-10"),  # a signed txPoint is a magnitude within bounds
         usage_row(4, TODAY, txDT=f"{TODAY + dt.timedelta(days=2):%Y%m%d}235959", itemCode="183", txType=""),
         usage_row(5, TODAY, txDT="20240229120000", balance="1,234.5"),
         payment_row(1, TODAY, stateDT=""),

@@ -87,10 +87,17 @@ def test_copy_text_is_what_the_typed_path_wrote():
     assert prepare_usage_copy(42, rows, identity.OccurrenceCounter()) == _old_copy(42, rows)
 
 
-def test_copy_text_every_hour_of_the_dst_years_and_now():
+# Korea's summer time: 1987 and 1988, from 02:00 (03:00 on the clock) in May to 03:00 in October.
+DST_CHANGES = [dt.datetime(1987, 5, 10), dt.datetime(1987, 10, 11), dt.datetime(1988, 5, 8), dt.datetime(1988, 10, 9)]
+
+
+def test_copy_text_around_every_dst_change_and_through_the_years():
     hours = itertools.chain(
-        (dt.datetime(1987, 1, 1) + dt.timedelta(minutes=30 * n) for n in range(2 * 24 * 731)),
-        (dt.datetime(2026, 1, 1) + dt.timedelta(minutes=30 * n) for n in range(2 * 24 * 365)),
+        # Every half hour of the week around each change, where a wrong offset would show...
+        *((change + dt.timedelta(days=-3, minutes=30 * n) for n in range(2 * 24 * 7)) for change in DST_CHANGES),
+        # ...and an hour in five through both DST years and this one: every hour of the day, every month.
+        (dt.datetime(1987, 1, 1) + dt.timedelta(hours=5 * n) for n in range(24 * 731 // 5)),
+        (dt.datetime(2026, 1, 1) + dt.timedelta(hours=5 * n, minutes=30) for n in range(24 * 365 // 5)),
     )
     rows = [{**BASE, "txDT": f"{moment:%Y%m%d%H%M}{n % 60:02d}"} for n, moment in enumerate(hours)]
     text = prepare_usage_copy(1, rows, identity.OccurrenceCounter())

@@ -9,7 +9,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledger.members.service import MemberInput, add_member, deactivate_member
+from ledger.members.service import MemberInput, add_member, set_active
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_member
@@ -45,7 +45,7 @@ def test_a_member_with_usage_cannot_be_deleted_and_its_rows_stay_attached(ledger
         conn.rollback()
 
     with Session(clean_engine) as session:
-        deactivate_member(session, CORP)
+        set_active(session, CORP, False)
         session.commit()
     with clean_engine.connect() as conn:
         orphans = conn.execute(

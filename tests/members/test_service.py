@@ -12,10 +12,10 @@ from ledger.members.service import (
     MemberError,
     MemberInput,
     add_member,
-    deactivate_member,
     import_members,
     list_members,
     parse_member,
+    set_active,
 )
 
 
@@ -54,10 +54,10 @@ def test_duplicate_is_refused(db):
 
 def test_deactivate(db):
     add_member(db, MemberInput("1234567890"))
-    deactivate_member(db, "1234567890")
+    set_active(db, "1234567890", False)  # as `ledger members deactivate` does
     assert list_members(db, active_only=True) == []
     with pytest.raises(MemberError, match="not a member"):
-        deactivate_member(db, "2208112345")
+        set_active(db, "2208112345", False)
 
 
 def test_import_all(db, tmp_path):

@@ -29,7 +29,9 @@ def ledger(committed, db_settings):
         # A member with no usage at all, and one whose only rows are outside the month.
         conn.execute(text("INSERT INTO members (corp_num, name) VALUES (:c, 'no rows')"), {"c": str(FIRST_CORP_NUM)})
         conn.execute(text("DELETE FROM usages WHERE member_id = 5 AND tx_dt >= '2025-10-01'"))
-    return committed, db_settings
+    yield committed, db_settings
+    with committed.begin() as conn:  # the copy save() made: not a ledger table, so no test removes it
+        conn.execute(text("DROP TABLE IF EXISTS saved_discrepancies"))
 
 
 def discrepancies(engine) -> list[tuple]:

@@ -6,9 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
 import subprocess
-import sys
 from collections import defaultdict
 from decimal import Decimal
 
@@ -28,7 +26,8 @@ from ledger.reports import export as exporting
 from ledger.reports.statement import StatementError, monthly_statement, previous_month
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
-from tests.conftest import TEST_DATABASE_URL, client_settings, small_config, unique_name
+from tests.cli.helpers import run
+from tests.conftest import TEST_DATABASE_URL, client_settings, empty_ledger, small_config, unique_name
 
 MEMBERS = ["1234567890", "2208112345"]
 CATEGORY = {codes.TX_CHARGE: "deposits", codes.TX_BONUS: "bonus_credits", codes.TX_USE: "usage_points",
@@ -40,8 +39,6 @@ def synced(engine, request):
     """One synced ledger for the module (read-only tests), once for each txPoint convention:
     the simulator serving magnitudes, then serving debits as negative numbers."""
     with Simulator(small_config(history_days=100, usage_per_day=12, signed_tx_point=request.param)) as sim:
-        with engine.begin() as conn:
-            conn.execute(text("TRUNCATE members RESTART IDENTITY CASCADE"))
         with Session(engine) as session:
             for corp in MEMBERS:
                 add_member(session, MemberInput(corp, name=f"상사 {corp[-4:]}"))
@@ -55,7 +52,8 @@ def synced(engine, request):
         assert any(Decimal(r["txPoint"]) < 0 for rows in truth.values() for r in rows)  # really signed
     else:
         assert all(Decimal(r["txPoint"]) >= 0 for rows in truth.values() for r in rows)
-    return engine, truth, payments
+    yield engine, truth, payments
+    empty_ledger(engine)
 
 
 def once(request) -> None:
@@ -97,7 +95,7 @@ def expected_months(rows: list[dict], payments: list[dict] = ()) -> dict[str, di
     return months
 
 
-# Popbill's service codes, as the official SDKs name them in their token scopes (issue 8).
+# Popbill's service codes, as the official SDKs name them in their token scopes.
 POPBILL_SERVICES = {110: "전자세금계산서", 150: "문자 (SMS)", 151: "문자 (LMS)", 153: "카카오톡 (153)",
                     154: "카카오톡 (154)", 182: "예금주조회(성명)", 183: "예금주조회(실명)", 140: "현금영수증"}  # fmt: skip
 
@@ -165,7 +163,9 @@ def test_months_outside_the_data_are_refused_and_the_current_month_carries_the_b
 def test_csv_export_reads_back(synced):
     engine, truth, _ = synced
     columns, rows = exporting.fetch(engine, "usages", None, None)
-    body = exporting.to_csv(columns, rows, "en")
+    out = io.BytesIO()
+    exporting.write_stream(columns, rows, "csv", "en", out)  # as `ledger export usages` writes to stdout
+    body = out.getvalue().decode("utf-8")
     parsed = list(csv.DictReader(io.StringIO(body)))
     assert len(parsed) == sum(len(r) for r in truth.values())
     by_member = defaultdict(list)
@@ -184,7 +184,7 @@ def test_xlsx_export_reads_back_with_number_formats_and_korean_headers(synced, t
     engine, _, _ = synced
     columns, rows = exporting.fetch(engine, "v_monthly_statements", None, None)
     path = tmp_path / "statements.xlsx"
-    exporting.to_xlsx(columns, rows, "ko", path, "statements")
+    exporting.write_file(columns, rows, "xlsx", "ko", path, "statements")
     sheet = load_workbook(path).active
     headers = [c.value for c in sheet[1]]
     assert headers[:4] == ["사업자번호", "상호", "월", "기초잔액"]
@@ -220,7 +220,7 @@ def _drop_role(engine, role: str) -> None:
 def test_reader_role_reads_and_cannot_write(synced, request):
     once(request)
     engine, _, _ = synced
-    role = unique_name("ledger_reader")
+    role = unique_name("reader")
     create_reader(engine, role, "pw-not-logged")
     request.addfinalizer(lambda: _drop_role(engine, role))
     url = make_url(TEST_DATABASE_URL)
@@ -236,10 +236,10 @@ def test_reader_role_reads_and_cannot_write(synced, request):
         create_reader(engine, "Robert'); DROP TABLE usages;--")
 
 
-def ledger_cli(*args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POPBILL_", "LINKHUB_", "LEDGER_"))}
-    env["LEDGER_DATABASE_URL"] = TEST_DATABASE_URL
-    return subprocess.run([sys.executable, "-m", "ledger", *args], capture_output=True, text=True, env=env, timeout=120)
+def ledger_cli(*args) -> subprocess.CompletedProcess:
+    """`ledger ARGS` on the test database, in this process (click's runner: the console script's code)."""
+    result = run(*args)
+    return subprocess.CompletedProcess(["ledger", *args], result.exit_code, result.stdout, result.stderr)
 
 
 def test_statement_and_export_commands(synced, tmp_path, request):

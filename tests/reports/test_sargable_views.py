@@ -14,7 +14,7 @@ from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
-from tests.conftest import _empty_tables, client_settings, small_config
+from tests.conftest import client_settings, empty_ledger, small_config
 from tests.synthetic import FIRST_CORP_NUM, fill, shadow_with_0004_views
 
 SIMULATED = ["1234567890", "2208112345"]
@@ -32,7 +32,6 @@ MEMBER_MONTH = {
 def ledger(engine):
     """Two simulated members synced for real, beside 300 synthetic members (120,000 usages) with
     rows the chain cannot sign (no balance) and types not in tx_types."""
-    _empty_tables(engine)
     with Simulator(small_config(history_days=100, usage_per_day=12)) as sim:
         with Session(engine) as session:
             for corp in SIMULATED:
@@ -47,7 +46,7 @@ def ledger(engine):
         conn.execute(text("UPDATE usages SET tx_type = 99 WHERE id % 89 = 0"))
         conn.execute(text("ANALYZE usages"))
     yield engine
-    _empty_tables(engine)
+    empty_ledger(engine)
 
 
 def _rows(conn, query: str, params=None) -> list[tuple]:

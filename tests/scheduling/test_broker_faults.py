@@ -15,6 +15,7 @@ import datetime as dt
 import signal
 import time
 
+import kombu.pools
 import pytest
 import redis
 from sqlalchemy import select
@@ -82,6 +83,14 @@ def test_worker_killed_mid_task_the_task_comes_back(ledger_db, sim, broker, proc
     wait_for(lambda: _statuses(ledger_db) == ["abandoned", "succeeded"], timeout=30, what="the run history")
 
 
+def drop_connections(app) -> None:
+    """Close the app's broker connections, as a process that exits would, and forget its pool:
+    kombu keeps one pool per broker URL for the whole process, and a later app on the same
+    broker (another test's) must not be handed the closed one."""
+    app.pool.force_close_all()
+    kombu.pools.reset()
+
+
 def _statuses(engine) -> list[str]:
     with engine.connect() as conn:
         return conn.execute(select(SyncRun.status).order_by(SyncRun.id)).scalars().all()
@@ -94,7 +103,7 @@ def test_broker_crash_keeps_the_queued_tasks(ledger_db, sim, broker, processes, 
     for corp in MEMBERS:
         for kind in KINDS:
             app.send_task("ledger.sync.member", args=[corp, kind])  # confirmed (RabbitMQ) or fsynced (AOF)
-    app.pool.force_close_all()
+    drop_connections(app)
     broker.crash_and_restart()  # no worker ever saw them
     processes.start(["worker", "-c", "2"], env, tmp_path, "worker")
     wait_for(lambda: len(runs(ledger_db)) == len(MEMBERS) * len(KINDS), timeout=90, what="every queued sync to run")
@@ -114,10 +123,10 @@ def test_tasks_a_broker_lost_are_enqueued_again_by_the_catch_up(ledger_db, sim, 
         for corp in MEMBERS:
             for kind in KINDS:
                 app.send_task("ledger.sync.member", args=[corp, kind])
-        app.pool.force_close_all()
+        drop_connections(app)
         server.kill()  # ...and the broker lost them all
         server.start()
-        assert redis.Redis.from_url(server.url).llen("celery") == 0  # the loss measured in the issue
+        assert redis.Redis.from_url(server.url).llen("celery") == 0  # the loss README "Reliability" measures
         restarted_at = time.monotonic()
         processes.start(["worker", "-c", "2"], env, tmp_path, "worker")
         processes.start(["beat"], env, tmp_path, "beat")

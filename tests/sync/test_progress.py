@@ -14,6 +14,7 @@ from ledger.members.service import MemberInput
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
 from ledger.sync.display import SyncProgress, describe, fraction_done, totals_line
+from ledger.sync.job import SyncResult
 from ledger.sync.service import sync_all, sync_member
 from ledger.sync.tally import SyncTally
 from ledger.sync.windows import SyncOptions
@@ -117,3 +118,10 @@ def test_a_terminal_sees_pages_rows_rate_and_eta(clean_engine):
     assert proc.returncode == 0, text[-2000:]
     assert re.search(r"1234567890 usage .* [\d,]+ pages, [\d,]+ rows, [\d,]+ rows/s, ETA \d:\d\d:\d\d", text), text[:3000]
     assert "of 2 done" in text and "2 members, 2 syncs" in text
+
+
+def test_the_totals_line_counts_one_in_the_singular():
+    one = SyncResult("1234567890", "usage", status="succeeded", api_calls=1, inserted=1)
+    assert totals_line([one], 1.0) == "1 member, 1 sync, 1 row (1 rows/s), 1 API call in 1.0 s, 0 failed"
+    many = [SyncResult(c, "usage", status="succeeded", api_calls=1200, inserted=1000) for c in CORPS]
+    assert totals_line(many, 2.0).startswith("2 members, 2 syncs, 2,000 rows (1,000 rows/s), 2,400 API calls in")

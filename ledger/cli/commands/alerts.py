@@ -15,8 +15,8 @@ from ledger.alerts.relay import make_relay_server
 from ledger.cli.errors import friendly_errors
 from ledger.cli.options import wide_option
 from ledger.cli.output import echo_json, kst_time, print_table
-from ledger.cli.runtime import load_settings, open_engine
-from ledger.popbill import PopbillClient, validation
+from ledger.cli.runtime import load_settings, open_client, open_engine
+from ledger.popbill import validation
 
 
 @contextlib.contextmanager
@@ -36,8 +36,9 @@ def balances(as_json: bool, wide: bool) -> None:
     """Check every balance now (GetBalance, GetPartnerBalance), alert, and print a table."""
 
     settings = load_settings()
+    client = open_client(settings)
     engine = open_engine(settings)
-    with PopbillClient(settings) as client:
+    with client:
         readings = service.check_balances(engine, client, settings)
     deliver(engine, settings)
     push_quietly(engine, settings)
@@ -63,9 +64,9 @@ def alerts() -> None:
 @wide_option
 @friendly_errors
 def list_(firing: bool, as_json: bool, wide: bool) -> None:
-    """List alerts and their states."""
+    """List alerts, their states and what each says (--wide: since when, values, notifications)."""
     rows = service.list_alerts(open_engine(), firing_only=firing)
-    narrow = ["subject", "rule", "state", "fired_at", "summary"]
+    narrow = ["subject", "rule", "state", "summary"]  # the summary keeps the room a time would take
     echo_json(rows) if as_json else print_table("alerts", rows, None if wide else narrow, wide=wide)
 
 
@@ -77,15 +78,7 @@ def list_(firing: bool, as_json: bool, wide: bool) -> None:
 @click.option("--by", "created_by", default=None, help="Who sets it (default: your login name).")
 @friendly_errors
 def mute(corp_num: str | None, rule: str | None, duration: str, comment: str, created_by: str | None) -> None:
-    """Silence notifications of a member ('partner' for the partner's), of a rule, or both.
-
-    \b
-    Examples:
-      ledger alerts mute 1234567890 --for 2d -m "deposit promised on Friday"
-      ledger alerts mute --rule runway --for 12h -m "usage spike during the migration"
-    """
-
-
+    """Silence notifications of a member ('partner' for the partner's), of a rule, or both."""
     span = service.parse_duration(duration)
     subject = None if corp_num is None else "partner" if corp_num == "partner" else validation.corp_num(corp_num, "mute")
     settings = load_settings()
@@ -100,8 +93,9 @@ def mute(corp_num: str | None, rule: str | None, duration: str, comment: str, cr
 @alerts.command()
 @click.option("--all", "include_ended", is_flag=True, help="Ended silences too.")
 @click.option("--json", "as_json", is_flag=True)
+@wide_option
 @friendly_errors
-def mutes(include_ended: bool, as_json: bool) -> None:
+def mutes(include_ended: bool, as_json: bool, wide: bool) -> None:
     """List silences in force (who set them, why, until when); with Alertmanager configured,
     its silences too, whoever made them."""
     settings = load_settings()
@@ -111,9 +105,10 @@ def mutes(include_ended: bool, as_json: bool) -> None:
     if as_json:
         echo_json([{"source": "ledger", **r} for r in rows] + [{"source": "alertmanager", **r} for r in remote])
         return
-    print_table("silences", rows)
+    narrow = ["id", "subject", "rule", "ends_at", "comment"]
+    print_table("silences", rows, None if wide else narrow, wide=wide)
     if settings.alertmanager_url:
-        print_table("alertmanager silences", remote)
+        print_table("alertmanager silences", remote, wide=wide)
 
 
 @alerts.command()

@@ -8,7 +8,7 @@ import getpass
 import click
 
 from ledger.cli.errors import friendly_errors
-from ledger.cli.options import iso_month
+from ledger.cli.options import iso_month, wide_option
 from ledger.cli.output import echo_document, echo_json, print_table
 from ledger.cli.runtime import open_engine
 from ledger.closing.service import CloseRefused, close_month, list_closes, reopen_month
@@ -95,9 +95,12 @@ def reopen(month: dt.date, members: tuple[str, ...], reason: str, by: str | None
 @click.command("closes")
 @click.option("--month", callback=iso_month, metavar="YYYY-MM", help="Only this month.")
 @click.option("--json", "as_json", is_flag=True)
+@wide_option
 @friendly_errors
-def closes(month: dt.date | None, as_json: bool) -> None:
-    """List month closes and reopens (the audit trail)."""
+def closes(month: dt.date | None, as_json: bool, wide: bool) -> None:
+    """List month closes and reopens (the audit trail).
+
+    Each reopen shows its reason; --wide shows who closed and reopened, and when."""
 
     rows = list_closes(open_engine(), month)
     for row in rows:
@@ -105,6 +108,11 @@ def closes(month: dt.date | None, as_json: bool) -> None:
         row["state"] = "reopened" if row["reopened_at"] else "closed"
     if as_json:
         echo_json(rows)
-    else:
+    elif wide:
         print_table("month closes", rows, ["month", "corp_num", "state", "closed_by", "closed_at", "forced_reason",
-                                           "reopened_by", "reopened_at", "reopen_reason"])  # fmt: skip
+                                           "reopened_by", "reopened_at", "reopen_reason"], wide=True)  # fmt: skip
+    else:  # the latest step of each close, and its reason, in 80 columns
+        latest = [{"month": r["month"], "corp_num": r["corp_num"], "state": r["state"],
+                   "at": r["reopened_at"] or r["closed_at"], "reason": r["reopen_reason"] or r["forced_reason"]}
+                  for r in rows]  # fmt: skip
+        print_table("month closes", latest)

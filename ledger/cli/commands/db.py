@@ -60,13 +60,7 @@ def create_reader(role: str) -> None:
 @click.option("--python", "use_python", is_flag=True, help="Use the built-in SQL prompt even when psql is installed.")
 @friendly_errors
 def shell(command: str | None, use_python: bool) -> None:
-    """Open psql (or a built-in SQL prompt when psql is absent) on the ledger database.
-
-    \b
-    Examples:
-      ledger db shell
-      ledger db shell -c "SELECT corp_num, name FROM members"
-    """
+    """Open psql (or a built-in SQL prompt when psql is absent) on the ledger database."""
 
     settings = load_settings()
     url = database_url(settings)  # starts the embedded server when that is the database
@@ -81,12 +75,7 @@ def shell(command: str | None, use_python: bool) -> None:
 @db.command()
 @friendly_errors
 def url() -> None:
-    """Print the database URL for psql, DBeaver or Excel, without its password.
-
-    \b
-    Example:
-      psql "$(ledger db url)"
-    """
+    """Print the database URL for psql, DBeaver or Excel, without its password."""
 
     settings = load_settings()
     click.echo(public_url(database_url(settings)))
@@ -106,13 +95,7 @@ def prune(dry_run: bool, as_json: bool) -> None:
     """Delete what the retention settings let go: old sync runs, balance readings thinned to
     the last of each day, sent notifications, stale heartbeats and schedule claims. Small
     batches, each its own transaction, beside a running sync. What reconcile, statements,
-    alerts and `ledger status` read is never deleted (README "Retention").
-
-    \b
-    Examples:
-      ledger db prune --dry-run
-      LEDGER_RETENTION_RUNS_DAYS=30 ledger db prune
-    """
+    alerts and `ledger status` read is never deleted (README "Retention")."""
     settings = load_settings()
     policy = Policy.from_settings(settings)
     report = run_prune(open_engine(settings), policy, dry_run=dry_run)

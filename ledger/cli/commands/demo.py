@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from ledger.alerts.service import check_balances
-from ledger.cli.errors import EXIT_INTERRUPTED, friendly_errors
+from ledger.cli.errors import EXIT_INTERRUPTED, InputError, friendly_errors
 from ledger.cli.output import print_table
 from ledger.cli.runtime import load_settings, open_engine
 from ledger.cli.summaries import print_reconciliation, statement_rows, write_rows
@@ -24,7 +24,7 @@ from ledger.reports.statement import monthly_statement
 from ledger.sandbox.samples import SAMPLE_MEMBERS
 from ledger.settings import Settings
 from ledger.simulator import SimConfig, Simulator
-from ledger.sync.display import result_rows, stopped_summary, totals_line
+from ledger.sync.display import counted, result_rows, stopped_summary, totals_line
 from ledger.sync.runner import SyncStopped, run_sync
 
 DEMO_MEMBERS = SAMPLE_MEMBERS
@@ -51,22 +51,25 @@ ORDER BY m.corp_num, u.item_code"""
 @friendly_errors
 def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None:
     """Start a simulated Popbill and a database, add five members, sync them, check their
-    balances, reconcile, and print a statement."""
+    balances, reconcile, and print a statement. The demo's own database starts empty on every
+    run, so the same options always show the same world and other options never mix with it."""
     settings = load_settings()
     configured = settings.database_url is not None
-    if not use_configured_database:
+    corp_nums = [corp for corp, _ in DEMO_MEMBERS]
+    if use_configured_database:
+        engine = open_engine(settings)
+        migrate.upgrade(engine)
+        _refuse_a_ledger_with_the_demo_members(engine, corp_nums)
+    else:
         settings = dataclasses.replace(settings, ledger_home=settings.ledger_home / "demo", database_url=None)
         click.echo(f"starting the embedded PostgreSQL under {typed_path(settings.ledger_home)} ...")
-    engine = open_engine(settings)
-    migrate.upgrade(engine)
-    corp_nums = [corp for corp, _ in DEMO_MEMBERS]
+        engine = open_engine(settings)
+        migrate.rebuild(engine)  # the last demo's world (other --days, another day) never mixes with this one
     with Simulator(SimConfig(seed=1, history_days=days, usage_per_day=usage_per_day)) as sim:
         click.echo(f"simulated Popbill listening on {sim.url}")
         with Session(engine) as session, session.begin():
-            known = {m.corp_num for m in list_members(session)}
             for corp, name in DEMO_MEMBERS:
-                if corp not in known:
-                    add_member(session, MemberInput(corp, name=name))
+                add_member(session, MemberInput(corp, name=name))
         # The sandbox credentials the simulator accepts: never the user's real key.
         with PopbillClient(Settings().with_hosts(sim.url)) as client:
             started = time.perf_counter()
@@ -85,7 +88,7 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
     click.echo(totals_line(tally, elapsed))
     failed = [r for r in results if r.status == "failed"]
     if failed:
-        raise click.ClickException(f"{len(failed)} syncs failed")
+        raise click.ClickException(f"{counted(len(failed), 'sync')} failed")
 
     click.echo("\nTry this query on the ledger (usage this month by member and service):\n")
     click.echo(SAMPLE_QUERY + ";\n")
@@ -107,6 +110,20 @@ def demo(days: int, usage_per_day: float, use_configured_database: bool) -> None
         f"  {on_demo_db}ledger report statement --member {corp_nums[0]} --month {month} --format xlsx --out s.xlsx"
     )
     click.echo("  ledger sandbox up    # a simulated Popbill and a database that stay up: README, First hour")
+
+
+def _refuse_a_ledger_with_the_demo_members(engine, corp_nums: list[str]) -> None:
+    """The demo's histories are generated for this run: synced into a ledger that already holds
+    other ones for the same members, they would mix into nonsense. A configured database is
+    never emptied, so the demo refuses one that has its members."""
+    with Session(engine) as session:
+        present = sorted(m.corp_num for m in list_members(session) if m.corp_num in corp_nums)
+    if present:
+        raise InputError(
+            f"--use-configured-database: LEDGER_DATABASE_URL already holds the demo's members ({', '.join(present)}),"
+            " whose histories would mix with this run's; use an empty database, or run `ledger demo` without"
+            " --use-configured-database (a database of its own, new on every run)"
+        )
 
 
 def _demo_database_prefix(settings, configured: bool) -> str:

@@ -10,12 +10,7 @@ from ledger.doctor.service import diagnose
 @click.command()
 def doctor() -> None:
     """Check the configuration, Popbill, the clock, the database, the broker and the alert
-    channels; one line each. Exit 1 if any check fails.
-
-    \b
-    Example:
-      eval "$(ledger sandbox env)" && ledger doctor
-    """
+    channels; one line each. Exit 1 if any check fails."""
 
     failed = 0
     for finding in diagnose():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ledger.cli.errors import friendly_errors
-from ledger.cli.runtime import load_settings
+from ledger.cli.runtime import load_settings, open_client
 from ledger.popbill import PopbillClient
 
 
@@ -15,7 +15,7 @@ def popbill() -> None:
 
 
 def _client() -> PopbillClient:
-    return PopbillClient(load_settings())
+    return open_client(load_settings())
 
 
 @popbill.command()

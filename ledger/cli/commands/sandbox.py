@@ -23,12 +23,7 @@ def _say(line: str) -> None:
 
 @click.group()
 def sandbox() -> None:
-    """A simulated Popbill and a PostgreSQL of their own that stay up in the background.
-
-    \b
-    ledger sandbox up && eval "$(ledger sandbox env)"
-    ledger sandbox down
-    """
+    """A simulated Popbill and a PostgreSQL of their own that stay up in the background."""
 
 
 @sandbox.command()
@@ -42,12 +37,7 @@ def sandbox() -> None:
 @click.option("--no-sync", is_flag=True, help="Add the sample members but do not sync them.")
 @friendly_errors
 def up(db_port: int, sim_port: int, seed: int, days: int, usage_per_day: float, no_sync: bool) -> None:
-    """Start the sandbox, add five sample members and sync them.
-
-    \b
-    Example:
-      ledger sandbox up && eval "$(ledger sandbox env)" && ledger status
-    """
+    """Start the sandbox, add five sample members and sync them."""
     home = load_settings().ledger_home
     state = running_state(home)
     if state is not None:
@@ -90,12 +80,7 @@ def status() -> None:
 @click.option("--unset", is_flag=True, help="Print the lines that undo it instead.")
 @friendly_errors
 def env(unset: bool) -> None:
-    """Print the shell lines that point every command at the sandbox.
-
-    \b
-    Example:
-      eval "$(ledger sandbox env)"
-    """
+    """Print the shell lines that point every command at the sandbox."""
     if unset:
         click.echo("unset " + " ".join(SandboxState(0, "", "", 0, 0, "", "").environment()))
         return

@@ -13,9 +13,9 @@ import click
 from ledger.cli.errors import EXIT_INTERRUPTED, friendly_errors
 from ledger.cli.options import iso_date, wide_option
 from ledger.cli.output import echo_json, json_text, print_table
-from ledger.cli.runtime import load_settings, open_engine
+from ledger.cli.runtime import load_settings, open_client, open_engine
 from ledger.kst import today_kst
-from ledger.popbill import PopbillClient
+from ledger.popbill import validation
 from ledger.sync.display import result_rows, stopped_summary, totals_line
 from ledger.sync.models import KINDS
 from ledger.sync.outcomes import log_results
@@ -52,9 +52,11 @@ def check_since(since, earliest) -> None:
 def sync(members, kinds, since, full, jobs, processes, as_json, wide) -> None:
     """Page the members' histories from Popbill into the ledger. Ctrl-C stops after the page
     in hand (exit 130); the next sync goes on from there."""
+    members = [validation.corp_num(corp, "sync") for corp in members]  # bad input first, before anything else
     settings = load_settings()
     if since is not None:
         check_since(since, settings.row_earliest_date)
+    client = open_client(settings)  # before the database: a configuration Popbill must not see is said once
     engine = open_engine(settings)
     started = time.perf_counter()
     stream = JsonStream() if as_json else None
@@ -72,9 +74,10 @@ def sync(members, kinds, since, full, jobs, processes, as_json, wide) -> None:
     try:
         processes = processes_for(engine, list(members), processes, jobs)
         if processes > 1:
+            client.close()  # each worker process opens its own
             tally = sync_in_processes(engine, settings, processes=processes, **how)
         else:
-            with PopbillClient(settings) as client:
+            with client:
                 tally = run_sync(engine, client, settings=settings, **how)
     except SyncStopped as stopped:
         if stream:
