@@ -27,7 +27,7 @@ from ledger.popbill import PaymentForm, PopbillClient, PopbillError, RefundForm
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_member
 from ledger.sync.windows import SyncOptions
-from tests.conftest import _empty_tables, client_settings, small_config
+from tests.conftest import client_settings, empty_ledger, small_config
 from tests.sync.helpers import assert_ledger_equals_truth, stored_raw
 
 CORP, OTHER = "1234567890", "2208112345"
@@ -89,7 +89,7 @@ def one_line(text_: str | None, call: str) -> None:
 
 @pytest.fixture(scope="module")
 def world(engine):
-    _empty_tables(engine)
+    empty_ledger(engine)
     _PAIRS.clear()
     with Simulator(small_config(history_days=8, usage_per_day=3, settle_after_polls=None, refund_after_polls=None)) as sim:
         settings = dataclasses.replace(client_settings(sim), pending_first_poll=0, partner_corp_num=OTHER,
@@ -102,7 +102,7 @@ def world(engine):
                 for kind in ("usage", "payments", "refunds"):
                     assert sync_member(engine, client, corp, kind, today=sim.world.today(), options=OPTIONS).status == "succeeded"
             yield sim, engine, client, settings
-    _empty_tables(engine)
+    empty_ledger(engine)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from ledger.reports.statement import StatementError, monthly_statement
 from ledger.reports.workbook import SIGNS, WorkbookError, month_pack, month_workbook
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
-from tests.conftest import TEST_DATABASE_URL, _empty_tables, client_settings, small_config
+from tests.conftest import TEST_DATABASE_URL, client_settings, empty_ledger, small_config
 from tests.reports.rendering import pdf_text, require_tools
 from tests.reports.test_exports import summary_rows
 from tests.reports.test_reports import ledger_cli
@@ -44,7 +44,7 @@ START = dt.datetime(2026, 10, 31, 15, 0, tzinfo=KST)
 def world(engine, request):
     """October closed, then a late October row: November carries a prior-period adjustment;
     an adjustment in November; a deposit pending. Once per txPoint convention."""
-    _empty_tables(engine)
+    empty_ledger(engine)
     config = small_config(start=START, history_days=45, usage_per_day=8, settle_after_polls=None,
                           signed_tx_point=request.param)  # fmt: skip
     with Simulator(config) as sim:
@@ -65,7 +65,7 @@ def world(engine, request):
             sim.world.advance_days(2)
             assert all(r.status == "succeeded" for r in sync_all(engine, client, today=sim.world.today()))
         yield engine, sim.world.today()
-    _empty_tables(engine)
+    empty_ledger(engine)
 
 
 def test_every_summary_row_adds_up_with_adjustments_and_prior_period_adjustments(world, tmp_path):

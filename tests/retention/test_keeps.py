@@ -18,7 +18,7 @@ from ledger.alerts.service import check_balances
 from ledger.closing.service import close_month
 from ledger.health.heartbeat import beat_tick, task_started
 from ledger.kst import KST, today_kst
-from ledger.members.service import MemberInput, add_member, deactivate_member
+from ledger.members.service import MemberInput, add_member, set_active
 from ledger.metrics.ledger_state import QUERIES
 from ledger.metrics.member_series import READING_SQL
 from ledger.popbill import PopbillClient
@@ -71,7 +71,7 @@ def world(committed, sim, hook):
                        kst(39, 0, 10), kst(39, 9)):  # fmt: skip
             check_balances(engine, client, settings, now=moment.astimezone(dt.UTC))
         with Session(engine) as session:
-            deactivate_member(session, C)
+            set_active(session, C, False)
             session.commit()
         second = sync_all(engine, client, corp_nums=[A, B], today=sim.world.today())
         assert all(r.status == "succeeded" for r in second)
