@@ -120,8 +120,17 @@ def test_a_terminal_sees_pages_rows_rate_and_eta(clean_engine):
     assert "of 2 done" in text and "2 members, 2 syncs" in text
 
 
+def tallied(results: list[SyncResult], members: int) -> SyncTally:
+    tally = SyncTally(members=members, kinds=1)
+    for result in results:
+        tally.add(result)
+    return tally
+
+
 def test_the_totals_line_counts_one_in_the_singular():
     one = SyncResult("1234567890", "usage", status="succeeded", api_calls=1, inserted=1)
-    assert totals_line([one], 1.0) == "1 member, 1 sync, 1 row (1 rows/s), 1 API call in 1.0 s, 0 failed"
+    assert totals_line(tallied([one], 1), 1.0) == "1 member, 1 sync, 1 row (1 rows/s), 1 API call in 1.0 s, 0 failed"
     many = [SyncResult(c, "usage", status="succeeded", api_calls=1200, inserted=1000) for c in CORPS]
-    assert totals_line(many, 2.0).startswith("2 members, 2 syncs, 2,000 rows (1,000 rows/s), 2,400 API calls in")
+    assert totals_line(tallied(many, len(CORPS)), 2.0).startswith(
+        "2 members, 2 syncs, 2,000 rows (1,000 rows/s), 2,400 API calls in"
+    )
