@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -17,7 +18,6 @@ from ledger.alerts.batch import evaluate_many, evaluate_quiet
 from ledger.alerts.models import PARTNER, Alert, AlertSilence, Notification
 from ledger.alerts.outbox import enqueue
 from ledger.alerts.rules import Check, Event, evaluate
-from ledger.balances.models import BalanceSnapshot
 from ledger.errors import UserInputError
 from ledger.history.codes import load_codes
 from ledger.members.models import Member
@@ -67,6 +67,15 @@ _USED_IN_WEEK = text(
     """
 )
 
+_SNAPSHOTS = text(
+    """
+    INSERT INTO balance_snapshots (subject, member_id, corp_num, balance, taken_at)
+    SELECT s.subject, s.member_id, s.corp_num, s.balance, :now
+    FROM unnest(CAST(:subjects AS text[]), CAST(:members AS integer[]), CAST(:corps AS text[]),
+                CAST(:balances AS numeric[])) AS s(subject, member_id, corp_num, balance)
+    """
+)
+
 
 def _read(client: PopbillClient, reading: BalanceReading) -> None:
     """One balance, never raising: a bad answer is this reading's error, the others go on."""
@@ -94,6 +103,24 @@ def _read(client: PopbillClient, reading: BalanceReading) -> None:
         reading.error = f"{call}: {type(exc).__name__}: {exc}"
     if reading.error:
         log.warning("%s of %s: %s", call, reading.corp_num, reading.error)
+
+
+def _read_all(client: PopbillClient, readings: list[BalanceReading], threads: int) -> None:
+    """_read for every reading, `threads` at a time: each thread takes the next reading when it
+    is done with one (a slow member holds up no other), and none waits on a future per member."""
+    left, lock = iter(readings), threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                reading = next(left, None)
+            if reading is None:
+                return
+            _read(client, reading)
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="balance") as pool:
+        for done in [pool.submit(work) for _ in range(min(threads, len(readings)))]:
+            done.result()
 
 
 def _low_balance(reading: BalanceReading, h: Decimal) -> Check:
@@ -136,8 +163,7 @@ def check_balances(engine: Engine, client: PopbillClient, settings: Settings, *,
         readings.append(BalanceReading(PARTNER, partner_corp, None, None, settings.partner_threshold))
     # The calls first, all at once: the client's gate keeps POPBILL_MAX_CONCURRENCY of them in
     # flight and makes every thread wait out a 429 together, as in the sync.
-    with ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="balance") as pool:
-        list(pool.map(lambda reading: _read(client, reading), readings))
+    _read_all(client, readings, settings.max_concurrency)
     unreachable = popbill_unreachable(readings)
     # What the reads found, a batch of members a transaction: snapshots, then the alerts whose
     # moves notify nobody. The moves that notify are made last, in the transaction that
@@ -166,13 +192,12 @@ def check_balances(engine: Engine, client: PopbillClient, settings: Settings, *,
 
 
 def _keep_snapshots(conn: Connection, readings: list[BalanceReading], now: dt.datetime) -> None:
-    snapshots = [
-        {"subject": "partner" if r.subject == PARTNER else "member", "member_id": r.member_id,
-         "corp_num": r.corp_num, "balance": r.balance, "taken_at": now}
-        for r in readings if r.balance is not None
-    ]  # fmt: skip
-    if snapshots:
-        conn.execute(insert(BalanceSnapshot), snapshots)
+    """The balances read, in one statement (an executemany would be one a member)."""
+    read = [r for r in readings if r.balance is not None]
+    if read:
+        conn.execute(_SNAPSHOTS, {"subjects": ["partner" if r.subject == PARTNER else "member" for r in read],
+                                  "members": [r.member_id for r in read], "corps": [r.corp_num for r in read],
+                                  "balances": [r.balance for r in read], "now": now})  # fmt: skip
 
 
 def _used_in_week(conn: Connection, readings: list[BalanceReading], settings: Settings, now: dt.datetime,
