@@ -18,7 +18,15 @@ and for each the bench prints:
 - calls answered by the simulated Popbill (tokens included);
 - the peak RSS of the largest client process;
 - the most PostgreSQL connections open at once;
+- SQL statements and commits of the client processes (counted at psycopg's cursor by
+  bench/counting/sitecustomize.py, which the bench puts on the processes' PYTHONPATH);
+- per member: CPU milliseconds (client + PostgreSQL) and statements;
 and a total, and every table's rows and bytes before and after the night.
+
+`--phases` runs only some of the phases (`--phases balances` for the balance check alone).
+`--compare TREE` then runs the balance check `--rounds` more times from each tree, this one
+and TREE in turn (the first of a pair alternates), each through fresh workers (or a fresh
+command), and prints the ratios: an A/B of the same night's state in one session.
 
 The set-up is not measured: the simulator (waiting `--latency-ms` before every answer) gets
 `--members` members sharing `--templates` histories; the ledger is seeded as the night
@@ -42,8 +50,10 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -59,6 +69,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from scale_bench import BackendWatch, Bench, Sampler  # noqa: E402 - the sibling benchmark's helpers
 
 KINDS = 3
+PHASES = ("sync", "balances", "poll", "reconcile", "scrape")
+COUNTING = ROOT / "bench" / "counting"  # its sitecustomize counts each process's statements
 
 
 class RssWatch(Sampler):
@@ -110,19 +122,29 @@ class Phase:
     calls: int
     peak_rss_mb: float
     pg_connections: int
+    statements: int
+    commits: int
+    members: int
     note: str = ""
 
+    @property
+    def cpu(self) -> float:
+        return self.client_cpu + self.pg_cpu
+
     def line(self) -> str:
+        per = 1 / max(self.members, 1)
         return (
-            f"{self.name:<15} {self.wall:9.1f} {self.client_cpu + self.pg_cpu:10.1f} "
-            f"({self.client_cpu:8.1f} + {self.pg_cpu:7.1f}) {self.calls:10,} {self.peak_rss_mb:9.0f} "
-            f"{self.pg_connections:6}  {self.note}"
+            f"{self.name:<15} {self.wall:9.1f} {self.cpu:10.1f} ({self.client_cpu:8.1f} + {self.pg_cpu:7.1f}) "
+            f"{self.calls:10,} {self.peak_rss_mb:7.0f} {self.pg_connections:6} {self.statements:10,} "
+            f"{self.commits:9,} {1000 * self.cpu * per:9.2f} ({1000 * self.client_cpu * per:6.2f} + "
+            f"{1000 * self.pg_cpu * per:5.2f}) {self.statements * per:8.2f}  {self.note}"
         )
 
 
 HEADER = (
-    f"{'phase':<15} {'wall s':>9} {'CPU s':>10} ({'client':>8} + {'PG':>7}) {'calls':>10} {'RSS MB':>9} "
-    f"{'PG con':>6}  (RSS: the largest process; PG con: most open at once)"
+    f"{'phase':<15} {'wall s':>9} {'CPU s':>10} ({'client':>8} + {'PG':>7}) {'calls':>10} {'RSS MB':>7} "
+    f"{'PG con':>6} {'stmts':>10} {'commits':>9} {'ms/member':>9} ({'client':>6} + {'PG':>5}) {'stmts/m':>8}\n"
+    "(RSS: the largest process; PG con: most open at once; ms/member: CPU per member; stmts/m: statements per member)"
 )
 
 
@@ -131,12 +153,17 @@ class Night(Bench):
         super().__init__(args)
         self.broker_url = args.broker_url or "amqp://guest:guest@127.0.0.1:5672//"  # replaced by make_broker
         self.vhost = None
+        self.counts_dir = tempfile.mkdtemp(prefix="night_bench_counts_")
+        self.workers = []
 
     # -- set-up (not measured) ---------------------------------------------------------------
 
     def env(self, code: Path | None = None) -> dict[str, str]:
+        base = super().env(code)
         return {
-            **super().env(code),
+            **base,
+            "PYTHONPATH": f"{base['PYTHONPATH']}{os.pathsep}{COUNTING}",
+            "NIGHT_BENCH_COUNTS": self.counts_dir,
             "LEDGER_BROKER_URL": self.broker_url,
             # Popbill's clock, not this machine's: the simulated day moves on (--advance-days).
             "POPBILL_USE_LOCAL_TIME": "false",
@@ -230,10 +257,21 @@ class Night(Bench):
 
     # -- phases ------------------------------------------------------------------------------
 
+    def statement_counts(self) -> tuple[int, int]:
+        """Statements and commits the client processes made so far (each writes its own file)."""
+        statements = commits = 0
+        for path in Path(self.counts_dir).iterdir():
+            if path.suffix == ".tmp":
+                continue
+            made, committed = path.read_text().split()
+            statements, commits = statements + int(made), commits + int(committed)
+        return statements, commits
+
     def measure(self, name: str, run, client_pids) -> Phase:
         """run() does the phase and returns (client CPU seconds or None to read it from
         client_pids, the processes to watch for RSS, a note)."""
         calls_before, _ = self.counts()
+        statements_before, commits_before = self.statement_counts()
         pids = client_pids()
         cpu_before = cpu_of(pids)
         started = time.perf_counter()
@@ -243,13 +281,18 @@ class Night(Bench):
         if client_cpu is None:
             client_cpu = cpu_of(pids) - cpu_before
         calls, _ = self.counts()
-        phase = Phase(name, wall, client_cpu, pg.cpu_seconds, calls - calls_before, rss.peak_mb, pg.peak, note)
+        time.sleep(0.5)  # a running process writes its counts every 0.2 s
+        statements, commits = self.statement_counts()
+        phase = Phase(name, wall, client_cpu, pg.cpu_seconds, calls - calls_before, rss.peak_mb, pg.peak,
+                      statements - statements_before, commits - commits_before, len(self.corp_nums), note)  # fmt: skip
         print(phase.line(), flush=True)
         return phase
 
-    def cli(self, name: str, *command: str, ok=(0,)) -> Phase:
+    def cli(self, name: str, *command: str, ok=(0,), code: Path | None = None) -> Phase:
+        code = code or self.code
+
         def run(rss: RssWatch):
-            proc = subprocess.Popen([sys.executable, "-m", "ledger", *command], env=self.env(), cwd=self.code,
+            proc = subprocess.Popen([sys.executable, "-m", "ledger", *command], env=self.env(code), cwd=code,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
             rss.pids.append(proc.pid)
             _, err = proc.communicate()
@@ -284,13 +327,14 @@ class Night(Bench):
             busy = queued or any(active.values()) or len(active) < len(self.workers)
             idle_rounds = 0 if busy else idle_rounds + 1
 
-    def start_workers(self) -> None:
+    def start_workers(self, code: Path | None = None) -> None:
         a = self.args
+        code = code or self.code
         self.workers = [
             subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "workers", "worker", "-P", "threads", "-c", str(a.worker_threads),
                  "-n", f"night{n}-{os.getpid()}@%h", "-l", "WARNING", "--without-gossip", "--without-mingle"],
-                env=self.env(), cwd=self.code, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=self.env(code), cwd=code, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             for n in range(a.workers)
         ]
@@ -345,42 +389,90 @@ class Night(Bench):
             server.terminate()
             server.wait(timeout=30)
 
+    def balance_check(self, name: str = "balance check", code: Path | None = None) -> Phase:
+        if self.args.path == "cli":
+            return self.cli(name, "balances", "--json", code=code)
+        with self.engine.connect() as conn:
+            snapshots = conn.execute(text("SELECT count(*) FROM balance_snapshots")).scalar()
+
+        def done() -> bool:
+            with self.engine.connect() as conn:
+                return conn.execute(text("SELECT count(*) FROM balance_snapshots")).scalar() > snapshots
+
+        return self.celery(name, "ledger.alerts.check_balances", done)
+
     def night(self) -> list[Phase]:
         n = len(self.corp_nums)
+        wanted = set(self.args.phases)
         self._last_child_cpu()  # the set-up's children are not the night's
         print(HEADER, flush=True)
         phases = []
         if self.args.path == "cli":
-            phases.append(self.cli("sync", "sync", "--jobs", str(self.args.jobs), "--json"))
-            phases.append(self.cli("balance check", "balances", "--json"))
-            phases.append(self.cli("pending poll", "pending", "poll"))
-            phases.append(self.cli("reconcile", "reconcile", "--json", ok=(0, 3)))
-        else:
+            if "sync" in wanted:
+                phases.append(self.cli("sync", "sync", "--jobs", str(self.args.jobs), "--json"))
+            if "balances" in wanted:
+                phases.append(self.balance_check())
+            if "poll" in wanted:
+                phases.append(self.cli("pending poll", "pending", "poll"))
+            if "reconcile" in wanted:
+                phases.append(self.cli("reconcile", "reconcile", "--json", ok=(0, 3)))
+        elif wanted - {"scrape"}:
             self.start_workers()
             try:
-                with self.engine.connect() as conn:
-                    before = conn.execute(text("SELECT coalesce(max(id), 0) FROM sync_runs")).scalar()
-                    snapshots = conn.execute(text("SELECT count(*) FROM balance_snapshots")).scalar()
-                phases.append(self.celery("sync", "ledger.sync.nightly",
-                                          lambda: self.finished_runs_since(before) >= n * KINDS))  # fmt: skip
-
-                def balances_done() -> bool:
+                if "sync" in wanted:
                     with self.engine.connect() as conn:
-                        return conn.execute(text("SELECT count(*) FROM balance_snapshots")).scalar() > snapshots
-
-                phases.append(self.celery("balance check", "ledger.alerts.check_balances", balances_done))
-                phases.append(self.celery("pending poll", "ledger.pending.poll"))
-                phases.append(self.celery("reconcile", "ledger.reconcile.nightly"))
+                        before = conn.execute(text("SELECT coalesce(max(id), 0) FROM sync_runs")).scalar()
+                    phases.append(self.celery("sync", "ledger.sync.nightly",
+                                              lambda: self.finished_runs_since(before) >= n * KINDS))  # fmt: skip
+                if "balances" in wanted:
+                    phases.append(self.balance_check())
+                if "poll" in wanted:
+                    phases.append(self.celery("pending poll", "ledger.pending.poll"))
+                if "reconcile" in wanted:
+                    phases.append(self.celery("reconcile", "ledger.reconcile.nightly"))
             finally:
                 self.stop_workers()
-        phases.append(self.scrape())
+        if "scrape" in wanted:
+            phases.append(self.scrape())
         total = Phase("total", *(sum(getattr(p, f) for p in phases) for f in ("wall", "client_cpu", "pg_cpu", "calls")),
-                      max(p.peak_rss_mb for p in phases), max(p.pg_connections for p in phases))  # fmt: skip
+                      max(p.peak_rss_mb for p in phases), max(p.pg_connections for p in phases),
+                      *(sum(getattr(p, f) for p in phases) for f in ("statements", "commits")), n)  # fmt: skip
         print(total.line(), flush=True)
         verdict = "within" if total.wall <= 3600 else "over"
         print(f"the night: {total.wall / 60:.1f} minutes for {n:,} members ({verdict} the goal of 60 at 100,000); "
               f"largest process {total.peak_rss_mb:.0f} MB (goal: under 400)", flush=True)  # fmt: skip
         return phases
+
+    def compare_balances(self) -> None:
+        """The balance check again, from this tree and from --compare in turn (which goes first
+        alternates), each through its own fresh workers or command; then the medians and ratios."""
+        trees = {"compare": Path(self.args.compare).resolve(), "tested": self.code}
+        print(f"\nthe balance check, {self.args.rounds} rounds alternating tested ({self.code}) and compare "
+              f"({trees['compare']}):\n{HEADER}", flush=True)  # fmt: skip
+        figures: dict[str, list[Phase]] = {label: [] for label in trees}
+        for round_no in range(1, self.args.rounds + 1):
+            order = ("compare", "tested") if round_no % 2 else ("tested", "compare")
+            for label in order:
+                name = f"{round_no} {label}"
+                if self.args.path == "cli":
+                    figures[label].append(self.balance_check(name, trees[label]))
+                    continue
+                self.start_workers(trees[label])
+                try:
+                    figures[label].append(self.balance_check(name))
+                finally:
+                    self.stop_workers()
+        median = {label: {f: statistics.median(getattr(p, f) for p in runs)
+                          for f in ("wall", "cpu", "client_cpu", "pg_cpu", "statements")}
+                  for label, runs in figures.items()}  # fmt: skip
+        n = len(self.corp_nums)
+        for label, m in median.items():
+            print(f"median {label:<8} wall {m['wall']:7.1f} s  CPU/member {1000 * m['cpu'] / n:6.2f} ms "
+                  f"(client {1000 * m['client_cpu'] / n:.2f} + PG {1000 * m['pg_cpu'] / n:.2f})  "
+                  f"statements/member {m['statements'] / n:.3f}", flush=True)  # fmt: skip
+        a, b = median["compare"], median["tested"]
+        print("compare / tested: " + ", ".join(f"{f} {a[f] / b[f]:.1f}x" if b[f] else f"{f} -"
+                                               for f in ("wall", "cpu", "client_cpu", "pg_cpu", "statements")))
 
     def outcome(self) -> None:
         with self.engine.connect() as conn:
@@ -439,6 +531,9 @@ def main() -> None:
     parser.add_argument("--token-cache", choices=("on", "off"), default="on",
                         help="POPBILL_TOKEN_CACHE: tokens kept on disk between the night's processes")  # fmt: skip
     parser.add_argument("--code", help="run the night from this source tree")
+    parser.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES), help="the phases to run")
+    parser.add_argument("--compare", help="then the balance check alternating this tree and COMPARE (A/B)")
+    parser.add_argument("--rounds", type=int, default=2, help="--compare: balance checks from each tree")
     parser.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/ledger_night_bench")
     parser.add_argument("--broker-url", help="default: a RabbitMQ vhost of the bench's own (rabbitmqctl)")
     args = parser.parse_args()
@@ -461,12 +556,15 @@ def main() -> None:
         night.prepare_night()
         before = night.table_sizes()
         night.night()
+        if args.compare:
+            night.compare_balances()
         night.outcome()
         print_sizes(before, night.table_sizes())
     finally:
         night.sim.terminate()
         night.sim.wait(timeout=30)
         shutil.rmtree(night.token_cache.parent, ignore_errors=True)
+        shutil.rmtree(night.counts_dir, ignore_errors=True)
         night.drop_broker()
 
 

@@ -6,17 +6,18 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from ledger.alerts import alertmanager, grouping
+from ledger.alerts.batch import evaluate_many, evaluate_quiet
 from ledger.alerts.models import PARTNER, Alert, AlertSilence, Notification
 from ledger.alerts.outbox import enqueue
 from ledger.alerts.rules import Check, Event, evaluate
-from ledger.balances.models import BalanceSnapshot
 from ledger.errors import UserInputError
 from ledger.history.codes import load_codes
 from ledger.members.models import Member
@@ -37,6 +38,8 @@ LOW_BALANCE, RUNWAY, STUCK = "low_balance", "runway", "stuck_pending"
 UNREACHABLE, BEAT_DOWN, SYNC_LATE = "popbill_unreachable", "beat_down", "nightly_sync_late"
 RULES = (LOW_BALANCE, RUNWAY, STUCK, UNREACHABLE, BEAT_DOWN, SYNC_LATE)
 POPBILL = "popbill"  # the subject of the unreachable alert
+# Members whose snapshots and quiet alert moves one transaction writes: bounded statements and transactions.
+MEMBERS_PER_BATCH = 2000
 log = logging.getLogger(__name__)
 
 
@@ -61,6 +64,15 @@ _USED_IN_WEEK = text(
     SELECT member_id, coalesce(sum(abs(tx_point)), 0) AS used FROM usages  -- abs: txPoint may arrive signed or not
     WHERE member_id = ANY(:members) AND tx_dt >= :since AND NOT (tx_type = ANY(:credit_types))
     GROUP BY member_id
+    """
+)
+
+_SNAPSHOTS = text(
+    """
+    INSERT INTO balance_snapshots (subject, member_id, corp_num, balance, taken_at)
+    SELECT s.subject, s.member_id, s.corp_num, s.balance, :now
+    FROM unnest(CAST(:subjects AS text[]), CAST(:members AS integer[]), CAST(:corps AS text[]),
+                CAST(:balances AS numeric[])) AS s(subject, member_id, corp_num, balance)
     """
 )
 
@@ -91,6 +103,24 @@ def _read(client: PopbillClient, reading: BalanceReading) -> None:
         reading.error = f"{call}: {type(exc).__name__}: {exc}"
     if reading.error:
         log.warning("%s of %s: %s", call, reading.corp_num, reading.error)
+
+
+def _read_all(client: PopbillClient, readings: list[BalanceReading], threads: int) -> None:
+    """_read for every reading, `threads` at a time: each thread takes the next reading when it
+    is done with one (a slow member holds up no other), and none waits on a future per member."""
+    left, lock = iter(readings), threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                reading = next(left, None)
+            if reading is None:
+                return
+            _read(client, reading)
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="balance") as pool:
+        for done in [pool.submit(work) for _ in range(min(threads, len(readings)))]:
+            done.result()
 
 
 def _low_balance(reading: BalanceReading, h: Decimal) -> Check:
@@ -132,40 +162,60 @@ def check_balances(engine: Engine, client: PopbillClient, settings: Settings, *,
     if partner_corp:
         readings.append(BalanceReading(PARTNER, partner_corp, None, None, settings.partner_threshold))
     # The calls first, all at once: the client's gate keeps POPBILL_MAX_CONCURRENCY of them in
-    # flight and makes every thread wait out a 429 together, as in the sync. Then one
-    # transaction for what they found.
-    with ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="balance") as pool:
-        list(pool.map(lambda reading: _read(client, reading), readings))
+    # flight and makes every thread wait out a 429 together, as in the sync.
+    _read_all(client, readings, settings.max_concurrency)
     unreachable = popbill_unreachable(readings)
+    # What the reads found, a batch of members a transaction: snapshots, then the alerts whose
+    # moves notify nobody. The moves that notify are made last, in the transaction that
+    # enqueues their notifications (ledger.alerts.batch).
+    notifying: list[tuple[BalanceReading, Check]] = []
+    for start in range(0, len(readings), MEMBERS_PER_BATCH):
+        batch = readings[start : start + MEMBERS_PER_BATCH]
+        with engine.begin() as conn:
+            _keep_snapshots(conn, batch, now)
+            used = _used_in_week(conn, batch, settings, now, credit_types)
+            checks = [(reading, check) for reading in batch for check in _checks(reading, used, settings, h)]
+            notifying += [checks[i] for i in evaluate_quiet(conn, [check for _, check in checks], settings, now)]
     events: list[Event] = []
     with engine.begin() as conn:
-        snapshots = [
-            {"subject": "partner" if r.subject == PARTNER else "member", "member_id": r.member_id,
-             "corp_num": r.corp_num, "balance": r.balance, "taken_at": now}
-            for r in readings if r.balance is not None
-        ]  # fmt: skip
-        if snapshots:
-            conn.execute(insert(BalanceSnapshot), snapshots)
-        used: dict[int, Decimal] = {}
-        if settings.alert_runway_days > 0:
-            read = [r.member_id for r in readings if r.member_id is not None and r.balance is not None]
-            params = {"members": read, "since": now - dt.timedelta(days=7), "credit_types": credit_types}
-            used = dict(conn.execute(_USED_IN_WEEK, params).all()) if read else {}
-        for reading in readings:
-            checks = [_low_balance(reading, h)]
-            if reading.member_id is not None and settings.alert_runway_days > 0:
-                checks.append(_runway(reading, used.get(reading.member_id), settings, h))
-            for check in checks:
-                event = evaluate(conn, check, settings, now)
-                if event:
-                    reading.alerts.append(check.rule)
-                    if not (unreachable and event.kind == "unknown"):
-                        events.append(event)
+        moved = evaluate_many(conn, [check for _, check in notifying], settings, now)
+        for (reading, check), event in zip(notifying, moved, strict=True):
+            if event:
+                reading.alerts.append(check.rule)
+                if not (unreachable and event.kind == "unknown"):
+                    events.append(event)
         event = evaluate(conn, _outage(readings, unreachable), settings, now)
         if event:
             events.append(event)
         grouping.notify(conn, settings, events, now)
     return readings
+
+
+def _keep_snapshots(conn: Connection, readings: list[BalanceReading], now: dt.datetime) -> None:
+    """The balances read, in one statement (an executemany would be one a member)."""
+    read = [r for r in readings if r.balance is not None]
+    if read:
+        conn.execute(_SNAPSHOTS, {"subjects": ["partner" if r.subject == PARTNER else "member" for r in read],
+                                  "members": [r.member_id for r in read], "corps": [r.corp_num for r in read],
+                                  "balances": [r.balance for r in read], "now": now})  # fmt: skip
+
+
+def _used_in_week(conn: Connection, readings: list[BalanceReading], settings: Settings, now: dt.datetime,
+                  credit_types: list[str]) -> dict[int, Decimal]:  # fmt: skip
+    if settings.alert_runway_days <= 0:
+        return {}
+    read = [r.member_id for r in readings if r.member_id is not None and r.balance is not None]
+    if not read:
+        return {}
+    params = {"members": read, "since": now - dt.timedelta(days=7), "credit_types": credit_types}
+    return dict(conn.execute(_USED_IN_WEEK, params).all())
+
+
+def _checks(reading: BalanceReading, used: dict[int, Decimal], settings: Settings, h: Decimal) -> list[Check]:
+    checks = [_low_balance(reading, h)]
+    if reading.member_id is not None and settings.alert_runway_days > 0:
+        checks.append(_runway(reading, used.get(reading.member_id), settings, h))
+    return checks
 
 
 def _outage(readings: list[BalanceReading], unreachable: bool) -> Check:
@@ -223,10 +273,9 @@ def review_stuck(engine: Engine, settings: Settings, *, now: dt.datetime | None 
     answered); resolved once the item is final, or answered clearly again in time."""
     now = now or dt.datetime.now(dt.UTC)
     age = dt.timedelta(seconds=settings.pending_stuck_after)
-    fired = []
     with engine.begin() as conn:
         items = conn.execute(_STUCK_CANDIDATES, {"rule": STUCK, "doubts": settings.pending_doubt_limit}).all()
-        events = []
+        checks = []
         for item in items:
             subject = f"{item.kind}:{item.code}"
             waiting = item.state in ("pending", "sending", "unknown")
@@ -243,11 +292,9 @@ def review_stuck(engine: Engine, settings: Settings, *, now: dt.datetime | None 
             check = Check(subject, STUCK, item.member_id, old or doubted, days,
                           Decimal(settings.pending_stuck_after) / 86400, cleared=not waiting or not (old or doubted),
                           summary=summary)  # fmt: skip
-            event = evaluate(conn, check, settings, now)
-            if event:
-                events.append(event)
-                if event.kind == "firing":
-                    fired.append(subject)
+            checks.append(check)
+        events = [event for event in evaluate_many(conn, checks, settings, now) if event]
+        fired = [event.subject for event in events if event.kind == "firing"]
         grouping.notify(conn, settings, events, now)
     return fired
 
