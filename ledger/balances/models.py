@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, func
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.db.base import Base, Timestamp
@@ -20,7 +20,7 @@ class BalanceSnapshot(Base):
         Index("ix_balance_snapshots_member_id_taken_at", "member_id", "taken_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # millions a year at 100,000 members
     subject: Mapped[str] = mapped_column(String(10))
     member_id: Mapped[int | None] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"))
     corp_num: Mapped[str] = mapped_column(String(10))

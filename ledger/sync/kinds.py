@@ -77,7 +77,7 @@ class Usage:
     def write(self, member_id: int, payload: bytes, seen_at: dt.datetime, *, beyond_the_mark: bool) -> Write:
         return partial(write_usage_copy, payload=payload, seen_at=seen_at, likely_new=beyond_the_mark)
 
-    def hold(self, rows: tuple, counter: identity.OccurrenceCounter) -> UsageRows:
+    def hold(self, rows: tuple, counter: identity.OccurrenceCounter, *, only_page: bool) -> UsageRows:
         """A small last page, written with the close (ledger/history/small_pages.py)."""
         return UsageRows.of(rows, counter)
 
@@ -108,12 +108,14 @@ class Payments:
         return partial(write_mutable_page, spec=self.spec, member_id=member_id, rows=rows, counter=counter,
                        seen_at=seen_at)  # fmt: skip
 
-    def hold(self, rows: tuple, counter: identity.OccurrenceCounter) -> MutableRows | None:
-        """A small last page, written with the close (ledger/history/small_pages.py); None when a
-        key repeats on it or came earlier in this fetch: tied rows take their occurrences by
-        content against the stored ones (ledger.history.writer), which the close does not do."""
+    def hold(self, rows: tuple, counter: identity.OccurrenceCounter, *, only_page: bool) -> MutableRows | None:
+        """A small last page, written with the close (ledger/history/small_pages.py); None unless
+        it is its window's only page and no key repeats on it. Tied rows take their occurrences by
+        content against the stored ones (ledger.history.writer), which the close does not do; and
+        an earlier page of the window claims its occurrences only when it is written, which may be
+        after this page was fetched ahead (so its claims cannot be looked at here)."""
         keys = [identity.row_key(row.raw, self.spec.key_fields) for row in rows]
-        if len(set(keys)) < len(keys) or any(key in counter.seen or counter.claimed(key) for key in keys):
+        if not only_page or len(set(keys)) < len(keys):
             return None
         return MutableRows.of(self.spec, rows, counter)
 

@@ -39,7 +39,7 @@ class SyncRun(Base):
         Index("ix_sync_runs_member_id_kind_started_at", "member_id", "kind", "started_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # millions a year at 100,000 members
     member_id: Mapped[int] = mapped_column(ForeignKey(Member.id, ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(12), server_default="running")

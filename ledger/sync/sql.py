@@ -161,7 +161,7 @@ FINISH = (
     WITH runs AS (
         UPDATE sync_runs r SET status = t.status, error = t.error, finished_at = now(), pages = t.pages,
             api_calls = t.api_calls, rows_inserted = t.inserted, rows_updated = t.updated, rows_unchanged = t.unchanged
-        FROM unnest(CAST(:ids AS int[]), CAST(:statuses AS text[]), CAST(:errors AS text[]), CAST(:run_pages AS int[]),
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:errors AS text[]), CAST(:run_pages AS int[]),
                     CAST(:api_calls AS int[]), CAST(:inserted AS int[]), CAST(:updated AS int[]),
                     CAST(:unchanged AS int[]))
             AS t(id, status, error, pages, api_calls, inserted, updated, unchanged)

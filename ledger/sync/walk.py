@@ -140,7 +140,7 @@ def _fetch_windows(job: Job, spans: list[tuple[dt.date, dt.date]]) -> Iterator[_
             if _small_last(page, refused, final):
                 kept, refused_here = history.screen(page.items, job.limits)
                 if not refused_here:  # every row passed: the close writes them, if they can wait for it
-                    payload = history.hold(kept, counter)
+                    payload = history.hold(kept, counter, only_page=page.page_num == 1)
                     held = payload is not None
             if not held and page.items:
                 payload, refused_here = history.prepare(job.member.member_id, page.items, counter, job.limits)
@@ -205,7 +205,8 @@ def walk_newest_first(job: Job) -> None:
             defer(job, advance)
             continue
         rows = page.items
-        held = job.history.hold(rows, counter) if _small_last(page, refused, page.is_last) else None
+        small_last = _small_last(page, refused, page.is_last)
+        held = job.history.hold(rows, counter, only_page=page.page_num == 1) if small_last else None
         if held is not None:
             hold(job, held, advance)
             break

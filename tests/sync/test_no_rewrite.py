@@ -77,6 +77,9 @@ def test_rows_read_again_unchanged_are_not_written_again(ledger_db, popbill, sim
             popbill.payment_request(corp, PaymentForm("담당", "a@b.kr", "010-1234-5678", "입금자", Decimal("55000")))
             popbill.refund(corp, RefundForm("담당", "02-123-4567", Decimal("100"), "국민", "1", "홍", "r"))
     sync(ledger_db, popbill, sim, **options)
+    # Three identical payments a member: tied rows, and with pages of 2 the last of them alone on a
+    # small last page fetched ahead while the page before is written. Each is stored, first time.
+    assert_ledger_equals_truth(ledger_db, sim, MEMBERS)
     before = versions(ledger_db)
     assert {table for table, _ in before} == set(TABLES)
 
@@ -93,6 +96,9 @@ def test_a_payment_whose_state_moved_is_the_one_row_written_again(ledger_db, pop
     corp = MEMBERS[0]
     code = popbill.payment_request(corp, PaymentForm("담당", "a@b.kr", "010-1234-5678", "입금자", Decimal("55000"))).settle_code
     sync(ledger_db, popbill, sim, **options)
+    # Three identical payments a member: tied rows, and with pages of 2 the last of them alone on a
+    # small last page fetched ahead while the page before is written. Each is stored, first time.
+    assert_ledger_equals_truth(ledger_db, sim, MEMBERS)
     before = versions(ledger_db)
     sim.advance_days(1)
     sim.complete_payment(corp, code)
