@@ -72,6 +72,17 @@ _BASE_URL = make_url(
 BASE_NAME = _BASE_URL.database or "ledger_test"  # the configured name: every name below starts with it
 
 
+def add_members(engine, members) -> None:
+    """Members added and committed: corp numbers, or a dict of corp number -> name."""
+    from ledger.members.service import MemberInput, add_member
+
+    names = members if isinstance(members, dict) else dict.fromkeys(members)
+    with Session(engine) as session:
+        for corp, name in names.items():
+            add_member(session, MemberInput(corp, name=name))
+        session.commit()
+
+
 def unique_name(purpose: str = "") -> str:
     """A database or role name of this run only: the configured test database's name, what it is
     for, and the run's suffix (`ledger_test_empty_1a2b3c4d`): lower-case (roles are named

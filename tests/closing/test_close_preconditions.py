@@ -11,16 +11,14 @@ import json
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from ledger.closing.service import CloseRefused, close_month, list_closes, reopen_month, touches
 from ledger.kst import KST
-from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PopbillClient
 from ledger.reconcile.service import reconcile
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
-from tests.conftest import client_settings, small_config
+from tests.conftest import add_members, client_settings, small_config
 from tests.reports.test_reports import ledger_cli
 
 CLEAN, BROKEN, NEVER, PARTIAL = "1234567890", "2208112345", "1018212345", "3148154321"
@@ -35,10 +33,7 @@ def ledger(committed):
     to October 20."""
     with Simulator(small_config(start=START, history_days=40, usage_per_day=4, settle_after_polls=None)) as sim:
         settings = dataclasses.replace(client_settings(sim), reconcile_max_sync_age=10**8)
-        with Session(committed) as session:
-            for corp in (CLEAN, BROKEN, NEVER, PARTIAL):
-                add_member(session, MemberInput(corp, name=f"상사 {corp[-4:]}"))
-            session.commit()
+        add_members(committed, {corp: f"상사 {corp[-4:]}" for corp in (CLEAN, BROKEN, NEVER, PARTIAL)})
         rows = sim.world.usage_truth(BROKEN)
         sim.world.drop_usage_row(BROKEN, next(i for i, r in enumerate(rows) if r["txDT"].startswith("20261015")))
         sim.world.advance_days(1)  # November 1: October is whole

@@ -9,15 +9,13 @@ import datetime as dt
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
-from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PopbillClient
 from ledger.reconcile.service import reconcile
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_member
 from ledger.sync.windows import SyncOptions
-from tests.conftest import client_settings, small_config
+from tests.conftest import add_members, client_settings, small_config
 from tests.sync.helpers import assert_ledger_equals_truth, stored_raw, truth
 
 CORP, OTHER = "1234567890", "2208112345"
@@ -32,10 +30,7 @@ def sim():
 @pytest.fixture
 def env(clean_engine, sim):
     settings = dataclasses.replace(client_settings(sim), sync_window_days=31)
-    with Session(clean_engine) as session:
-        for corp in (CORP, OTHER):
-            add_member(session, MemberInput(corp))
-        session.commit()
+    add_members(clean_engine, (CORP, OTHER))
     with PopbillClient(settings) as client:
         yield clean_engine, client, settings
 

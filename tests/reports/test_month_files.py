@@ -19,17 +19,15 @@ from decimal import Decimal
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from ledger.closing.service import close_month
 from ledger.kst import KST
-from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PopbillClient
 from ledger.reports.statement import StatementError, monthly_statement
 from ledger.reports.workbook import SIGNS, WorkbookError, month_pack, month_workbook
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
-from tests.conftest import TEST_DATABASE_URL, client_settings, empty_ledger, small_config
+from tests.conftest import TEST_DATABASE_URL, add_members, client_settings, empty_ledger, small_config
 from tests.reports.rendering import pdf_text, require_tools
 from tests.reports.test_exports import summary_rows
 from tests.reports.test_reports import ledger_cli
@@ -49,10 +47,7 @@ def world(engine, request):
                           signed_tx_point=request.param)  # fmt: skip
     with Simulator(config) as sim:
         settings = dataclasses.replace(client_settings(sim), reconcile_max_sync_age=10**8)
-        with Session(engine) as session:
-            for corp, name in MEMBERS.items():
-                add_member(session, MemberInput(corp, name=name))
-            session.commit()
+        add_members(engine, MEMBERS)
         sim.world.request_payment(LATE, {"settlecost": "55000", "settlername": "홍길동", "settleremail": "a@b.kr",
                                          "paymentname": "x"})  # fmt: skip
         sim.world.advance_days(1)  # the clock is November 1; October is whole

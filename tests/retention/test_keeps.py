@@ -18,7 +18,7 @@ from ledger.alerts.service import check_balances
 from ledger.closing.service import close_month
 from ledger.health.heartbeat import beat_tick, task_started
 from ledger.kst import KST, today_kst
-from ledger.members.service import MemberInput, add_member, set_active
+from ledger.members.service import set_active
 from ledger.metrics.ledger_state import QUERIES
 from ledger.metrics.member_series import READING_SQL
 from ledger.popbill import PopbillClient
@@ -33,7 +33,7 @@ from ledger.simulator import Simulator
 from ledger.sync.catch_up import overdue
 from ledger.sync.service import sync_all
 from ledger.sync.status import sync_status
-from tests.conftest import client_settings, small_config
+from tests.conftest import add_members, client_settings, small_config
 
 A, B, C = "1234567890", "2208112345", "1018212345"  # C stops being checked (deactivated) long ago
 # Every rule on: readings thinned after 30 days, dropped after 60 (the default keeps them 400).
@@ -58,10 +58,7 @@ def world(committed, sim, hook):
     engine = committed
     settings = dataclasses.replace(client_settings(sim), alert_webhook_url=Secret(hook.url), alert_runway_days=7,
                                    alert_threshold=Decimal("10000"))  # fmt: skip
-    with Session(engine) as session:
-        for corp in (A, B, C):
-            add_member(session, MemberInput(corp))
-        session.commit()
+    add_members(engine, (A, B, C))
     with PopbillClient(settings) as client:
         first = sync_all(engine, client, corp_nums=[A, B], today=sim.world.today())
         assert all(r.status == "succeeded" for r in first)

@@ -9,14 +9,12 @@ import threading
 import time
 
 import pytest
-from sqlalchemy.orm import Session
 
-from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PopbillClient
 from ledger.simulator import Simulator
 from ledger.sync.batches import Combiner
 from ledger.sync.service import sync_all, sync_member_kinds
-from tests.conftest import client_settings, small_config
+from tests.conftest import add_members, client_settings, small_config
 
 
 def run_threads(count: int, work) -> list:
@@ -71,10 +69,7 @@ CORPS = [f"{1300000000 + 7919 * n:010d}" for n in range(12)]
 
 @pytest.fixture
 def members(clean_engine):
-    with Session(clean_engine) as session:
-        for corp in CORPS:
-            add_member(session, MemberInput(corp))
-        session.commit()
+    add_members(clean_engine, CORPS)
     return clean_engine
 
 

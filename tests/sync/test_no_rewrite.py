@@ -10,14 +10,12 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
-from ledger.members.service import MemberInput, add_member
 from ledger.popbill import PaymentForm, PopbillClient, RefundForm
 from ledger.simulator import Simulator
 from ledger.sync.service import sync_all
 from ledger.sync.windows import SyncOptions
-from tests.conftest import client_settings, small_config
+from tests.conftest import add_members, client_settings, small_config
 from tests.sync.helpers import assert_ledger_equals_truth
 
 MEMBERS = ["1234567890", "2208112345"]
@@ -38,10 +36,7 @@ def popbill(sim):
 
 @pytest.fixture
 def ledger_db(clean_engine):
-    with Session(clean_engine) as session:
-        for corp in MEMBERS:
-            add_member(session, MemberInput(corp))
-        session.commit()
+    add_members(clean_engine, MEMBERS)
     return clean_engine
 
 
