@@ -9,8 +9,9 @@ of the metrics endpoint. `--path celery` runs each as the beat would trigger it,
 Celery worker processes (`ledger.sync.nightly`, `ledger.alerts.check_balances`,
 `ledger.pending.poll`, `ledger.reconcile.nightly`); `--path cli` through the commands an
 operator runs (`ledger sync`, `ledger balances`, `ledger pending poll`, `ledger reconcile`).
-The scrape is a GET of `ledger metrics serve` either way. The phases run one after another,
-and for each the bench prints:
+The scrape starts `ledger metrics serve` and GETs /metrics until it carries its first reading
+of the members (earlier scrapes answer at once without it), then /metrics/members once, either
+way. The phases run one after another, and for each the bench prints:
 
 - wall time;
 - CPU seconds: the client processes (the CLI command, or the worker processes) plus the
@@ -363,31 +364,56 @@ class Night(Bench):
             ).scalar()
 
     def scrape(self) -> Phase:
+        """`ledger metrics serve` started inside the phase, scraped as Prometheus would: /metrics
+        until it carries the figures of its first reading of the members (the first scrapes answer
+        at once without them), then /metrics/members (the per-member job) once."""
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "ledger", "metrics", "serve", "--port", str(port)],
-                                  env=self.env(), cwd=self.code, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)  # fmt: skip
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("ledger metrics serve did not start")
-                time.sleep(0.2)
 
-            def run(rss: RssWatch):
-                answer = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=3600)
-                answer.raise_for_status()
+        def get(path: str) -> tuple[requests.Response, float]:
+            started = time.perf_counter()
+            answer = requests.get(f"http://127.0.0.1:{port}{path}", timeout=3600, headers={"Accept-Encoding": "gzip"})
+            answer.raise_for_status()
+            return answer, time.perf_counter() - started
+
+        def series(answer: requests.Response) -> int:
+            return sum(1 for line in answer.text.splitlines() if line and not line.startswith("#"))
+
+        def run(rss: RssWatch):
+            server = subprocess.Popen([sys.executable, "-m", "ledger", "metrics", "serve", "--port", str(port)],
+                                      env=self.env(), cwd=self.code, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)  # fmt: skip
+            rss.pids.append(server.pid)
+            try:
+                deadline = time.monotonic() + 3600
+                while True:
+                    with socket.socket() as s:
+                        if s.connect_ex(("127.0.0.1", port)) == 0:
+                            break
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise SystemExit("ledger metrics serve did not start")
+                    time.sleep(0.2)
+                first, first_s = get("/metrics")
+                scrapes, answer, took = 1, first, first_s
+                while "ledger_members{" not in answer.text:  # the first reading of the members still running
+                    if time.monotonic() > deadline:
+                        raise SystemExit("ledger metrics serve never read the members")
+                    time.sleep(1)  # Prometheus's scrapes come every few seconds; this is gentler
+                    answer, took = get("/metrics")
+                    scrapes += 1
+                members, members_s = get("/metrics/members")
                 rss.sample()
-                series = sum(1 for line in answer.text.splitlines() if line and not line.startswith("#"))
-                return None, f"{len(answer.content) / 2**20:.1f} MB, {series:,} series"
+                times = psutil.Process(server.pid).cpu_times()
+                cpu = times.user + times.system + times.children_user + times.children_system
+                note = (f"/metrics {series(answer):,} series, {len(answer.content) / 2**10:.0f} KB, in {took:.2f} s "
+                        f"(first of {scrapes} {first_s:.2f} s); /metrics/members {series(members):,} series "
+                        f"{len(members.content) / 2**20:.1f} MB ({int(members.headers['Content-Length']) / 2**20:.1f} MB "
+                        f"gzipped) in {members_s:.2f} s")  # fmt: skip
+                return cpu, note
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
 
-            return self.measure("metrics scrape", run, lambda: [server.pid])
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        return self.measure("metrics scrape", run, lambda: [])
 
     def balance_check(self, name: str = "balance check", code: Path | None = None) -> Phase:
         if self.args.path == "cli":
