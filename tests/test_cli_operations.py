@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from ledger.pending.models import TrackedItem
 from ledger.simulator import Simulator
-from tests.conftest import small_config
+from tests.conftest import add_members, small_config
 from tests.receivers import WebhookReceiver
 from tests.test_cli_ledger import ledger
 
@@ -71,6 +71,26 @@ def test_balances_and_alerts_commands(clean_engine, sim, hosts):
         assert hook.texts()[0].startswith("[FIRING") and hook.texts()[-1].startswith("[TEST")
     finally:
         hook.close()
+
+
+def test_balances_of_many_members_show_what_needs_a_look_and_the_counts(clean_engine, sim, hosts):
+    from ledger.cli.commands.alerts import DETAIL_READINGS
+
+    others = [f"{2000000000 + n:010d}" for n in range(DETAIL_READINGS)]
+    add_members(clean_engine, others)
+    low = others[:3]
+    for corp in low:
+        sim.set_balance(corp, "0.5")
+    env = {**hosts, "LEDGER_ALERT_RUNWAY_DAYS": "0", "LEDGER_ALERT_THRESHOLD": "1"}
+    result = ledger("balances", "--wide", env_extra=env)
+    assert result.returncode == 0, result.stderr
+    listed = [line for line in result.stdout.splitlines() if any(corp in line for corp in [CORP, *others])]
+    assert sorted(corp for line in listed for corp in low if corp in line) == sorted(low)
+    assert len(listed) == len(low)  # the members whose alerts moved, not a row for each of 201
+    assert f"{DETAIL_READINGS + 2:,} balances checked: {DETAIL_READINGS + 2:,} read, 0 not read, 3 under" in result.stdout
+    assert "alerts moved for 3" in result.stdout
+    every = json.loads(ledger("balances", "--json", env_extra=env).stdout)
+    assert len(every) == DETAIL_READINGS + 2  # the members and the partner
 
 
 @pytest.mark.parametrize(

@@ -42,15 +42,42 @@ def balances(as_json: bool, wide: bool) -> None:
         readings = service.check_balances(engine, client, settings)
     deliver(engine, settings)
     push_quietly(engine, settings)
-    rows = [
-        {"subject": r.subject, "balance": r.balance, "threshold": r.threshold, "daily_use": r.daily_use,
-         "days_left": r.days_left, "alerts": ", ".join(r.alerts), "error": r.error}
-        for r in readings
-    ]  # fmt: skip
     narrow = ["subject", "balance", "threshold", "days_left", "alerts", "error"]
-    echo_json(rows) if as_json else print_table("balances", rows, None if wide else narrow, wide=wide)
+    if as_json:
+        echo_json([_row(r) for r in readings])
+    elif len(readings) <= DETAIL_READINGS:
+        print_table("balances", [_row(r) for r in readings], None if wide else narrow, wide=wide)
+    else:
+        _print_summary(readings, narrow, wide)
     if any(r.error for r in readings):
         raise click.ClickException("some balances could not be read; see the error column")
+
+
+DETAIL_READINGS = 200  # up to this many, a row each; past it, the readings worth a look and the counts
+
+
+def _row(reading: service.BalanceReading) -> dict:
+    r = reading
+    return {"subject": r.subject, "balance": r.balance, "threshold": r.threshold, "daily_use": r.daily_use,
+            "days_left": r.days_left, "alerts": ", ".join(r.alerts), "error": r.error}  # fmt: skip
+
+
+def _print_summary(readings: list[service.BalanceReading], narrow: list[str], wide: bool) -> None:
+    """A row for each reading that failed or moved an alert (the first DETAIL_READINGS of them),
+    then the counts: a hundred thousand rows help nobody at a terminal."""
+    notable = [r for r in readings if r.error or r.alerts]
+    shown = notable[:DETAIL_READINGS]
+    if shown:
+        title = "balances not read or whose alerts moved" + (
+            f" (the first {len(shown):,} of {len(notable):,})" if len(notable) > len(shown) else ""
+        )
+        print_table(title, [_row(r) for r in shown], None if wide else narrow, wide=wide)
+    read = [r for r in readings if r.balance is not None]
+    under = sum(1 for r in read if r.balance < r.threshold)
+    moved = sum(1 for r in readings if r.alerts)
+    click.echo(f"{len(readings):,} balances checked: {len(read):,} read, {len(readings) - len(read):,} not read, "
+               f"{under:,} under their threshold; alerts moved for {moved:,}")  # fmt: skip
+    click.echo("every reading: ledger balances --json; the alerts firing now: ledger alerts list --firing")
 
 
 @click.group()
