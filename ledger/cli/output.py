@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
+from collections.abc import Iterable
 from decimal import Decimal
 
 import click
@@ -36,6 +38,17 @@ def json_text(row: dict) -> str:
 
 def echo_json(rows: list[dict]) -> None:
     click.echo(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], ensure_ascii=False, indent=2))
+
+
+def echo_json_lines(rows: Iterable[dict]) -> None:
+    """One array written a row at a time, a row a line: nothing held but the row being written
+    (a hundred thousand members' rows as one indented document held about 90 MB)."""
+    first = True
+    for row in rows:
+        sys.stdout.write(("[\n" if first else ",\n") + json_text(row))
+        first = False
+    sys.stdout.write("[]\n" if first else "\n]\n")
+    sys.stdout.flush()
 
 
 def echo_document(document: dict) -> None:

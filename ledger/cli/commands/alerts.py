@@ -14,7 +14,7 @@ from ledger.alerts.outbox import channels, deliver
 from ledger.alerts.relay import make_relay_server
 from ledger.cli.errors import friendly_errors
 from ledger.cli.options import wide_option
-from ledger.cli.output import echo_json, kst_time, print_table
+from ledger.cli.output import echo_json, echo_json_lines, kst_time, print_table
 from ledger.cli.runtime import load_settings, open_client, open_engine
 from ledger.popbill import validation
 
@@ -44,7 +44,7 @@ def balances(as_json: bool, wide: bool) -> None:
     push_quietly(engine, settings)
     narrow = ["subject", "balance", "threshold", "days_left", "alerts", "error"]
     if as_json:
-        echo_json([_row(r) for r in readings])
+        echo_json_lines(_row(r) for r in readings)
     elif len(readings) <= DETAIL_READINGS:
         print_table("balances", [_row(r) for r in readings], None if wide else narrow, wide=wide)
     else:
