@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import threading
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -40,15 +41,32 @@ def echo_json(rows: list[dict]) -> None:
     click.echo(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], ensure_ascii=False, indent=2))
 
 
+class JsonLines:
+    """`--json` for many rows: one array written a row at a time, a row a line, as each comes
+    (from any thread); nothing is held but the row being written. A hundred thousand rows as one
+    indented document held about 90 MB."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._first = True
+
+    def write(self, row: dict) -> None:
+        text = json_text(row)
+        with self._lock:
+            sys.stdout.write(("[\n" if self._first else ",\n") + text)
+            self._first = False
+
+    def close(self) -> None:
+        with self._lock:
+            sys.stdout.write("[]\n" if self._first else "\n]\n")
+            sys.stdout.flush()
+
+
 def echo_json_lines(rows: Iterable[dict]) -> None:
-    """One array written a row at a time, a row a line: nothing held but the row being written
-    (a hundred thousand members' rows as one indented document held about 90 MB)."""
-    first = True
+    stream = JsonLines()
     for row in rows:
-        sys.stdout.write(("[\n" if first else ",\n") + json_text(row))
-        first = False
-    sys.stdout.write("[]\n" if first else "\n]\n")
-    sys.stdout.flush()
+        stream.write(row)
+    stream.close()
 
 
 def echo_document(document: dict) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
 
 import click
 
 from ledger.cli.errors import EXIT_INTERRUPTED, friendly_errors
 from ledger.cli.options import iso_date, wide_option
-from ledger.cli.output import echo_json, json_text, print_table
+from ledger.cli.output import JsonLines, echo_json, print_table
 from ledger.cli.runtime import load_settings, open_client, open_engine
 from ledger.kst import today_kst
 from ledger.popbill import validation
@@ -59,12 +58,12 @@ def sync(members, kinds, since, full, jobs, processes, as_json, wide) -> None:
     client = open_client(settings)  # before the database: a configuration Popbill must not see is said once
     engine = open_engine(settings)
     started = time.perf_counter()
-    stream = JsonStream() if as_json else None
+    stream = JsonLines() if as_json else None
 
     def ended(result) -> None:  # as each sync ends: its log line (as the worker's), its JSON
         log_results([result])
         if stream:
-            stream.write(result)
+            stream.write({**result_rows([result])[0], "quarantined": result.quarantined})
 
     how = dict(
         corp_nums=list(members), kinds=tuple(kinds) or KINDS, since=since, full=full,
@@ -120,25 +119,6 @@ def sync(members, kinds, since, full, jobs, processes, as_json, wide) -> None:
             logging.getLogger("ledger.sync").error(message)
             raise SystemExit(1)
         raise click.ClickException(message)
-
-
-class JsonStream:
-    """`--json`: one array, each result written as it ends (nothing kept per member)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._first = True
-
-    def write(self, result) -> None:
-        text = json_text({**result_rows([result])[0], "quarantined": result.quarantined})
-        with self._lock:
-            sys.stdout.write(("[\n" if self._first else ",\n") + text)
-            self._first = False
-
-    def close(self) -> None:
-        with self._lock:
-            sys.stdout.write("[]\n" if self._first else "\n]\n")
-            sys.stdout.flush()
 
 
 @click.command()
