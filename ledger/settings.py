@@ -530,6 +530,12 @@ class Settings:
     def __post_init__(self) -> None:
         if self.smtp_starttls is None:  # frozen: set once, here, from the user
             object.__setattr__(self, "smtp_starttls", bool(self.smtp_user))
+        # Settings that must agree with each other are refused when loaded, not at 05:00 by the prune.
+        if self.retention_snapshots_days and self.retention_snapshots_days < self.retention_snapshots_full_days:
+            raise SettingsError(
+                f"LEDGER_RETENTION_SNAPSHOTS_DAYS ({self.retention_snapshots_days}) must be 0 (forever) or at least "
+                f"LEDGER_RETENTION_SNAPSHOTS_FULL_DAYS ({self.retention_snapshots_full_days})"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

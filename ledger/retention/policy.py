@@ -33,11 +33,6 @@ class Policy:
     batch_rows: int = 5000
 
     def __post_init__(self) -> None:
-        if self.snapshots_days and self.snapshots_days < self.snapshots_full_days:
-            raise SettingsError(
-                f"LEDGER_RETENTION_SNAPSHOTS_DAYS ({self.snapshots_days}) must be 0 (forever) or at least "
-                f"LEDGER_RETENTION_SNAPSHOTS_FULL_DAYS ({self.snapshots_full_days})"
-            )
         if self.batch_rows < 1:
             raise SettingsError(f"LEDGER_RETENTION_BATCH_ROWS must be at least 1, got {self.batch_rows}")
 
