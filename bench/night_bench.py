@@ -67,7 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scale_bench import BackendWatch, Bench, Sampler  # noqa: E402 - the sibling benchmark's helpers
+from scale_bench import BackendWatch, Bench, Sampler, tree_cpu, tree_rss  # noqa: E402 - the sibling benchmark's helpers
 
 KINDS = 3
 PHASES = ("sync", "balances", "poll", "reconcile", "scrape")
@@ -90,8 +90,7 @@ class RssWatch(Sampler):
     def sample(self) -> None:
         for pid in self.pids:
             try:
-                proc = psutil.Process(pid)
-                rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+                rss = tree_rss(pid)
             except psutil.Error:
                 continue
             self.peaks[pid] = max(self.peaks.get(pid, 0), rss)
@@ -102,13 +101,11 @@ class RssWatch(Sampler):
 
 
 def cpu_of(pids) -> float:
+    """The CPU seconds of these processes and their children; one already gone counts nothing."""
     total = 0.0
     for pid in pids:
         try:
-            proc = psutil.Process(pid)
-            for p in [proc, *proc.children(recursive=True)]:
-                times = p.cpu_times()
-                total += times.user + times.system
+            total += tree_cpu(pid)
         except psutil.Error:
             pass
     return total
@@ -402,8 +399,7 @@ class Night(Bench):
                     scrapes += 1
                 members, members_s = get("/metrics/members")
                 rss.sample()
-                times = psutil.Process(server.pid).cpu_times()
-                cpu = times.user + times.system + times.children_user + times.children_system
+                cpu = tree_cpu(server.pid)
                 note = (f"/metrics {series(answer):,} series, {len(answer.content) / 2**10:.0f} KB, in {took:.2f} s "
                         f"(first of {scrapes} {first_s:.2f} s); /metrics/members {series(members):,} series "
                         f"{len(members.content) / 2**20:.1f} MB ({int(members.headers['Content-Length']) / 2**20:.1f} MB "

@@ -140,13 +140,16 @@ class ClientWatch(Sampler):
         while not self._stop.is_set():
             for pid in self.pids:
                 try:
-                    proc = psutil.Process(pid)
-                    total = proc.memory_info().rss
-                    total += sum(c.memory_info().rss for c in proc.children(recursive=True))
+                    self.peak = max(self.peak, tree_rss(pid))
                 except psutil.Error:
                     continue
-                self.peak = max(self.peak, total)
             self._stop.wait(self.interval)
+
+
+def tree_rss(pid: int) -> int:
+    """A process's RSS and its children's, in bytes."""
+    proc = psutil.Process(pid)
+    return proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
 
 
 def tree_cpu(pid: int) -> float:
